@@ -1,0 +1,252 @@
+"""The control socket: a running node's API for other processes of the same user.
+
+A unix socket ``node.sock`` in the data dir speaks newline-delimited JSON:
+
+- request ``{"id": 1, "cmd": "snapshot" | "subscribe" | <command>, "params": {...}}``
+- reply ``{"id": 1, "ok": true, "result": {...}}`` or ``{"id": 1, "ok": false, "error": "..."}``
+- after ``subscribe``, events arrive as ``{"event": {...}}`` lines, interleaved with replies.
+
+Only the node's own user may connect: the data dir is 0700, the socket 0600, and every
+connection's peer uid is checked (SO_PEERCRED) before a byte is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from core.api import JSON, CommandError
+from core.errors import DataDirError, NoNodeRunning
+from core.node import Node
+
+log = logging.getLogger("omnitensor.control")
+
+MAX_LINE = 1 << 20
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_SOCKET_PATH = 107
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+class ControlServer:
+    """Serves a ``Node`` on its data dir's socket."""
+
+    def __init__(self, node: Node, path: Path) -> None:
+        self.node = node
+        self.path = path
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> ControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            raise DataDirError(
+                f"data dir {self.path.parent} is too long a path for the control socket "
+                f"(unix sockets allow {MAX_SOCKET_PATH} bytes); choose a shorter --data-dir"
+            )
+        # The node holds the data dir lock, so a socket file left here is stale.
+        self.path.unlink(missing_ok=True)
+        self._server = await asyncio.start_unix_server(
+            self._on_connect, path=str(self.path), limit=MAX_LINE
+        )
+        os.chmod(self.path, 0o600)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            for task in list(self._connections):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._server.wait_closed()
+            self._server = None
+        self.path.unlink(missing_ok=True)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            if _peer_uid(writer) != os.getuid():
+                log.warning("control: refused a connection from another user")
+                return
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        write_lock = asyncio.Lock()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def send(obj: JSON) -> None:
+            async with write_lock:
+                writer.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+                await writer.drain()
+
+        async def forward_events() -> None:
+            async with self.node.subscribe() as queue:
+                while True:
+                    await send({"event": await queue.get()})
+
+        async def handle(request: JSON) -> None:
+            rid = request.get("id")
+            try:
+                result = await self.node.command(str(request["cmd"]), **request.get("params", {}))
+                await send({"id": rid, "ok": True, "result": result})
+            except CommandError as exc:
+                await send({"id": rid, "ok": False, "error": str(exc)})
+            except (TypeError, KeyError, ValueError) as exc:
+                await send({"id": rid, "ok": False, "error": f"bad request: {exc}"})
+
+        try:
+            while line := await reader.readline():
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict) or "cmd" not in request:
+                        raise ValueError("not a request object")
+                except ValueError as exc:
+                    await send({"ok": False, "error": f"bad request: {exc}"})
+                    continue
+                if request["cmd"] == "subscribe":
+                    pending.add(asyncio.create_task(forward_events(), name="control.events"))
+                    await send({"id": request.get("id"), "ok": True, "result": {}})
+                    continue
+                # Commands run concurrently so a long benchmark does not block snapshots.
+                task = asyncio.create_task(handle(request), name=f"control.{request['cmd']}")
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        finally:
+            for task in pending:
+                task.cancel()
+            for task in list(pending):
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await task
+
+
+class SocketNodeClient:
+    """``NodeAPI`` over a running node's control socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._next_id = 0
+        self._waiting: dict[int, asyncio.Future[JSON]] = {}
+        self._events: asyncio.Queue[JSON | None] = asyncio.Queue(1024)
+        self._subscribed = False
+        self._reader_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, path: Path) -> SocketNodeClient:
+        client = cls(path)
+        await client._connect()
+        return client
+
+    async def _connect(self) -> None:
+        if not self.path.exists():
+            raise NoNodeRunning(f"no node is running on data dir {self.path.parent}")
+        try:
+            self._reader, self._writer = await asyncio.open_unix_connection(
+                str(self.path), limit=MAX_LINE
+            )
+        except (ConnectionRefusedError, FileNotFoundError):
+            raise NoNodeRunning(f"no node is running on data dir {self.path.parent}") from None
+        except PermissionError:
+            raise NoNodeRunning(
+                f"the node on data dir {self.path.parent} belongs to another user"
+            ) from None
+        self._reader_task = asyncio.create_task(self._read_loop(), name="control.client.read")
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while line := await self._reader.readline():
+                message = json.loads(line)
+                if "event" in message:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        self._events.put_nowait(message["event"])
+                    continue
+                future = self._waiting.pop(message.get("id", -1), None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        except (ConnectionError, ValueError):
+            pass
+        finally:
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(NoNodeRunning("the node closed the connection"))
+            self._waiting.clear()
+            with contextlib.suppress(asyncio.QueueFull):
+                self._events.put_nowait(None)
+
+    async def _request(self, cmd: str, params: dict[str, Any]) -> JSON:
+        if self._writer is None or self._reader_task is None or self._reader_task.done():
+            raise NoNodeRunning("not connected to a node")
+        self._next_id += 1
+        future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
+        self._waiting[self._next_id] = future
+        payload = {"id": self._next_id, "cmd": cmd, "params": params}
+        self._writer.write(json.dumps(payload).encode() + b"\n")
+        await self._writer.drain()
+        reply = await future
+        if not reply.get("ok"):
+            raise CommandError(str(reply.get("error", "command failed")))
+        result: JSON = reply.get("result", {})
+        return result
+
+    async def snapshot(self) -> JSON:
+        return await self._request("snapshot", {})
+
+    async def command(self, name: str, **params: Any) -> JSON:
+        return await self._request(name, params)
+
+    async def events(self) -> AsyncIterator[JSON]:
+        if not self._subscribed:
+            await self._request("subscribe", {})
+            self._subscribed = True
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+            self._writer = None
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task

@@ -1,0 +1,403 @@
+"""The node: owns the data dir, identity, store, telemetry, guard and work.
+
+One ``Node`` runs per data dir (an advisory lock enforces it). It publishes events to
+subscribers (the console, the control socket, the headless logger) and answers commands.
+Blocking work never runs on the event loop: NVML runs in the sampler's own thread, kernels
+in one kernel thread (which owns the CUDA context on a GPU), sqlite in aiosqlite's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from core import __version__
+from core.api import JSON, CommandError
+from core.config import Config
+from core.errors import DataDirError, NodeRunningError
+from core.guard import GuardConfig, GuardState, ThermalGuard
+from core.identity import Identity, load_or_create_identity, short_id
+from core.store import Store
+from core.telemetry import GpuSampler, TelemetryFrame
+
+log = logging.getLogger("omnitensor.node")
+
+# Subscribers that fall this far behind lose events rather than slow the node down.
+SUBSCRIBER_QUEUE_SIZE = 512
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data dir (mode 0700) and check it is writable."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"cannot create data dir {path}: {exc.strerror}") from None
+    if not path.is_dir():
+        raise DataDirError(f"data dir {path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataDirError(f"data dir {path} is not writable")
+
+
+class DataDirLock:
+    """An exclusive advisory lock on ``node.lock``; the kernel drops it if the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise DataDirError(f"cannot create lock file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise NodeRunningError(
+                f"another node (pid {holder}) is already running on data dir {self.path.parent}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _make_nvml(config: Config) -> Any:
+    if config.fake_gpus > 0:
+        from core.fake_nvml import FakeNvml
+
+        return FakeNvml.with_gpus(config.fake_gpus)
+    return None  # the sampler imports the real pynvml
+
+
+class Node:
+    """A running contributor node. Use ``async with Node(config) as node``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        nvml: Any | None = None,
+        backend_env: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self._nvml = nvml if nvml is not None else _make_nvml(config)
+        self._backend_env = backend_env
+        self._lock = DataDirLock(config.lock_path)
+        self._subscribers: set[asyncio.Queue[JSON]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kernel_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernels")
+        self._bench_task: asyncio.Task[JSON] | None = None
+        self._bench_cancel = False
+        self._bench_progress: JSON | None = None
+        self.identity: Identity | None = None
+        self.store: Store | None = None
+        self.sampler: GpuSampler | None = None
+        self.guard = ThermalGuard(
+            GuardConfig(
+                pause_temp_c=config.pause_temp_c,
+                resume_temp_c=config.resume_temp_c,
+                pause_power_fraction=config.pause_power_fraction,
+                resume_power_fraction=config.resume_power_fraction,
+            )
+        )
+        self.guard_state: GuardState | None = None
+        self.frame: TelemetryFrame | None = None
+        self.backend_name = "unknown"
+        self.backend_device = ""
+        self.backend_error: str | None = None
+        self.started_ts = 0.0
+        self._started_mono = 0.0
+        self.stopped = asyncio.Event()
+        self.extra_commands: dict[str, Callable[..., Any]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        prepare_data_dir(self.config.data_dir)
+        self._lock.acquire()
+        try:
+            self.identity, created = load_or_create_identity(self.config.data_dir)
+            self.store = Store(self.config.store_path)
+            await self.store.connect()
+            self.started_ts = time.time()
+            self._started_mono = time.monotonic()
+            self.sampler = GpuSampler(self._nvml, interval=self.config.telemetry_interval)
+            await self.sampler.__aenter__()
+            self.frame = await self.sampler.sample()
+            self.guard_state = self.guard.update(self.frame)
+            await self._select_backend()
+        except BaseException:
+            await self._close_resources()
+            raise
+        if created:
+            await self.emit_log("info", "identity", f"created node key {short_id(self.node_id)}")
+        status = self.frame.status
+        gpus = (
+            f"{status.gpu_count} GPU(s), driver {status.driver_version}"
+            if status.available
+            else f"no GPU: {status.reason}"
+        )
+        await self.emit_log(
+            "info",
+            "node",
+            f"node {self.display_name} ({short_id(self.node_id)}) started; {gpus}; "
+            f"backend {self.backend_name}",
+        )
+        self._tasks.append(asyncio.create_task(self._telemetry_loop(), name="node.telemetry"))
+
+    async def _select_backend(self) -> None:
+        from kernels.backend import BackendError, select_backend
+
+        loop = asyncio.get_running_loop()
+        try:
+            backend = await loop.run_in_executor(
+                self._kernel_thread, select_backend, self._backend_env
+            )
+        except BackendError as exc:
+            self.backend_name, self.backend_error = "none", str(exc)
+            return
+        self.backend_name, self.backend_device = backend.name, backend.device
+
+    async def stop(self) -> None:
+        if self._bench_task is not None and not self._bench_task.done():
+            self._bench_cancel = True
+            with contextlib.suppress(BaseException):
+                await self._bench_task
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.store is not None and self.identity is not None:
+            with contextlib.suppress(Exception):
+                await self.emit_log("info", "node", "node stopped")
+        await self._close_resources()
+        self.stopped.set()
+
+    async def _close_resources(self) -> None:
+        if self.sampler is not None:
+            await self.sampler.aclose()
+            self.sampler = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        self._kernel_thread.shutdown(wait=True, cancel_futures=True)
+        self._lock.release()
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        assert self.identity is not None
+        return self.identity.node_id
+
+    @property
+    def display_name(self) -> str:
+        return self.config.name or f"node-{short_id(self.node_id)[:6]}"
+
+    # -- events ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[JSON]]:
+        """A queue receiving every event from now on, until the context exits."""
+        queue: asyncio.Queue[JSON] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    def publish(self, event: JSON) -> None:
+        for queue in self._subscribers:
+            # A stalled reader loses events; telemetry is superseded by the next frame.
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+    async def emit_log(
+        self, level: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        """Record a node event: the store, the subscribers and the Python log."""
+        log.log(logging.getLevelName(level.upper()), message, extra={"kind": kind})
+        if self.store is not None:
+            await self.store.add_event(level, kind, message, data)
+        self.publish(
+            {
+                "type": "log",
+                "ts": time.time(),
+                "level": level,
+                "kind": kind,
+                "message": message,
+                "data": data or {},
+            }
+        )
+
+    # -- telemetry and guard ---------------------------------------------------------------
+
+    async def _telemetry_loop(self) -> None:
+        assert self.sampler is not None
+        async for frame in self.sampler.frames():
+            self.frame = frame
+            previous = self.guard_state
+            self.guard_state = self.guard.update(frame)
+            await self._log_guard_changes(previous, self.guard_state)
+            self.publish({"type": "telemetry", **self._telemetry_json()})
+
+    async def _log_guard_changes(self, before: GuardState | None, after: GuardState) -> None:
+        was = {g.index: g.paused for g in before.per_gpu} if before else {}
+        for gpu in after.per_gpu:
+            if gpu.paused and not was.get(gpu.index, False):
+                await self.emit_log("warning", "guard", f"GPU {gpu.index} {gpu.reason}")
+            elif not gpu.paused and was.get(gpu.index, False):
+                await self.emit_log("info", "guard", f"GPU {gpu.index} resumed")
+
+    def _telemetry_json(self) -> JSON:
+        frame = self.frame
+        guard = self.guard_state
+        return {
+            "telemetry": frame.to_dict() if frame else None,
+            "guard": guard_to_json(guard),
+        }
+
+    # -- state and commands ----------------------------------------------------------------
+
+    async def snapshot(self) -> JSON:
+        assert self.store is not None
+        last = await self.store.last_benchmark()
+        return {
+            "node": {
+                "id": self.node_id,
+                "short_id": short_id(self.node_id),
+                "name": self.display_name,
+                "version": __version__,
+                "pid": os.getpid(),
+                "data_dir": str(self.config.data_dir),
+                "started_ts": self.started_ts,
+                "uptime_s": round(time.monotonic() - self._started_mono, 3),
+            },
+            "backend": {
+                "name": self.backend_name,
+                "device": self.backend_device,
+                "error": self.backend_error,
+            },
+            **self._telemetry_json(),
+            "work": self._work_json(),
+            "last_benchmark": (
+                {"ts": last.ts, "verified": last.verified, **last.result} if last else None
+            ),
+        }
+
+    def _work_json(self) -> JSON:
+        if self._bench_task is not None and not self._bench_task.done():
+            return {"state": "benchmarking", "progress": self._bench_progress}
+        if self.guard_state is not None and self.guard_state.paused:
+            return {"state": "paused", "reason": self.guard_state.summary()}
+        return {"state": "idle"}
+
+    async def command(self, name: str, **params: Any) -> JSON:
+        if name == "snapshot":
+            return await self.snapshot()
+        if name == "bench":
+            return await self.run_benchmark(quick=bool(params.get("quick", True)))
+        if name == "events":
+            assert self.store is not None
+            rows = await self.store.recent_events(int(params.get("limit", 100)))
+            return {"events": [row.__dict__ for row in rows]}
+        if name in self.extra_commands:
+            result: JSON = await self.extra_commands[name](**params)
+            return result
+        raise CommandError(f"unknown command {name!r}")
+
+    async def run_benchmark(self, *, quick: bool = True) -> JSON:
+        """Run the benchmark suite in the kernel thread, publishing progress events."""
+        if self._bench_task is not None and not self._bench_task.done():
+            raise CommandError("a benchmark is already running")
+        if self.backend_error:
+            raise CommandError(self.backend_error)
+        if self.guard_state is not None and self.guard_state.paused:
+            raise CommandError(f"work is paused ({self.guard_state.summary()})")
+        self._bench_cancel = False
+        self._bench_task = asyncio.create_task(self._benchmark(quick), name="node.benchmark")
+        return await asyncio.shield(self._bench_task)
+
+    async def _benchmark(self, quick: bool) -> JSON:
+        from kernels.backend import select_backend
+        from kernels.suite import run_suite
+
+        loop = asyncio.get_running_loop()
+
+        def progress(stage: str, fraction: float) -> None:
+            event = {"type": "bench.progress", "stage": stage, "fraction": fraction}
+            loop.call_soon_threadsafe(self._on_bench_progress, event)
+
+        def should_stop() -> bool:
+            paused = self.guard_state is not None and self.guard_state.paused
+            return self._bench_cancel or paused
+
+        def work() -> dict[str, Any]:
+            backend = select_backend(self._backend_env)
+            return run_suite(backend, quick=quick, progress=progress, should_stop=should_stop)
+
+        await self.emit_log("info", "bench", f"benchmark started ({'quick' if quick else 'full'})")
+        try:
+            result = await loop.run_in_executor(self._kernel_thread, work)
+        except Exception as exc:
+            reason = "cancelled" if type(exc).__name__ == "BenchmarkCancelled" else str(exc)
+            await self.emit_log("warning", "bench", f"benchmark stopped: {reason}")
+            raise CommandError(f"benchmark stopped: {reason}") from None
+        finally:
+            self._bench_progress = None
+        assert self.store is not None
+        await self.store.add_benchmark(result)
+        gemm = result.get("gemm", {})
+        await self.emit_log(
+            "info",
+            "bench",
+            "benchmark done: fp32 {:.3f} TFLOPS, fp16 {:.3f} TFLOPS, {:.1f} GB/s, "
+            "verified {}".format(
+                gemm.get("fp32", {}).get("tflops", 0.0),
+                gemm.get("fp16", {}).get("tflops", 0.0),
+                result.get("bandwidth", {}).get("gbps", 0.0),
+                result.get("verified"),
+            ),
+            {"result": result},
+        )
+        self.publish({"type": "bench.done", "result": result})
+        return result
+
+    def _on_bench_progress(self, event: JSON) -> None:
+        self._bench_progress = {"stage": event["stage"], "fraction": event["fraction"]}
+        self.publish(event)
+
+
+def guard_to_json(guard: GuardState | None) -> JSON | None:
+    if guard is None:
+        return None
+    return {
+        "paused": guard.paused,
+        "summary": guard.summary(),
+        "gpus": [{"index": g.index, "paused": g.paused, "reason": g.reason} for g in guard.per_gpu],
+    }

@@ -1,0 +1,1 @@
+"""Compute kernels written once against the array module (CuPy on a GPU, NumPy elsewhere)."""
