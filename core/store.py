@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiosqlite
 
@@ -73,15 +73,14 @@ class BenchmarkRow:
 class Store:
     """Async access to the node's SQLite file; use as ``async with Store.open(path) as s``."""
 
+    #: The schema this store's file follows; subclasses (the coordinator's) bring their own.
+    migrations: Sequence[str] = MIGRATIONS
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
 
-    @classmethod
-    def open(cls, path: Path) -> Store:
-        return cls(path)
-
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -119,8 +118,9 @@ class Store:
             row = await cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    async def migrate(self, migrations: Sequence[str] = MIGRATIONS) -> int:
+    async def migrate(self, migrations: Sequence[str] | None = None) -> int:
         """Apply pending migrations, each in its own transaction. Returns the new version."""
+        migrations = self.migrations if migrations is None else migrations
         current = await self.schema_version()
         await self.db.commit()
         if current > len(migrations):

@@ -1,0 +1,485 @@
+"""The coordinator's store: registered nodes, issued tasks, processed work and the ledger.
+
+Money is exact: OMNIT amounts are integers in base units (1 OMNIT = 10**9 base units) and
+every ledger entry has a kind and a human reason. The 1,000,000,000 OMNIT maximum supply is
+an invariant the database itself enforces (a CHECK on the ``supply`` row, updated in the same
+transaction as every mint or burn), so no code path can exceed it.
+
+Idempotence: a work result is keyed by (sender, work_id) and by (sender, seq); processing
+the same message twice finds the stored verdict and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from core.seasons import month_id, season_id
+from core.store import Store
+
+BASE_UNITS_PER_OMNIT = 10**9
+MAX_SUPPLY_OMNIT = 1_000_000_000
+MAX_SUPPLY = MAX_SUPPLY_OMNIT * BASE_UNITS_PER_OMNIT  # 10**18 fits SQLite's int64
+
+# Entry kinds that create tokens (count against the supply cap) and that destroy them.
+MINT_KINDS = frozenset({"reward", "liveness", "quest", "award"})
+BURN_KINDS = frozenset({"burn"})
+CATEGORIES = ("gpu-contributors", "data-validators", "model-testers")
+MONTHLY_VALIDATORS = "data-validators-monthly"  # "Data Validators of the Month"
+BOARDS = (*CATEGORIES, MONTHLY_VALIDATORS)
+ALL_TIME = "all"
+
+
+def omnit(amount: int | str | Decimal) -> int:
+    """Whole or decimal OMNIT to base units, exactly (``omnit("1.5")`` is 1_500_000_000)."""
+    value = Decimal(amount) * BASE_UNITS_PER_OMNIT
+    if value != value.to_integral_value():
+        raise ValueError(f"{amount} OMNIT is finer than one base unit")
+    return int(value)
+
+
+def format_omnit(base_units: int, *, exact: bool = False) -> str:
+    """Base units as OMNIT: whole (rounded down) by default, or exact with all decimals."""
+    sign = "-" if base_units < 0 else ""
+    whole, frac = divmod(abs(base_units), BASE_UNITS_PER_OMNIT)
+    if not exact or frac == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:09d}".rstrip("0")
+
+
+MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE nodes (
+        node_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        online INTEGER NOT NULL DEFAULT 0,
+        backend TEXT NOT NULL DEFAULT '',
+        device TEXT NOT NULL DEFAULT '',
+        gemm_tflops REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        dtype TEXT NOT NULL,
+        issued_ts REAL NOT NULL,
+        deadline_ts REAL NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tasks_open ON tasks (node_id, done);
+    CREATE TABLE work (
+        sender TEXT NOT NULL,
+        work_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        accepted INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        credited INTEGER NOT NULL,
+        entry_id INTEGER,
+        PRIMARY KEY (sender, work_id),
+        UNIQUE (sender, seq)
+    );
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        account TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (length(reason) > 0),
+        category TEXT NOT NULL DEFAULT '',
+        season TEXT NOT NULL DEFAULT '',
+        ref TEXT,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX ledger_account ON ledger (account, id);
+    CREATE INDEX ledger_board ON ledger (season, category, account);
+    CREATE UNIQUE INDEX ledger_ref ON ledger (kind, account, ref) WHERE ref IS NOT NULL;
+    -- Running totals per board, kept in the same transaction as the ledger so a page of a
+    -- 100,000-node board is an index range scan, not a GROUP BY over the whole ledger.
+    CREATE TABLE board (
+        period TEXT NOT NULL,
+        category TEXT NOT NULL,
+        account TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        PRIMARY KEY (period, category, account)
+    );
+    CREATE INDEX board_rank ON board (period, category, total DESC, account);
+    CREATE TABLE supply (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        minted INTEGER NOT NULL CHECK (minted >= 0 AND minted <= 1000000000000000000),
+        burned INTEGER NOT NULL CHECK (burned >= 0 AND burned <= minted)
+    );
+    INSERT INTO supply (id, minted, burned) VALUES (1, 0, 0);
+    """,
+)
+
+
+class SupplyCapReached(Exception):
+    """A mint would take the total minted above the maximum supply."""
+
+
+@dataclass(frozen=True)
+class WorkVerdict:
+    """What the coordinator decided about one work result (stored, and sent as a receipt)."""
+
+    sender: str
+    work_id: str
+    seq: int
+    accepted: bool
+    reason: str
+    credited: int
+    entry_id: int | None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    ts: float
+    account: str
+    amount: int
+    kind: str
+    reason: str
+    category: str
+    season: str
+    ref: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "amount": self.amount,
+            "kind": self.kind,
+            "reason": self.reason,
+            "category": self.category,
+            "season": self.season,
+            "ref": self.ref,
+        }
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    rank: int
+    node_id: str
+    name: str
+    amount: int
+
+
+class CoordinatorStore(Store):
+    """The coordinator's SQLite file (WAL, ``synchronous=NORMAL``, as the node's)."""
+
+    migrations = MIGRATIONS
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    async def upsert_node(
+        self,
+        node_id: str,
+        *,
+        name: str | None = None,
+        online: bool | None = None,
+        backend: str | None = None,
+        device: str | None = None,
+        gemm_tflops: float | None = None,
+    ) -> None:
+        now = time.time()
+        await self.db.execute(
+            "INSERT INTO nodes (node_id, name, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen",
+            (node_id, name or node_id[:12], now, now),
+        )
+        for column, value in (
+            ("name", name),
+            ("online", None if online is None else int(online)),
+            ("backend", backend),
+            ("device", device),
+            ("gemm_tflops", gemm_tflops),
+        ):
+            if value is not None:
+                await self.db.execute(
+                    f"UPDATE nodes SET {column} = ? WHERE node_id = ?",  # noqa: S608 (fixed names)
+                    (value, node_id),
+                )
+        await self.db.commit()
+
+    async def node_names(self) -> dict[str, str]:
+        async with self.db.execute("SELECT node_id, name FROM nodes") as cur:
+            return {row[0]: row[1] for row in await cur.fetchall()}
+
+    async def known_node(self, node_id: str) -> bool:
+        async with self.db.execute("SELECT 1 FROM nodes WHERE node_id = ?", (node_id,)) as cur:
+            return await cur.fetchone() is not None
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def add_task(
+        self, task_id: str, node_id: str, *, seed: int, n: int, dtype: str, deadline_ts: float
+    ) -> None:
+        await self.db.execute(
+            "INSERT INTO tasks (task_id, node_id, seed, n, dtype, issued_ts, deadline_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (task_id, node_id, seed, n, dtype, time.time(), deadline_ts),
+        )
+        await self.db.commit()
+
+    async def get_task(self, task_id: str) -> dict[str, Any] | None:
+        async with self.db.execute(
+            "SELECT task_id, node_id, seed, n, dtype, issued_ts, deadline_ts, done FROM tasks"
+            " WHERE task_id = ?",
+            (task_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        keys = ("task_id", "node_id", "seed", "n", "dtype", "issued_ts", "deadline_ts", "done")
+        return dict(zip(keys, row, strict=True))
+
+    async def open_tasks(self, node_id: str) -> int:
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM tasks WHERE node_id = ? AND done = 0 AND deadline_ts > ?",
+            (node_id, time.time()),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- work and ledger -------------------------------------------------------------------
+
+    async def find_work(self, sender: str, work_id: str, seq: int) -> WorkVerdict | None:
+        """The stored verdict for this work (by id, or by the message's seq), if any."""
+        async with self.db.execute(
+            "SELECT sender, work_id, seq, accepted, reason, credited, entry_id FROM work"
+            " WHERE sender = ? AND (work_id = ? OR seq = ?) LIMIT 1",
+            (sender, work_id, seq),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return WorkVerdict(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+
+    async def record_work(
+        self,
+        verdicts: Iterable[tuple[WorkVerdict, str, dict[str, Any] | None]],
+    ) -> list[WorkVerdict]:
+        """Record verdicts in ONE transaction, crediting accepted work in the ledger.
+
+        Each item is (verdict with credited amount, task_id, ledger details or None). A
+        verdict already stored (a duplicate) is returned as stored and changes nothing; a
+        credit that would exceed the supply cap turns into a rejection.
+        """
+        out: list[WorkVerdict] = []
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for verdict, task_id, details in verdicts:
+                async with db.execute(
+                    "SELECT sender, work_id, seq, accepted, reason, credited, entry_id FROM work"
+                    " WHERE sender = ? AND (work_id = ? OR seq = ?) LIMIT 1",
+                    (verdict.sender, verdict.work_id, verdict.seq),
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is not None:
+                    out.append(
+                        WorkVerdict(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+                    )
+                    continue
+                entry_id: int | None = None
+                accepted, reason, credited = verdict.accepted, verdict.reason, verdict.credited
+                if accepted and credited > 0:
+                    info = details or {}
+                    try:
+                        entry_id = await self._insert_entry(
+                            account=verdict.sender,
+                            amount=credited,
+                            kind="reward",
+                            reason=str(info.get("reason", f"verified work {verdict.work_id}")),
+                            category=str(info.get("category", "gpu-contributors")),
+                            ref=verdict.work_id,
+                            data=info.get("data"),
+                        )
+                    except SupplyCapReached:
+                        accepted, reason, credited = False, "maximum supply reached", 0
+                await db.execute(
+                    "INSERT INTO work (sender, work_id, seq, task_id, ts, accepted, reason,"
+                    " credited, entry_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        verdict.sender,
+                        verdict.work_id,
+                        verdict.seq,
+                        task_id,
+                        time.time(),
+                        int(accepted),
+                        reason,
+                        credited,
+                        entry_id,
+                    ),
+                )
+                await db.execute("UPDATE tasks SET done = 1 WHERE task_id = ?", (task_id,))
+                out.append(
+                    WorkVerdict(
+                        verdict.sender,
+                        verdict.work_id,
+                        verdict.seq,
+                        accepted,
+                        reason,
+                        credited,
+                        entry_id,
+                    )
+                )
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+        return out
+
+    async def _insert_entry(
+        self,
+        *,
+        account: str,
+        amount: int,
+        kind: str,
+        reason: str,
+        category: str = "",
+        ref: str | None = None,
+        data: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> int:
+        """Insert one entry inside the caller's transaction, keeping supply and boards exact."""
+        ts = time.time() if ts is None else ts
+        season = season_id(ts)
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise TypeError("ledger amounts are integers in base units")
+        if not reason:
+            raise ValueError("every ledger entry needs a reason")
+        if kind in MINT_KINDS:
+            if amount <= 0:
+                raise ValueError(f"a {kind} entry must be positive")
+            try:
+                await self.db.execute(
+                    "UPDATE supply SET minted = minted + ? WHERE id = 1", (amount,)
+                )
+            except sqlite3.IntegrityError:
+                raise SupplyCapReached(
+                    f"minting {amount} would exceed the maximum supply"
+                ) from None
+        elif kind in BURN_KINDS:
+            if amount >= 0:
+                raise ValueError("a burn entry is negative")
+            await self.db.execute("UPDATE supply SET burned = burned + ? WHERE id = 1", (-amount,))
+        cur = await self.db.execute(
+            "INSERT INTO ledger (ts, account, amount, kind, reason, category, season, ref, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ts, account, amount, kind, reason, category, season, ref, json.dumps(data or {})),
+        )
+        if category and kind in MINT_KINDS:
+            periods = [(season, category), (ALL_TIME, category)]
+            if category == "data-validators":
+                periods.append((month_id(ts), MONTHLY_VALIDATORS))
+            for period, board in periods:
+                await self.db.execute(
+                    "INSERT INTO board (period, category, account, total) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (period, category, account) DO UPDATE"
+                    " SET total = total + excluded.total",
+                    (period, board, account, amount),
+                )
+        return int(cur.lastrowid or 0)
+
+    async def add_entry(self, **fields: Any) -> int:
+        """Insert one ledger entry in its own transaction (SupplyCapReached rolls back)."""
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            entry_id = await self._insert_entry(**fields)
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+        return entry_id
+
+    async def supply(self) -> tuple[int, int]:
+        """(minted, burned) in base units."""
+        async with self.db.execute("SELECT minted, burned FROM supply WHERE id = 1") as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    async def balance(self, account: str) -> int:
+        async with self.db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = ?", (account,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def entries(self, account: str, limit: int = 200) -> list[LedgerEntry]:
+        async with self.db.execute(
+            "SELECT id, ts, account, amount, kind, reason, category, season, ref FROM ledger"
+            " WHERE account = ? ORDER BY id DESC LIMIT ?",
+            (account, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [LedgerEntry(*row) for row in rows]
+
+    async def rejected_work(self, sender: str, limit: int = 100) -> list[dict[str, Any]]:
+        async with self.db.execute(
+            "SELECT work_id, ts, reason FROM work WHERE sender = ? AND accepted = 0"
+            " ORDER BY ts DESC LIMIT ?",
+            (sender, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [{"work_id": r[0], "ts": r[1], "reason": r[2]} for r in rows]
+
+    async def work_counts(self, sender: str) -> dict[str, int]:
+        async with self.db.execute(
+            "SELECT accepted, COUNT(*) FROM work WHERE sender = ? GROUP BY accepted", (sender,)
+        ) as cur:
+            rows = await cur.fetchall()
+        counts = {bool(r[0]): int(r[1]) for r in rows}
+        return {"accepted": counts.get(True, 0), "rejected": counts.get(False, 0)}
+
+    async def leaderboard(
+        self, category: str, period: str, *, offset: int = 0, limit: int = 10
+    ) -> tuple[list[BoardRow], int]:
+        """A page of a board ranked by amount (ties by node id), and the board's size."""
+        async with self.db.execute(
+            "SELECT b.account, b.total, COALESCE(n.name, substr(b.account, 1, 12)) FROM board b"
+            " LEFT JOIN nodes n ON n.node_id = b.account"
+            " WHERE b.period = ? AND b.category = ?"
+            " ORDER BY b.total DESC, b.account ASC LIMIT ? OFFSET ?",
+            (period, category, limit, offset),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM board WHERE period = ? AND category = ?", (period, category)
+        ) as cur:
+            count = await cur.fetchone()
+        return (
+            [
+                BoardRow(offset + i + 1, account, name, int(total))
+                for i, (account, total, name) in enumerate(rows)
+            ],
+            int(count[0]) if count else 0,
+        )
+
+    async def rank_of(self, category: str, period: str, account: str) -> tuple[int | None, int]:
+        """The account's rank on a board (None when absent) and its amount there."""
+        async with self.db.execute(
+            "SELECT total FROM board WHERE period = ? AND category = ? AND account = ?",
+            (period, category, account),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None, 0
+        total = int(row[0])
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM board WHERE period = ? AND category = ?"
+            " AND (total > ? OR (total = ? AND account < ?))",
+            (period, category, total, total, account),
+        ) as cur:
+            ahead = await cur.fetchone()
+        return (int(ahead[0]) if ahead else 0) + 1, total
