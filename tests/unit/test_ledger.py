@@ -136,9 +136,7 @@ def test_property_never_over_cap_never_twice(
     async def run() -> None:
         path = tmp_path / f"p{abs(hash(tuple(works)))}.db"
         async with CoordinatorStore(path) as store:
-            seq = 0
-            for sender, work, amount in works:
-                seq += 1
+            for seq, (sender, work, amount) in enumerate(works, start=1):
                 await store.record_work([(verdict(sender, f"w{work}", seq, amount), "t", None)])
             minted, burned = await store.supply()
             assert minted <= MAX_SUPPLY and burned == 0
