@@ -1,0 +1,1 @@
+"""Tests against real MQTT brokers (mosquitto and the embedded one)."""

@@ -1,0 +1,313 @@
+"""The broker behaviours the network relies on, checked against mosquitto and the embedded broker.
+
+Each test runs on both brokers (``any_broker``) with aiomqtt 2.5 clients. The network speaks
+MQTT 3.1.1: persistent sessions are ``clean_session=False`` with a stable client id. MQTT 5
+(``clean_start=False`` plus a session expiry) is checked on mosquitto only, because rumqttd
+serves MQTT 5 on a separate listener port and the embedded broker opens only the 3.1.1 one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from core.embedded_broker import EmbeddedBroker
+from core.identity import Identity
+from core.protocol import (
+    DEFAULT_TOPICS,
+    InboundFilter,
+    Presence,
+    SequenceCounter,
+    WorkResult,
+    encode,
+    presence_messages,
+)
+from tests.broker import BrokerHandle, MosquittoProcess
+
+TIMEOUT = 5.0
+
+# A node process that connects with a last will, announces itself and then waits to be killed.
+_WILL_CLIENT = """
+import asyncio, base64, sys
+import aiomqtt
+
+async def main():
+    host, port, topic = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    online, offline = base64.b64decode(sys.argv[4]), base64.b64decode(sys.argv[5])
+    will = aiomqtt.Will(topic, offline, qos=1, retain=True)
+    async with aiomqtt.Client(host, port, identifier="doomed-node", will=will) as client:
+        await client.publish(topic, online, qos=1, retain=True)
+        print("ready", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+@asynccontextmanager
+async def connect(
+    broker: BrokerHandle, identifier: str, **kwargs: Any
+) -> AsyncIterator[aiomqtt.Client]:
+    async with aiomqtt.Client(
+        broker.host, broker.port, identifier=identifier, timeout=TIMEOUT, **kwargs
+    ) as client:
+        yield client
+
+
+def session_options(protocol: str) -> dict[str, Any]:
+    """Client options for a session that outlives the connection."""
+    if protocol == "5":
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
+        properties.SessionExpiryInterval = 300
+        return {
+            "protocol": aiomqtt.ProtocolVersion.V5,
+            "clean_start": False,
+            "properties": properties,
+        }
+    return {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
+
+
+def payload_of(message: aiomqtt.Message) -> bytes:
+    assert isinstance(message.payload, bytes | bytearray), type(message.payload)
+    return bytes(message.payload)
+
+
+async def collect(
+    client: aiomqtt.Client, count: int, within: float = TIMEOUT
+) -> list[aiomqtt.Message]:
+    """The next ``count`` messages; fails the test when they do not all arrive in time."""
+    got: list[aiomqtt.Message] = []
+    try:
+        async with asyncio.timeout(within):
+            async for message in client.messages:
+                got.append(message)
+                if len(got) == count:
+                    break
+    except TimeoutError:
+        pytest.fail(f"received {len(got)} of {count} messages: {[str(m.topic) for m in got]}")
+    return got
+
+
+async def nothing_arrives(client: aiomqtt.Client, wait: float = 0.3) -> list[aiomqtt.Message]:
+    got: list[aiomqtt.Message] = []
+    try:
+        async with asyncio.timeout(wait):
+            async for message in client.messages:
+                got.append(message)
+    except TimeoutError:
+        pass
+    return got
+
+
+def node_filter() -> InboundFilter:
+    # A coordinator-side filter: node topics are only accepted from the node that owns them.
+    return InboundFilter()
+
+
+async def test_retained_message_reaches_late_subscriber(any_broker: BrokerHandle) -> None:
+    node = Identity.generate()
+    seqs = SequenceCounter()
+    topic = DEFAULT_TOPICS.node_presence(node.node_id)
+    online = encode(node, seqs.next(), Presence.TYPE, Presence(online=True))
+    async with connect(any_broker, "publisher") as pub:
+        await pub.publish(topic, online, qos=1, retain=True)
+
+    async with connect(any_broker, "late-subscriber") as sub:
+        await sub.subscribe(DEFAULT_TOPICS.any_node("presence"), qos=1)
+        [message] = await collect(sub, 1)
+    assert message.retain
+    assert str(message.topic) == topic
+    received = node_filter().receive(payload_of(message), topic=topic, retained=True)
+    assert received is not None
+    assert received.expect(Presence).online
+
+
+async def test_empty_retained_message_clears_it(any_broker: BrokerHandle) -> None:
+    async with connect(any_broker, "publisher") as pub:
+        await pub.publish("t/state/a", b"a", qos=1, retain=True)
+        await pub.publish("t/state/b", b"b", qos=1, retain=True)
+        await pub.publish("t/state/a", b"", qos=1, retain=True)
+
+    async with connect(any_broker, "late-subscriber") as sub:
+        await sub.subscribe("t/state/#", qos=1)
+        [message] = await collect(sub, 1)
+        assert str(message.topic) == "t/state/b"
+        assert await nothing_arrives(sub) == []
+
+
+async def test_last_will_is_delivered_when_a_client_dies(
+    any_broker: BrokerHandle, tmp_path: Path
+) -> None:
+    node = Identity.generate()
+    topic = DEFAULT_TOPICS.node_presence(node.node_id)
+    online, offline = presence_messages(node, SequenceCounter(tmp_path / "seq"))
+    inbound = node_filter()
+
+    async with connect(any_broker, "watcher") as watcher:
+        await watcher.subscribe(topic, qos=1)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _WILL_CLIENT,
+            any_broker.host,
+            str(any_broker.port),
+            topic,
+            base64.b64encode(online).decode(),
+            base64.b64encode(offline).decode(),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert child.stdout is not None
+            async with asyncio.timeout(TIMEOUT):
+                assert await child.stdout.readline() == b"ready\n"
+            [first] = await collect(watcher, 1)
+            msg = inbound.receive(payload_of(first), topic=topic, retained=first.retain)
+            assert msg is not None and msg.expect(Presence).online
+
+            # No DISCONNECT packet: the process vanishes and the kernel closes its socket.
+            os.kill(child.pid, signal.SIGKILL)
+            [will] = await collect(watcher, 1)
+        finally:
+            if child.returncode is None:
+                child.kill()
+            await child.wait()
+    assert payload_of(will) == offline
+    msg = inbound.receive(payload_of(will), topic=topic, retained=will.retain)
+    assert msg is not None, "the connect-time signed will must pass the replay filter"
+    assert not msg.expect(Presence).online
+
+    # The will was retained: a console starting now sees the node as offline.
+    async with connect(any_broker, "late-watcher") as late:
+        await late.subscribe(topic, qos=1)
+        [retained] = await collect(late, 1)
+    assert retained.retain and payload_of(retained) == offline
+    assert inbound.receive(payload_of(retained), topic=topic, retained=True) is not None
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+async def test_persistent_session_gets_messages_published_while_away(
+    any_broker: BrokerHandle, protocol: str
+) -> None:
+    if protocol == "5" and any_broker.name == "embedded":
+        pytest.skip("the embedded broker listens for MQTT 3.1.1 only (rumqttd needs a 2nd port)")
+    options = session_options(protocol)
+    async with connect(any_broker, "persistent-node", **options) as node:
+        await node.subscribe("t/inbox", qos=1)
+
+    async with connect(any_broker, "sender") as sender:
+        for i in range(5):
+            await sender.publish("t/inbox", f"m{i}".encode(), qos=1)
+
+    # Reconnect without subscribing again: the session remembers the subscription and queue.
+    async with connect(any_broker, "persistent-node", **options) as node:
+        got = await collect(node, 5)
+    assert [payload_of(m) for m in got] == [f"m{i}".encode() for i in range(5)]
+    assert all(m.qos == 1 for m in got)
+
+
+async def test_qos1_delivers_full_size_signed_results_in_order(any_broker: BrokerHandle) -> None:
+    node = Identity.generate()
+    seqs = SequenceCounter()
+    topic = DEFAULT_TOPICS.node_work(node.node_id)
+    sent = []
+    for i in range(10):
+        result = WorkResult(
+            work_id=f"w{i}",
+            task_id=f"t{i}",
+            kind="gemm",
+            seed=i,
+            n=128,
+            dtype="float32",
+            commitment="c",
+            result_b64=base64.b64encode(os.urandom(128 * 128 * 4)).decode(),
+            elapsed_s=0.01,
+            tflops=0.4,
+        )
+        sent.append(encode(node, seqs.next(), WorkResult.TYPE, result))
+    inbound = node_filter()
+
+    async with connect(any_broker, "coordinator") as coordinator:
+        await coordinator.subscribe(DEFAULT_TOPICS.any_node("work"), qos=1)
+        async with connect(any_broker, "node") as pub:
+            for payload in sent:
+                await pub.publish(topic, payload, qos=1)
+        got = await collect(coordinator, len(sent))
+    assert [payload_of(m) for m in got] == sent
+    assert all(m.qos == 1 for m in got)
+    accepted = [inbound.receive(payload_of(m), topic=str(m.topic)) for m in got]
+    assert [m.expect(WorkResult).work_id for m in accepted if m] == [f"w{i}" for i in range(10)]
+
+
+async def test_clients_reconnect_after_a_restart_on_the_same_port(
+    any_broker: BrokerHandle,
+) -> None:
+    async with connect(any_broker, "before") as client:
+        await client.publish("t/x", b"1", qos=1)
+    await any_broker.arestart()
+    async with connect(any_broker, "sub-after") as sub:
+        await sub.subscribe("t/x", qos=1)
+        async with connect(any_broker, "pub-after") as pub:
+            await pub.publish("t/x", b"2", qos=1)
+        [message] = await collect(sub, 1)
+    assert payload_of(message) == b"2"
+
+
+@pytest.mark.broker
+async def test_mosquitto_keeps_sessions_and_retained_across_restart(
+    mosquitto: MosquittoProcess,
+) -> None:
+    broker = BrokerHandle(
+        "mosquitto", mosquitto.host, mosquitto.port, persistent=True, restart=mosquitto.restart
+    )
+    options = session_options("3.1.1")
+    async with connect(broker, "persistent-node", **options) as node:
+        await node.subscribe("t/inbox", qos=1)
+    async with connect(broker, "sender") as sender:
+        await sender.publish("t/state", b"kept", qos=1, retain=True)
+        for i in range(3):
+            await sender.publish("t/inbox", f"m{i}".encode(), qos=1)
+
+    await broker.arestart()
+
+    async with connect(broker, "persistent-node", **options) as node:
+        got = await collect(node, 3)
+    assert [payload_of(m) for m in got] == [b"m0", b"m1", b"m2"]
+    async with connect(broker, "late") as late:
+        await late.subscribe("t/state", qos=1)
+        [state] = await collect(late, 1)
+    assert state.retain and payload_of(state) == b"kept"
+
+
+async def test_embedded_broker_context_manager_picks_a_free_port() -> None:
+    async with EmbeddedBroker() as broker:
+        assert broker.is_running and broker.port > 0
+        assert broker.url == f"mqtt://127.0.0.1:{broker.port}"
+        async with aiomqtt.Client(broker.host, broker.port, timeout=TIMEOUT) as client:
+            await client.subscribe("t/ping", qos=1)
+            await client.publish("t/ping", b"pong", qos=1)
+            [message] = await collect(client, 1)
+        assert payload_of(message) == b"pong"
+    assert not broker.is_running
+
+
+def test_embedded_broker_reports_a_taken_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        broker = EmbeddedBroker(port=taken.getsockname()[1])
+        with pytest.raises(OSError, match="cannot listen"):
+            broker.start_blocking()
+        assert not broker.is_running
