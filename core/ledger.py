@@ -191,24 +191,24 @@ class CoordinatorStore(Store):
         gemm_tflops: float | None = None,
     ) -> None:
         now = time.time()
-        await self.db.execute(
-            "INSERT INTO nodes (node_id, name, first_seen, last_seen) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen",
-            (node_id, name or node_id[:12], now, now),
-        )
-        for column, value in (
-            ("name", name),
-            ("online", None if online is None else int(online)),
-            ("backend", backend),
-            ("device", device),
-            ("gemm_tflops", gemm_tflops),
-        ):
-            if value is not None:
-                await self.db.execute(
-                    f"UPDATE nodes SET {column} = ? WHERE node_id = ?",  # noqa: S608 (fixed names)
-                    (value, node_id),
-                )
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO nodes (node_id, name, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen",
+                (node_id, name or node_id[:12], now, now),
+            )
+            for column, value in (
+                ("name", name),
+                ("online", None if online is None else int(online)),
+                ("backend", backend),
+                ("device", device),
+                ("gemm_tflops", gemm_tflops),
+            ):
+                if value is not None:
+                    await db.execute(
+                        f"UPDATE nodes SET {column} = ? WHERE node_id = ?",  # noqa: S608 (fixed)
+                        (value, node_id),
+                    )
 
     async def node_names(self) -> dict[str, str]:
         async with self.db.execute("SELECT node_id, name FROM nodes") as cur:
@@ -223,12 +223,12 @@ class CoordinatorStore(Store):
     async def add_task(
         self, task_id: str, node_id: str, *, seed: int, n: int, dtype: str, deadline_ts: float
     ) -> None:
-        await self.db.execute(
-            "INSERT INTO tasks (task_id, node_id, seed, n, dtype, issued_ts, deadline_ts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (task_id, node_id, seed, n, dtype, time.time(), deadline_ts),
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO tasks (task_id, node_id, seed, n, dtype, issued_ts, deadline_ts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (task_id, node_id, seed, n, dtype, time.time(), deadline_ts),
+            )
 
     async def get_task(self, task_id: str) -> dict[str, Any] | None:
         async with self.db.execute(
@@ -275,9 +275,7 @@ class CoordinatorStore(Store):
         credit that would exceed the supply cap turns into a rejection.
         """
         out: list[WorkVerdict] = []
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction() as db:
             for verdict, task_id, details in verdicts:
                 async with db.execute(
                     "SELECT sender, work_id, seq, accepted, reason, credited, entry_id FROM work"
@@ -333,10 +331,6 @@ class CoordinatorStore(Store):
                         entry_id,
                     )
                 )
-            await db.commit()
-        except BaseException:
-            await db.rollback()
-            raise
         return out
 
     async def _insert_entry(
@@ -393,14 +387,8 @@ class CoordinatorStore(Store):
 
     async def add_entry(self, **fields: Any) -> int:
         """Insert one ledger entry in its own transaction (SupplyCapReached rolls back)."""
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            entry_id = await self._insert_entry(**fields)
-            await self.db.commit()
-        except BaseException:
-            await self.db.rollback()
-            raise
-        return entry_id
+        async with self.transaction():
+            return await self._insert_entry(**fields)
 
     async def supply(self) -> tuple[int, int]:
         """(minted, burned) in base units."""

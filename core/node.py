@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import __version__
 from core.api import JSON, CommandError
@@ -25,8 +25,11 @@ from core.config import Config
 from core.errors import DataDirError, NodeRunningError
 from core.guard import GuardConfig, GuardState, ThermalGuard
 from core.identity import Identity, load_or_create_identity, short_id
-from core.store import Store
+from core.store import NodeStore
 from core.telemetry import GpuSampler, TelemetryFrame
+
+if TYPE_CHECKING:
+    from core.sync import NetworkLink
 
 log = logging.getLogger("omnitensor.node")
 
@@ -94,8 +97,17 @@ class Node:
         *,
         nvml: Any | None = None,
         backend_env: dict[str, str] | None = None,
+        network_url: str | None = None,
+        network_mode: str = "remote",
+        resend_interval: float = 30.0,
     ) -> None:
         self.config = config
+        # The network is optional: a node with no broker is a local benchmark box.
+        self._network_url = network_url if network_url is not None else config.broker.url
+        self._network_mode = network_mode
+        self._resend_interval = resend_interval
+        self.link: NetworkLink | None = None
+        self._backend: Any | None = None  # created and used only on the kernel thread
         self._nvml = nvml if nvml is not None else _make_nvml(config)
         self._backend_env = backend_env
         self._lock = DataDirLock(config.lock_path)
@@ -106,7 +118,7 @@ class Node:
         self._bench_cancel = False
         self._bench_progress: JSON | None = None
         self.identity: Identity | None = None
-        self.store: Store | None = None
+        self.store: NodeStore | None = None
         self.sampler: GpuSampler | None = None
         self.guard = ThermalGuard(
             GuardConfig(
@@ -140,7 +152,7 @@ class Node:
         self._lock.acquire()
         try:
             self.identity, created = load_or_create_identity(self.config.data_dir)
-            self.store = Store(self.config.store_path)
+            self.store = NodeStore(self.config.store_path)
             await self.store.connect()
             self.started_ts = time.time()
             self._started_mono = time.monotonic()
@@ -167,6 +179,16 @@ class Node:
             f"backend {self.backend_name}",
         )
         self._tasks.append(asyncio.create_task(self._telemetry_loop(), name="node.telemetry"))
+        if self._network_url:
+            from core.sync import NetworkLink
+
+            self.link = NetworkLink(
+                self,
+                self._network_url,
+                mode=self._network_mode,
+                resend_interval=self._resend_interval,
+            )
+            self._tasks.append(asyncio.create_task(self.link.run(), name="node.link"))
 
     async def _select_backend(self) -> None:
         from kernels.backend import BackendError, select_backend
@@ -180,6 +202,20 @@ class Node:
             self.backend_name, self.backend_error = "none", str(exc)
             return
         self.backend_name, self.backend_device = backend.name, backend.device
+
+    async def run_in_kernel_thread(self, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(backend)`` on the kernel thread (which owns the device context)."""
+        from kernels.backend import select_backend
+
+        def call() -> Any:
+            if self._backend is None:
+                self._backend = select_backend(self._backend_env)
+            return fn(self._backend)
+
+        return await asyncio.get_running_loop().run_in_executor(self._kernel_thread, call)
+
+    def work_paused(self) -> bool:
+        return self.guard_state is not None and self.guard_state.paused
 
     async def stop(self) -> None:
         if self._bench_task is not None and not self._bench_task.done():
@@ -305,6 +341,9 @@ class Node:
             },
             **self._telemetry_json(),
             "work": self._work_json(),
+            "link": self.link.to_json() if self.link else {"mode": "none", "state": "no network"},
+            "counters": await self.store.work_counters(),
+            "leaderboards": self.link.leaderboards if self.link else {},
             "last_benchmark": (
                 {"ts": last.ts, "verified": last.verified, **last.result} if last else None
             ),
@@ -326,6 +365,15 @@ class Node:
             assert self.store is not None
             rows = await self.store.recent_events(int(params.get("limit", 100)))
             return {"events": [row.__dict__ for row in rows]}
+        if name in ("leaderboard", "wallet", "ping"):
+            if self.link is None:
+                raise CommandError("this node is not on a network (no broker configured)")
+            answer = await self.link.request(name, params)
+            if not isinstance(answer, dict):
+                raise CommandError(f"{name}: the coordinator sent a malformed answer")
+            if name == "wallet":
+                self.link.wallet = answer
+            return answer
         if name in self.extra_commands:
             result: JSON = await self.extra_commands[name](**params)
             return result

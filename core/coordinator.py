@@ -1,0 +1,498 @@
+"""The coordinator: the network side, run by the network operator.
+
+It registers nodes, issues GEMM tasks, verifies results with Freivalds' check (drawing its
+random vectors only after the node committed to its result), credits verified work in the
+ledger, answers every result with a signed receipt, answers queries (leaderboard, wallet)
+and publishes the leaderboards, retained, for late joiners.
+
+Ingest is batched: messages are decoded and checked as they arrive, verified in a worker
+thread a batch at a time, and a batch's verdicts are written in one SQLite transaction
+before its receipts go out. A message processed twice changes nothing (the ledger is keyed by
+sender and work id), and a duplicate result gets its stored receipt again, so a node that
+missed a receipt (broker restart, node killed) is made whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import numpy as np
+
+from core.config import BrokerConfig
+from core.identity import Identity, load_or_create_identity, short_id
+from core.ledger import (
+    BOARDS,
+    MONTHLY_VALIDATORS,
+    CoordinatorStore,
+    WorkVerdict,
+)
+from core.mqtt import Backoff, make_client
+from core.node import DataDirLock, prepare_data_dir
+from core.protocol import (
+    DEFAULT_TOPICS,
+    Hello,
+    InboundFilter,
+    Leaderboard,
+    LeaderboardEntry,
+    Message,
+    Presence,
+    ProtocolError,
+    Receipt,
+    Request,
+    Response,
+    SequenceCounter,
+    TaskGemm,
+    WorkResult,
+    decode,
+    encode,
+    presence_messages,
+    raw_json,
+)
+from core.rewards import compute_reward
+from core.seasons import month_id, season_id
+
+log = logging.getLogger("omnitensor.coordinator")
+
+COORDINATOR_KEY_FILE = "node.key"
+# Results whose sender clock says they were made this long after the deadline are late.
+DEADLINE_GRACE_S = 30.0
+# No single card reaches this; a claim above it is capped (timing is the node's own).
+MAX_PLAUSIBLE_TFLOPS = 2000.0
+
+
+@dataclass
+class CoordinatorSettings:
+    data_dir: Path
+    broker_url: str
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    task_interval_s: float = 10.0  # one work unit covers this much shared time
+    task_n: int = 128
+    task_dtype: str = "float32"
+    board_interval_s: float = 5.0
+    freivalds_rounds: int = 2
+    batch_max: int = 256
+
+
+@dataclass
+class _NodeState:
+    open_task: str | None = None
+    open_deadline: float = 0.0
+    next_issue: float = 0.0
+    online: bool = False
+    tflops_claim: float = 0.0
+
+
+class Coordinator:
+    """Run with ``async with Coordinator(settings) as c: await c.run()``."""
+
+    def __init__(self, settings: CoordinatorSettings) -> None:
+        self.settings = settings
+        self.identity: Identity | None = None
+        self.store: CoordinatorStore | None = None
+        self._lock = DataDirLock(settings.data_dir / "coordinator.lock")
+        self._seqs: SequenceCounter | None = None
+        self._filter = InboundFilter()
+        self._nodes: dict[str, _NodeState] = {}
+        self._work_queue: asyncio.Queue[tuple[Message, str]] = asyncio.Queue()
+        self._verify_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify")
+        self._client: aiomqtt.Client | None = None
+        self._boards_dirty = True
+        self._backoff = Backoff()
+        self.connected = asyncio.Event()
+        self.stats = {"verified": 0, "rejected": 0, "duplicates": 0, "dropped": 0}
+
+    @property
+    def node_id(self) -> str:
+        assert self.identity is not None
+        return self.identity.node_id
+
+    async def __aenter__(self) -> Coordinator:
+        prepare_data_dir(self.settings.data_dir)
+        self._lock.acquire()
+        try:
+            self.identity, _ = load_or_create_identity(self.settings.data_dir)
+            self._seqs = SequenceCounter(self.settings.data_dir / "seq")
+            self.store = CoordinatorStore(self.settings.data_dir / "coordinator.db")
+            await self.store.connect()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._filter = InboundFilter(coordinator_ids={self.node_id})
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.store is not None:
+            await self.store.close()
+        self._verify_thread.shutdown(wait=True, cancel_futures=True)
+        self._lock.release()
+
+    # -- the connection ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stay connected (reconnecting with backoff) until cancelled."""
+        backoff = self._backoff
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                delay = backoff.next_delay()
+                log.warning(
+                    "broker %s: %s; retrying in %.1fs", self.settings.broker_url, exc, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            except Exception:
+                # A bug must not take the network down: log it whole, reconnect, go on.
+                self.connected.clear()
+                log.exception("coordinator session failed; restarting it")
+                await asyncio.sleep(backoff.next_delay())
+
+    async def _session(self) -> None:
+        assert self.identity is not None and self._seqs is not None
+        online, offline = presence_messages(self.identity, self._seqs)
+        presence_topic = DEFAULT_TOPICS.coordinator_presence
+        client = make_client(
+            self.settings.broker,
+            self.settings.broker_url,
+            identifier=f"omnitensor-coordinator-{self.node_id[:16]}",
+            will=aiomqtt.Will(presence_topic, offline, qos=1, retain=True),
+        )
+        async with client:
+            self._client = client
+            for topic in DEFAULT_TOPICS.coordinator_subscriptions():
+                await client.subscribe(topic, qos=1)
+            await client.publish(presence_topic, online, qos=1, retain=True)
+            self.connected.set()
+            self._backoff.reset()
+            log.info(
+                "coordinator %s connected to %s", short_id(self.node_id), self.settings.broker_url
+            )
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._ingest_loop(), name="coordinator.ingest")
+                    tasks.create_task(self._scheduler_loop(), name="coordinator.tasks")
+                    tasks.create_task(self._board_loop(), name="coordinator.boards")
+                    async for message in client.messages:
+                        await self._on_message(message)
+                    raise aiomqtt.MqttError("message stream ended")
+            except* aiomqtt.MqttError as group:
+                raise group.exceptions[0] from None
+            finally:
+                self._client = None
+                self.connected.clear()
+
+    async def _publish(
+        self, topic: str, type_name: str, data: Any, *, retain: bool = False
+    ) -> None:
+        if self._client is None or self.identity is None or self._seqs is None:
+            return
+        payload = encode(self.identity, self._seqs.next(), type_name, data)
+        await self._client.publish(topic, payload, qos=1, retain=retain)
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def _on_message(self, mqtt_message: aiomqtt.Message) -> None:
+        topic = mqtt_message.topic.value
+        payload = mqtt_message.payload
+        if not isinstance(payload, bytes | bytearray):
+            self.stats["dropped"] += 1
+            return
+        try:
+            message = decode(payload)
+        except ProtocolError as exc:
+            self.stats["dropped"] += 1
+            log.warning("dropped message on %s: %s", topic[:200], exc)
+            return
+        reason = self._filter.accept(message, topic=topic, retained=mqtt_message.retain)
+        if reason is not None:
+            if isinstance(message.data, WorkResult) and reason.startswith("replayed"):
+                # An authentic result seen before: answer with its stored receipt again.
+                await self._work_queue.put((message, topic))
+            else:
+                self.stats["dropped"] += 1
+            return
+        data = message.data
+        if isinstance(data, WorkResult):
+            await self._work_queue.put((message, topic))
+        elif isinstance(data, Hello):
+            await self._on_hello(message.sender, data)
+        elif isinstance(data, Presence):
+            await self._on_presence(message.sender, data.online)
+        elif isinstance(data, Request):
+            await self._on_request(message.sender, data)
+
+    async def _on_hello(self, sender: str, hello: Hello) -> None:
+        assert self.store is not None
+        await self.store.upsert_node(
+            sender,
+            name=hello.name,
+            online=True,
+            backend=hello.backend,
+            device=hello.device,
+            gemm_tflops=hello.gemm_tflops,
+        )
+        state = self._nodes.setdefault(sender, _NodeState())
+        state.online = True
+        state.tflops_claim = hello.gemm_tflops
+        # A hello starts a node session: tasks it held in memory may be gone with a restart.
+        state.open_task = None
+        log.info("node %s (%s) registered: %s", hello.name, short_id(sender), hello.device)
+
+    async def _on_presence(self, sender: str, online: bool) -> None:
+        assert self.store is not None
+        if not await self.store.known_node(sender):
+            return  # presence before hello: wait for the hello to register it
+        await self.store.upsert_node(sender, online=online)
+        state = self._nodes.setdefault(sender, _NodeState())
+        state.online = online
+        if online:
+            state.next_issue = 0.0
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    async def _scheduler_loop(self) -> None:
+        """Keep one open task per online node, one per task interval."""
+        while True:
+            now = time.time()
+            for node_id, state in list(self._nodes.items()):
+                if not state.online or state.next_issue > now:
+                    continue
+                if state.open_task is not None and state.open_deadline > now:
+                    continue
+                await self._issue_task(node_id, state)
+            await asyncio.sleep(min(0.5, self.settings.task_interval_s / 4))
+
+    async def _issue_task(self, node_id: str, state: _NodeState) -> None:
+        assert self.store is not None
+        settings = self.settings
+        task_id = f"t{int(time.time() * 1000):x}{secrets.token_hex(4)}"
+        seed = secrets.randbits(62)
+        # The deadline leaves a node that went offline time to come back and deliver.
+        deadline = time.time() + max(60.0, settings.task_interval_s * 6)
+        await self.store.add_task(
+            task_id,
+            node_id,
+            seed=seed,
+            n=settings.task_n,
+            dtype=settings.task_dtype,
+            deadline_ts=deadline,
+        )
+        state.open_task, state.open_deadline = task_id, deadline
+        state.next_issue = time.time() + settings.task_interval_s
+        task = TaskGemm(
+            task_id=task_id,
+            seed=seed,
+            n=settings.task_n,
+            dtype=settings.task_dtype,
+            deadline_ts=deadline,
+        )
+        try:
+            await self._publish(DEFAULT_TOPICS.node_task(node_id), TaskGemm.TYPE, task)
+        except aiomqtt.MqttError:
+            state.open_task = None  # never sent: issue another once reconnected
+            raise
+
+    # -- work ----------------------------------------------------------------------------
+
+    async def _ingest_loop(self) -> None:
+        while True:
+            batch = [await self._work_queue.get()]
+            while len(batch) < self.settings.batch_max and not self._work_queue.empty():
+                batch.append(self._work_queue.get_nowait())
+            await self._process_batch(batch)
+
+    async def _process_batch(self, batch: list[tuple[Message, str]]) -> None:
+        assert self.store is not None
+        pending: list[tuple[Message, WorkResult, dict[str, Any] | None]] = []
+        replies: list[WorkVerdict] = []
+        for message, _topic in batch:
+            work = message.expect(WorkResult)
+            stored = await self.store.find_work(message.sender, work.work_id, message.seq)
+            if stored is not None:
+                self.stats["duplicates"] += 1
+                replies.append(stored)
+                continue
+            pending.append((message, work, await self.store.get_task(work.task_id)))
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(self._verify_thread, self._verify_all, pending)
+        records = []
+        for (message, work, task), (accepted, reason) in zip(pending, checked, strict=True):
+            credited = 0
+            details: dict[str, Any] | None = None
+            if accepted:
+                tflops = self._credited_tflops(message.sender, work)
+                credited = compute_reward(tflops, Fraction(self.settings.task_interval_s))
+                details = {
+                    "reason": (
+                        f"verified GEMM {work.n}x{work.n} {work.dtype} ({work.work_id}): "
+                        f"{tflops:.3f} TFLOPS x {self.settings.task_interval_s:g} s, multiplier 1x"
+                    ),
+                    "category": "gpu-contributors",
+                    "data": {"task_id": work.task_id, "tflops": tflops},
+                }
+            verdict = WorkVerdict(
+                message.sender, work.work_id, message.seq, accepted, reason, credited, None
+            )
+            records.append((verdict, work.task_id, details))
+            state = self._nodes.setdefault(message.sender, _NodeState())
+            if task is not None and state.open_task == work.task_id:
+                state.open_task = None
+        if records:
+            stored_verdicts = await self.store.record_work(records)
+            for verdict in stored_verdicts:
+                self.stats["verified" if verdict.accepted else "rejected"] += 1
+            replies.extend(stored_verdicts)
+            self._boards_dirty = True
+        for verdict in replies:
+            receipt = Receipt(
+                work_id=verdict.work_id,
+                accepted=verdict.accepted,
+                reason=verdict.reason,
+                credited_base_units=verdict.credited,
+                entry_id=verdict.entry_id,
+            )
+            await self._publish(DEFAULT_TOPICS.node_receipt(verdict.sender), Receipt.TYPE, receipt)
+
+    def _verify_all(
+        self, pending: list[tuple[Message, WorkResult, dict[str, Any] | None]]
+    ) -> list[tuple[bool, str]]:
+        """Runs in the verify thread: Freivalds' check of each result against its task."""
+        from kernels.freivalds import verify_seeded
+
+        out: list[tuple[bool, str]] = []
+        for message, work, task in pending:
+            if task is None or task["node_id"] != message.sender:
+                out.append((False, f"unknown task {work.task_id}"))
+                continue
+            if (work.seed, work.n, work.dtype) != (task["seed"], task["n"], task["dtype"]):
+                out.append((False, "result is for other operands than the task's"))
+                continue
+            if message.ts > task["deadline_ts"] + DEADLINE_GRACE_S:
+                out.append((False, "deadline missed"))
+                continue
+            matrix = np.frombuffer(
+                work.result_bytes(), dtype=np.dtype(work.dtype).newbyteorder("<")
+            )
+            matrix = matrix.reshape(work.n, work.n)
+            # The random vectors are drawn here, after the node committed to its result.
+            result = verify_seeded(
+                work.seed,
+                work.n,
+                work.dtype,
+                matrix,
+                work.commitment,
+                rounds=self.settings.freivalds_rounds,
+            )
+            out.append((result.ok, "" if result.ok else f"verification failed: {result.reason}"))
+        return out
+
+    def _credited_tflops(self, sender: str, work: WorkResult) -> float:
+        # The node times its own run; cap the claim by its benchmark and by physics.
+        claim = work.tflops
+        state = self._nodes.get(sender)
+        if state is not None and state.tflops_claim > 0:
+            claim = min(claim, state.tflops_claim * 1.5)
+        return max(0.0, min(claim, MAX_PLAUSIBLE_TFLOPS))
+
+    # -- requests and boards -------------------------------------------------------------
+
+    async def _on_request(self, sender: str, request: Request) -> None:
+        handlers: dict[str, Callable[[str, dict[str, Any]], Awaitable[Any]]] = {
+            "leaderboard": self._leaderboard_query,
+            "wallet": self._wallet_query,
+            "ping": self._ping,
+        }
+        handler = handlers.get(request.method)
+        try:
+            if handler is None:
+                raise ValueError(f"unknown method {request.method!r}")
+            result = await handler(sender, dict(request.params))
+            response = Response(request_id=request.request_id, ok=True, result=raw_json(result))
+        except (ValueError, TypeError) as exc:
+            response = Response(request_id=request.request_id, ok=False, error=str(exc)[:500])
+        await self._publish(DEFAULT_TOPICS.node_response(sender), Response.TYPE, response)
+
+    async def _ping(self, sender: str, params: dict[str, Any]) -> Any:
+        return {"coordinator": self.node_id, "ts": time.time()}
+
+    async def _leaderboard_query(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.store is not None
+        category = str(params.get("category") or "gpu-contributors")
+        if category not in BOARDS:
+            raise ValueError(f"unknown category {category!r}; one of {', '.join(BOARDS)}")
+        default_period = month_id() if category == MONTHLY_VALIDATORS else season_id()
+        period = str(params.get("season") or default_period)
+        offset = max(0, int(params.get("offset") or 0))
+        limit = min(max(1, int(params.get("limit") or 10)), 1000)
+        rows, total = await self.store.leaderboard(category, period, offset=offset, limit=limit)
+        own_rank, own_amount = await self.store.rank_of(category, period, sender)
+        return {
+            "category": category,
+            "season": period,
+            "total": total,
+            "own_rank": own_rank,
+            "own_amount": own_amount,
+            "entries": [
+                {"rank": r.rank, "node_id": r.node_id, "name": r.name, "amount": r.amount}
+                for r in rows
+            ],
+        }
+
+    async def _wallet_query(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.store is not None
+        limit = min(max(1, int(params.get("limit") or 100)), 1000)
+        entries = await self.store.entries(sender, limit)
+        today = time.time() - time.time() % 86400
+        return {
+            "balance": await self.store.balance(sender),
+            "entries": [e.to_dict() for e in entries],
+            "rejected": await self.store.rejected_work(sender, limit),
+            "earned_today": sum(e.amount for e in entries if e.ts >= today and e.amount > 0),
+            "work": await self.store.work_counts(sender),
+        }
+
+    async def _board_loop(self) -> None:
+        """Publish each board's top 100 (retained) when it changed."""
+        while True:
+            if self._boards_dirty:
+                self._boards_dirty = False
+                await self.publish_boards()
+            await asyncio.sleep(self.settings.board_interval_s)
+
+    async def publish_boards(self) -> None:
+        assert self.store is not None
+        for category in BOARDS:
+            period = month_id() if category == MONTHLY_VALIDATORS else season_id()
+            rows, _ = await self.store.leaderboard(category, period, limit=100)
+            board = Leaderboard(
+                category=category,
+                season=period,
+                entries=[
+                    LeaderboardEntry(
+                        rank=r.rank, node_id=r.node_id, name=r.name[:64], amount_base_units=r.amount
+                    )
+                    for r in rows
+                ],
+                updated_ts=time.time(),
+            )
+            await self._publish(
+                DEFAULT_TOPICS.leaderboard(category), Leaderboard.TYPE, board, retain=True
+            )
+
+
+def coordinator_banner(coordinator: Coordinator) -> str:
+    return (
+        f"coordinator public key {coordinator.node_id} "
+        f"(nodes pin it with --coordinator-key {coordinator.node_id})"
+    )

@@ -1,0 +1,101 @@
+"""MQTT connection helpers shared by the node and the coordinator (aiomqtt 2.x).
+
+We use plain MQTT 3.1.1 features only (persistent sessions with clean_session=False,
+retained messages, last wills, QoS 1), so any standard broker works: Mosquitto, a
+Mosquitto bridge, EMQX, VerneMQ, HiveMQ, and the embedded broker of the local network.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from core.config import BrokerConfig
+from core.errors import ConfigError
+
+KEEPALIVE_S = 10
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"broker {url!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ConfigError(f"broker {url!r} has a bad port") from None
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def make_client(
+    broker: BrokerConfig,
+    url: str,
+    *,
+    identifier: str,
+    will: aiomqtt.Will | None,
+    max_queued_incoming: int = 10_000,
+) -> aiomqtt.Client:
+    """A client with a persistent session (clean_session False) under a stable identifier."""
+    address = parse_broker_url(url)
+    tls_params = None
+    if address.tls:
+        tls_params = aiomqtt.TLSParameters(
+            ca_certs=str(broker.ca_file) if broker.ca_file else None,
+            certfile=str(broker.cert_file) if broker.cert_file else None,
+            keyfile=str(broker.key_file) if broker.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+    return aiomqtt.Client(
+        address.host,
+        address.port,
+        identifier=identifier,
+        username=broker.username or address.username,
+        password=broker.password or address.password,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        clean_session=False,
+        will=will,
+        keepalive=KEEPALIVE_S,
+        timeout=10,
+        tls_params=tls_params,
+        max_queued_incoming_messages=max_queued_incoming,
+    )
+
+
+class Backoff:
+    """Exponential reconnect delays with full jitter, reset after a good connection."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
+        self.initial, self.maximum = initial, maximum
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * 2**self._attempt)
+        self._attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
