@@ -157,7 +157,13 @@ def _apply(values: dict[str, Any], table: Mapping[str, Any], where: str) -> dict
             out[key] = None if value is None else _check_float(value, here, 0.1, 1.5)
         elif key == "broker_url":
             broker["url"] = _check_broker_url(value, here)
-        elif key == "coordinator_key" or key.startswith("broker."):
+        elif key in ("coordinator_key", "broker.coordinator_key"):
+            if value is not None and (
+                not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value)
+            ):
+                raise ConfigError(f"{here}: {value!r} is not a coordinator key (64 hex digits)")
+            broker["coordinator_key"] = value
+        elif key.startswith("broker."):
             bkey = key.removeprefix("broker.")
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{here}: {value!r} is not a string")

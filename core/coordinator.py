@@ -398,11 +398,15 @@ class Coordinator:
         return out
 
     def _credited_tflops(self, sender: str, work: WorkResult) -> float:
-        # The node times its own run; cap the claim by its benchmark and by physics.
-        claim = work.tflops
+        """The throughput a verified work unit is paid at.
+
+        A work unit is small (its GEMM takes milliseconds), so its own timing says little
+        about the card; the node's benchmark (announced in its hello) is its sustained
+        capability. Both are the node's own measurements: capped by physics here, and
+        verified work is what makes them count at all.
+        """
         state = self._nodes.get(sender)
-        if state is not None and state.tflops_claim > 0:
-            claim = min(claim, state.tflops_claim * 1.5)
+        claim = state.tflops_claim if state is not None and state.tflops_claim > 0 else work.tflops
         return max(0.0, min(claim, MAX_PLAUSIBLE_TFLOPS))
 
     # -- requests and boards -------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from core.config import Config
 from core.control import ControlServer
+from core.localnet import open_node
 from core.node import Node
 
 TELEMETRY_SUMMARY_INTERVAL = 60.0
@@ -78,7 +79,9 @@ async def run_headless(config: Config, *, nvml: Any | None = None) -> int:
         loop.add_signal_handler(sig, stop.set)
     log = logging.getLogger("omnitensor.node")
     try:
-        async with Node(config, nvml=nvml) as node, ControlServer(node, config.socket_path):
+        async with contextlib.AsyncExitStack() as stack:
+            node = await open_node(config, stack, nvml=nvml)
+            await stack.enter_async_context(ControlServer(node, config.socket_path))
             log.info("control socket %s", config.socket_path)
             next_summary = time.monotonic()
             while not stop.is_set():

@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import Any
 
+from core.config import Config
 from core.coordinator import Coordinator, CoordinatorSettings
 from core.embedded_broker import EmbeddedBroker
+from core.node import Node
 
 log = logging.getLogger("omnitensor.localnet")
 
@@ -68,3 +71,24 @@ class LocalNetwork:
                 await self._task
         await self.coordinator.__aexit__(None, None, None)
         await self.broker.stop()
+
+
+async def open_node(
+    config: Config, stack: contextlib.AsyncExitStack, *, nvml: Any | None = None
+) -> Node:
+    """Start a node on ``stack`` and put it on its network.
+
+    With a broker configured, the node joins it. Without one, the local network (embedded
+    broker and coordinator, in ``DATA_DIR/localnet``) starts too and the node joins it, its
+    coordinator key pinned. The node's data dir lock is taken first, so a second node on the
+    same data dir fails before starting a second local network.
+    """
+    node = await stack.enter_async_context(Node(config, nvml=nvml))
+    if config.broker.url:
+        node.join_network(config.broker.url, mode="remote")
+        return node
+    net = await stack.enter_async_context(LocalNetwork(config.data_dir / "localnet"))
+    node.join_network(net.url, mode="local", coordinator_key=net.coordinator_key)
+    # Leave before the local broker stops, so shutdown does not look like an outage.
+    stack.push_async_callback(node.leave_network)
+    return node

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -107,6 +108,7 @@ class Node:
         self._network_mode = network_mode
         self._resend_interval = resend_interval
         self.link: NetworkLink | None = None
+        self._link_task: asyncio.Task[None] | None = None
         self._backend: Any | None = None  # created and used only on the kernel thread
         self._nvml = nvml if nvml is not None else _make_nvml(config)
         self._backend_env = backend_env
@@ -154,6 +156,13 @@ class Node:
             self.identity, created = load_or_create_identity(self.config.data_dir)
             self.store = NodeStore(self.config.store_path)
             await self.store.connect()
+            # The display name sticks to the data dir: set once, kept until set again.
+            if self.config.name:
+                await self.store.set_setting("name", self.config.name)
+            else:
+                stored_name = await self.store.get_setting("name")
+                if stored_name:
+                    self.config = dataclasses.replace(self.config, name=stored_name)
             self.started_ts = time.time()
             self._started_mono = time.monotonic()
             self.sampler = GpuSampler(self._nvml, interval=self.config.telemetry_interval)
@@ -180,15 +189,41 @@ class Node:
         )
         self._tasks.append(asyncio.create_task(self._telemetry_loop(), name="node.telemetry"))
         if self._network_url:
-            from core.sync import NetworkLink
+            self.join_network(self._network_url, mode=self._network_mode)
 
-            self.link = NetworkLink(
-                self,
-                self._network_url,
-                mode=self._network_mode,
-                resend_interval=self._resend_interval,
+    def join_network(
+        self, url: str, *, mode: str = "remote", coordinator_key: str | None = None
+    ) -> None:
+        """Connect this (started) node to a network's broker; it keeps working offline."""
+        from core.sync import NetworkLink
+
+        if self.link is not None:
+            raise RuntimeError("the node is already on a network")
+        if coordinator_key:
+            broker = dataclasses.replace(self.config.broker, coordinator_key=coordinator_key)
+            self.config = dataclasses.replace(self.config, broker=broker)
+        self.link = NetworkLink(self, url, mode=mode, resend_interval=self._resend_interval)
+        self._link_task = asyncio.create_task(self._run_link(self.link), name="node.link")
+
+    async def _run_link(self, link: NetworkLink) -> None:
+        assert self.store is not None
+        if await self.store.last_benchmark() is None and not self.backend_error:
+            # Like BOINC's first-run benchmark: the network rewards measured capability.
+            self._tasks.append(
+                asyncio.create_task(self._first_benchmark(), name="node.first-benchmark")
             )
-            self._tasks.append(asyncio.create_task(self.link.run(), name="node.link"))
+        await link.run()
+
+    async def _first_benchmark(self) -> None:
+        with contextlib.suppress(CommandError):
+            await self.run_benchmark(quick=True)
+
+    async def leave_network(self) -> None:
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
+            self._link_task = None
 
     async def _select_backend(self) -> None:
         from kernels.backend import BackendError, select_backend
@@ -218,6 +253,7 @@ class Node:
         return self.guard_state is not None and self.guard_state.paused
 
     async def stop(self) -> None:
+        await self.leave_network()
         if self._bench_task is not None and not self._bench_task.done():
             self._bench_cancel = True
             with contextlib.suppress(BaseException):
@@ -434,6 +470,9 @@ class Node:
             {"result": result},
         )
         self.publish({"type": "bench.done", "result": result})
+        if self.link is not None:
+            # The network learns the new capability (it scales rewards by it).
+            await self.link.announce()
         return result
 
     def _on_bench_progress(self, event: JSON) -> None:

@@ -183,6 +183,12 @@ class NetworkLink:
         payload = encode(identity, self._seqs.next(), type_name, data)
         await self._client.publish(topic, payload, qos=1, retain=retain)
 
+    async def announce(self) -> None:
+        """Re-send this node's hello (after a benchmark changed its capability)."""
+        if self._client is not None:
+            with contextlib.suppress(aiomqtt.MqttError, CommandError):
+                await self._publish_hello()
+
     async def _publish_hello(self) -> None:
         assert self.node.store is not None
         last = await self.node.store.last_benchmark()

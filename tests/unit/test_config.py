@@ -22,14 +22,14 @@ def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     path.write_text(
         'name = "from_file"\ntelemetry_interval = 2.0\n'
         "[guard]\npause_temp_c = 90\nresume_temp_c = 70\n"
-        '[broker]\nurl = "mqtt://10.0.0.1:1883"\ncoordinator_key = "ab"\n'
+        '[broker]\nurl = "mqtt://10.0.0.1:1883"\ncoordinator_key = "' + "ab" * 32 + '"\n'
     )
     config = load_config()
     assert config.config_file == path
     assert (config.name, config.telemetry_interval) == ("from_file", 2.0)
     assert (config.pause_temp_c, config.resume_temp_c) == (90.0, 70.0)
     assert config.broker.url == "mqtt://10.0.0.1:1883"
-    assert config.broker.coordinator_key == "ab"
+    assert config.broker.coordinator_key == "ab" * 32
 
     monkeypatch.setenv("OMNITENSOR_HOME", str(tmp_path / "envhome"))
     monkeypatch.setenv("OMNITENSOR_NAME", "from_env")
@@ -54,6 +54,7 @@ def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("colour = 3", "unknown setting 'colour'"),
         ('[broker]\nurl = "http://x"', "must look like mqtt://HOST:PORT"),
         ("[broker]\nport = 3", "unknown setting 'port'"),
+        ('[broker]\ncoordinator_key = "abc"', "not a coordinator key"),
         ("name = [", "not valid TOML"),
     ],
 )
