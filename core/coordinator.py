@@ -15,6 +15,7 @@ missed a receipt (broker restart, node killed) is made whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -36,7 +37,7 @@ from core.ledger import (
     CoordinatorStore,
     WorkVerdict,
 )
-from core.mqtt import Backoff, make_client
+from core.mqtt import Backoff, make_client, raise_if_cancelling
 from core.node import DataDirLock, prepare_data_dir
 from core.protocol import (
     DEFAULT_TOPICS,
@@ -108,6 +109,7 @@ class Coordinator:
         self._client: aiomqtt.Client | None = None
         self._boards_dirty = True
         self._backoff = Backoff()
+        self.closing = False
         self.connected = asyncio.Event()
         self.stats = {"verified": 0, "rejected": 0, "duplicates": 0, "dropped": 0}
 
@@ -141,10 +143,28 @@ class Coordinator:
     async def run(self) -> None:
         """Stay connected (reconnecting with backoff) until cancelled."""
         backoff = self._backoff
-        while True:
+        # The loops live as long as the coordinator, not a connection: they skip publishing
+        # while it is down, and nodes re-send what went unanswered.
+        loops = [
+            asyncio.create_task(self._ingest_loop(), name="coordinator.ingest"),
+            asyncio.create_task(self._scheduler_loop(), name="coordinator.tasks"),
+            asyncio.create_task(self._board_loop(), name="coordinator.boards"),
+        ]
+        try:
+            await self._connection_loop(backoff)
+        finally:
+            for task in loops:
+                task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _connection_loop(self, backoff: Backoff) -> None:
+        while not self.closing:
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
+                self._stop_if_closing()
                 self.connected.clear()
                 delay = backoff.next_delay()
                 log.warning(
@@ -153,10 +173,21 @@ class Coordinator:
                 await asyncio.sleep(delay)
                 continue
             except Exception:
+                self._stop_if_closing()
                 # A bug must not take the network down: log it whole, reconnect, go on.
                 self.connected.clear()
                 log.exception("coordinator session failed; restarting it")
                 await asyncio.sleep(backoff.next_delay())
+
+    def close(self) -> None:
+        """Ask ``run()`` to end; the caller then cancels its task."""
+        self.closing = True
+
+    def _stop_if_closing(self) -> None:
+        # See NetworkLink._stop_if_closing: a flag cannot be masked like a cancellation.
+        if self.closing:
+            raise asyncio.CancelledError
+        raise_if_cancelling()
 
     async def _session(self) -> None:
         assert self.identity is not None and self._seqs is not None
@@ -179,15 +210,9 @@ class Coordinator:
                 "coordinator %s connected to %s", short_id(self.node_id), self.settings.broker_url
             )
             try:
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self._ingest_loop(), name="coordinator.ingest")
-                    tasks.create_task(self._scheduler_loop(), name="coordinator.tasks")
-                    tasks.create_task(self._board_loop(), name="coordinator.boards")
-                    async for message in client.messages:
-                        await self._on_message(message)
-                    raise aiomqtt.MqttError("message stream ended")
-            except* aiomqtt.MqttError as group:
-                raise group.exceptions[0] from None
+                async for message in client.messages:
+                    await self._on_message(message)
+                raise aiomqtt.MqttError("message stream ended")
             finally:
                 self._client = None
                 self.connected.clear()
@@ -196,7 +221,7 @@ class Coordinator:
         self, topic: str, type_name: str, data: Any, *, retain: bool = False
     ) -> None:
         if self._client is None or self.identity is None or self._seqs is None:
-            return
+            raise aiomqtt.MqttError("not connected")
         payload = encode(self.identity, self._seqs.next(), type_name, data)
         await self._client.publish(topic, payload, qos=1, retain=retain)
 
@@ -266,11 +291,12 @@ class Coordinator:
         while True:
             now = time.time()
             for node_id, state in list(self._nodes.items()):
-                if not state.online or state.next_issue > now:
+                if self._client is None or not state.online or state.next_issue > now:
                     continue
                 if state.open_task is not None and state.open_deadline > now:
                     continue
-                await self._issue_task(node_id, state)
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self._issue_task(node_id, state)
             await asyncio.sleep(min(0.5, self.settings.task_interval_s / 4))
 
     async def _issue_task(self, node_id: str, state: _NodeState) -> None:
@@ -362,7 +388,11 @@ class Coordinator:
                 credited_base_units=verdict.credited,
                 entry_id=verdict.entry_id,
             )
-            await self._publish(DEFAULT_TOPICS.node_receipt(verdict.sender), Receipt.TYPE, receipt)
+            # Unsent (link down): the node re-sends its result and gets the stored verdict.
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._publish(
+                    DEFAULT_TOPICS.node_receipt(verdict.sender), Receipt.TYPE, receipt
+                )
 
     def _verify_all(
         self, pending: list[tuple[Message, WorkResult, dict[str, Any] | None]]
@@ -425,7 +455,8 @@ class Coordinator:
             response = Response(request_id=request.request_id, ok=True, result=raw_json(result))
         except (ValueError, TypeError) as exc:
             response = Response(request_id=request.request_id, ok=False, error=str(exc)[:500])
-        await self._publish(DEFAULT_TOPICS.node_response(sender), Response.TYPE, response)
+        with contextlib.suppress(aiomqtt.MqttError):  # the node's request times out
+            await self._publish(DEFAULT_TOPICS.node_response(sender), Response.TYPE, response)
 
     async def _ping(self, sender: str, params: dict[str, Any]) -> Any:
         return {"coordinator": self.node_id, "ts": time.time()}
@@ -469,9 +500,12 @@ class Coordinator:
     async def _board_loop(self) -> None:
         """Publish each board's top 100 (retained) when it changed."""
         while True:
-            if self._boards_dirty:
+            if self._boards_dirty and self._client is not None:
                 self._boards_dirty = False
-                await self.publish_boards()
+                try:
+                    await self.publish_boards()
+                except aiomqtt.MqttError:
+                    self._boards_dirty = True
             await asyncio.sleep(self.settings.board_interval_s)
 
     async def publish_boards(self) -> None:

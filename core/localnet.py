@@ -66,6 +66,7 @@ class LocalNetwork:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
+            self.coordinator.close()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

@@ -99,3 +99,17 @@ class Backoff:
 
     def reset(self) -> None:
         self._attempt = 0
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a pending cancellation that an exception in cleanup has masked.
+
+    aiomqtt's ``__aexit__`` can raise MqttError while the task is being cancelled (its
+    DISCONNECT fails): without this check a reconnect loop would swallow the cancellation
+    and run forever.
+    """
+    import asyncio
+
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -103,8 +103,8 @@ class Node:
         resend_interval: float = 30.0,
     ) -> None:
         self.config = config
-        # The network is optional: a node with no broker is a local benchmark box.
-        self._network_url = network_url if network_url is not None else config.broker.url
+        # Joined at start when given; ``core.localnet.open_node`` decides it from the config.
+        self._network_url = network_url
         self._network_mode = network_mode
         self._resend_interval = resend_interval
         self.link: NetworkLink | None = None
@@ -220,6 +220,8 @@ class Node:
 
     async def leave_network(self) -> None:
         if self._link_task is not None:
+            if self.link is not None:
+                self.link.close()
             self._link_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._link_task

@@ -28,7 +28,7 @@ import aiomqtt
 from core.api import JSON, CommandError
 from core.identity import short_id
 from core.ledger import format_omnit
-from core.mqtt import Backoff, make_client
+from core.mqtt import Backoff, make_client, raise_if_cancelling
 from core.protocol import (
     DEFAULT_TOPICS,
     Hello,
@@ -72,6 +72,7 @@ class NetworkLink:
         self.mode = mode  # "local" (the embedded local network) or "remote"
         self.resend_interval = resend_interval
         self.state = "connecting"
+        self.closing = False
         self.since_ts = time.time()
         self.coordinator_online: bool | None = None
         self.pinned_key: str | None = None
@@ -104,15 +105,18 @@ class NetworkLink:
         self._seqs = await asyncio.to_thread(SequenceCounter, self.node.config.data_dir / "seq")
 
     async def run(self) -> None:
-        """Connect, reconnect with backoff and jitter, and work, until cancelled."""
+        """Connect, reconnect with backoff and jitter, and work, until ``close()``."""
         await self.prepare()
         backoff = Backoff()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._work_loop(), name="sync.work")
-            while True:
+        # Both live as long as the link, not a connection; the flush loop waits for one.
+        work = asyncio.create_task(self._work_loop(), name="sync.work")
+        flush = asyncio.create_task(self._flush_loop(), name="sync.flush")
+        try:
+            while not self.closing:
                 try:
                     await self._session(backoff)
                 except aiomqtt.MqttError as exc:
+                    self._stop_if_closing()
                     if self.state != "offline":
                         self._set_state("offline")
                         await self.node.emit_log(
@@ -120,11 +124,28 @@ class NetworkLink:
                         )
                     await asyncio.sleep(backoff.next_delay())
                 except Exception as exc:
+                    self._stop_if_closing()
                     # A bug must not stop the node's work: log it whole and reconnect.
                     log.exception("network session failed")
                     self._set_state("offline")
                     await self.node.emit_log("error", "link", f"network session failed: {exc}")
                     await asyncio.sleep(backoff.next_delay())
+        finally:
+            for task in (work, flush):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def close(self) -> None:
+        """Ask ``run()`` to end; the caller then cancels its task."""
+        self.closing = True
+
+    def _stop_if_closing(self) -> None:
+        # An error raised while cancelling (aiomqtt's DISCONNECT failing, or a TaskGroup
+        # un-cancelling on Python 3.11) can mask the cancellation: the flag cannot be masked.
+        if self.closing:
+            raise asyncio.CancelledError
+        raise_if_cancelling()
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -164,13 +185,9 @@ class NetworkLink:
                 self._set_state("connected")
                 await self.node.emit_log("info", "link", f"connected to {self.url}")
                 self._flush_wanted.set()
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self._flush_loop(), name="sync.flush")
-                    async for message in client.messages:
-                        await self._on_message(message)
-                    raise aiomqtt.MqttError("connection closed")
-            except* aiomqtt.MqttError as group:
-                raise group.exceptions[0] from None
+                async for message in client.messages:
+                    await self._on_message(message)
+                raise aiomqtt.MqttError("connection closed")
             finally:
                 self._client = None
 
@@ -221,9 +238,12 @@ class NetworkLink:
             self._flush_wanted.clear()
             client = self._client
             if client is None:
-                return
-            for row in await store.outbox():
-                await client.publish(row.topic, row.payload, qos=1)
+                continue  # offline: the next connection sets the flag again
+            try:
+                for row in await store.outbox():
+                    await client.publish(row.topic, row.payload, qos=1)
+            except aiomqtt.MqttError:
+                continue  # the connection dropped; the reconnect flushes again
 
     # -- inbound -------------------------------------------------------------------------
 

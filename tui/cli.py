@@ -43,6 +43,12 @@ def _common(json_flag: bool = True) -> argparse.ArgumentParser:
         "--name", default=argparse.SUPPRESS, help="display name (the handle shown on leaderboards)"
     )
     group.add_argument(
+        "--coordinator-key",
+        metavar="KEY",
+        default=argparse.SUPPRESS,
+        help="pin the network's coordinator public key (hex)",
+    )
+    group.add_argument(
         "--config",
         metavar="FILE",
         default=argparse.SUPPRESS,
@@ -71,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("status", parents=[common], help="show the running node's state")
+    sub.add_parser(
+        "attach",
+        parents=[_common(json_flag=False)],
+        help="open the console on the node running on the data dir (it keeps running after)",
+    )
+
+    from tui.netcli import add_network_parsers
+
+    add_network_parsers(sub, common)
 
     bench = sub.add_parser("bench", parents=[common], help="run the benchmark kernels")
     bench.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
@@ -90,6 +105,7 @@ def _config_from(args: argparse.Namespace) -> Config:
             "broker_url": getattr(args, "broker", None),
             "name": getattr(args, "name", None),
             "config_file": getattr(args, "config", None),
+            "coordinator_key": getattr(args, "coordinator_key", None),
         }
     )
 
@@ -113,6 +129,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = _config_from(args)
     if args.command == "status":
         return asyncio.run(_status(config, as_json))
+    from tui.netcli import dispatch_network
+
+    network_result = dispatch_network(args, config)
+    if network_result is not None:
+        return network_result
     if args.command == "bench":
         if args.sampler:
             return asyncio.run(_bench_sampler(config, args.ticks, as_json))
@@ -122,8 +143,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         configure_logging(json_lines=as_json)
         return asyncio.run(run_headless(config))
-    print(f"{PROG}: the console is not built yet; run `{PROG} --headless`", file=sys.stderr)
-    return 2
+    from tui.launch import open_console
+
+    return open_console(config, attach_only=args.command == "attach")
 
 
 # -- status -------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ async def _coordinator(args: argparse.Namespace, config: Config) -> int:
         try:
             await _until_signal()
         finally:
+            coordinator.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

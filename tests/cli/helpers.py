@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,15 @@ def run_cli(
     )
 
 
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 class HeadlessNode:
     """``omnitensor --headless`` in a child process, stopped by a signal."""
 
@@ -51,7 +61,8 @@ class HeadlessNode:
     def wait_for_socket(self, socket_path: Path, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if socket_path.exists():
+            # A killed node leaves its socket file behind: wait until one accepts.
+            if socket_path.exists() and _accepts(socket_path):
                 return
             if self.proc.poll() is not None:
                 raise AssertionError(f"node exited {self.proc.returncode}: {self.output()}")

@@ -1,0 +1,1 @@
+"""Benchmark scripts (run as modules; not collected as tests)."""

@@ -1,0 +1,99 @@
+"""App-wide messages: what the node-facing workers tell the app.
+
+High-rate messages (telemetry, benchmark progress, "the node changed") can replace a queued
+one of the same kind, so a slow terminal skips stale frames instead of drawing each of them
+(toolong's ``SizeChanged``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class SnapshotFetched(Message, bubble=False):
+    """A fresh ``client.snapshot()``."""
+
+    snapshot: JSON
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotFetched)
+
+
+@dataclass
+class TelemetryReceived(Message, bubble=False):
+    """A telemetry frame and the guard state after it."""
+
+    telemetry: JSON | None
+    guard: JSON | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TelemetryReceived)
+
+
+@dataclass
+class BenchProgressed(Message, bubble=False):
+    """Benchmark progress: ``stage`` and ``fraction`` 0..1 (None when it ended)."""
+
+    stage: str | None
+    fraction: float | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, BenchProgressed)
+
+
+@dataclass
+class NodeChanged(Message, bubble=False):
+    """An event that changes state outside telemetry (bench done, quests, wallet...)."""
+
+    kind: str
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, NodeChanged)
+
+
+@dataclass
+class LogReceived(Message, bubble=False):
+    """Log entries, oldest first: ``{ts, level, kind, message, data}`` each."""
+
+    entries: list[JSON] = field(default_factory=list)
+    history: bool = False
+    """True for the initial fetch of the node's stored log."""
+
+
+@dataclass
+class NodeLost(Message, bubble=False):
+    """The node's event stream ended (the node stopped or the socket closed)."""
+
+    reason: str
+
+
+@dataclass
+class CommandRequested(Message):
+    """A screen asks the app to run a node command (messages up; the app runs it)."""
+
+    name: str
+    params: JSON
+    label: str
+    """What the user asked for, for the notification: "accept quest q1"."""
+
+
+@dataclass
+class CommandFinished(Message, bubble=False):
+    """A node command ended: ``result`` or the one-line ``error``."""
+
+    name: str
+    params: JSON
+    label: str
+    result: JSON | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command succeeded."""
+        return self.error is None
