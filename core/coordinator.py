@@ -342,14 +342,19 @@ class Coordinator:
         assert self.store is not None
         pending: list[tuple[Message, WorkResult, dict[str, Any] | None]] = []
         replies: list[WorkVerdict] = []
-        for message, _topic in batch:
-            work = message.expect(WorkResult)
-            stored = await self.store.find_work(message.sender, work.work_id, message.seq)
-            if stored is not None:
+        works = [(message, message.expect(WorkResult)) for message, _topic in batch]
+        stored, tasks = await self.store.lookup_batch(
+            [(m.sender, w.work_id, m.seq, w.task_id) for m, w in works]
+        )
+        for message, work in works:
+            known = stored.get((message.sender, work.work_id)) or stored.get(
+                (message.sender, f"#{message.seq}")
+            )
+            if known is not None:
                 self.stats["duplicates"] += 1
-                replies.append(stored)
+                replies.append(known)
                 continue
-            pending.append((message, work, await self.store.get_task(work.task_id)))
+            pending.append((message, work, tasks.get(work.task_id)))
         loop = asyncio.get_running_loop()
         checked = await loop.run_in_executor(self._verify_thread, self._verify_all, pending)
         records = []
@@ -380,19 +385,23 @@ class Coordinator:
                 self.stats["verified" if verdict.accepted else "rejected"] += 1
             replies.extend(stored_verdicts)
             self._boards_dirty = True
-        for verdict in replies:
-            receipt = Receipt(
-                work_id=verdict.work_id,
-                accepted=verdict.accepted,
-                reason=verdict.reason,
-                credited_base_units=verdict.credited,
-                entry_id=verdict.entry_id,
+        receipts = [
+            self._publish(
+                DEFAULT_TOPICS.node_receipt(verdict.sender),
+                Receipt.TYPE,
+                Receipt(
+                    work_id=verdict.work_id,
+                    accepted=verdict.accepted,
+                    reason=verdict.reason,
+                    credited_base_units=verdict.credited,
+                    entry_id=verdict.entry_id,
+                ),
             )
-            # Unsent (link down): the node re-sends its result and gets the stored verdict.
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self._publish(
-                    DEFAULT_TOPICS.node_receipt(verdict.sender), Receipt.TYPE, receipt
-                )
+            for verdict in replies
+        ]
+        # Published together (PUBACKs overlap). An unsent receipt (link down) is not lost:
+        # the node re-sends its result and gets the stored verdict again.
+        await asyncio.gather(*receipts, return_exceptions=True)
 
     def _verify_all(
         self, pending: list[tuple[Message, WorkResult, dict[str, Any] | None]]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import aiosqlite
+
 from core.seasons import month_id, season_id
 from core.store import Store
 
@@ -252,6 +254,30 @@ class CoordinatorStore(Store):
 
     # -- work and ledger -------------------------------------------------------------------
 
+    async def lookup_batch(
+        self, keys: list[tuple[str, str, int, str]]
+    ) -> tuple[dict[tuple[str, str], WorkVerdict], dict[str, dict[str, Any]]]:
+        """For (sender, work_id, seq, task_id) keys: stored verdicts and tasks, in 2 queries.
+
+        Verdicts are keyed by (sender, work_id) and also by (sender, "#seq") so a message
+        replayed under another work id is still found.
+        """
+        tasks: dict[str, dict[str, Any]] = {}
+        if not keys:
+            return {}, tasks
+        verdicts = await _verdicts_for(self.db, [(k[0], k[1], k[2]) for k in keys])
+        task_ids = sorted({k[3] for k in keys})
+        marks = ",".join("?" * len(task_ids))
+        async with self.db.execute(
+            "SELECT task_id, node_id, seed, n, dtype, issued_ts, deadline_ts, done FROM tasks"  # noqa: S608 (placeholders only)
+            f" WHERE task_id IN ({marks})",
+            task_ids,
+        ) as cur:
+            names = ("task_id", "node_id", "seed", "n", "dtype", "issued_ts", "deadline_ts", "done")
+            async for row in cur:
+                tasks[row[0]] = dict(zip(names, row, strict=True))
+        return verdicts, tasks
+
     async def find_work(self, sender: str, work_id: str, seq: int) -> WorkVerdict | None:
         """The stored verdict for this work (by id, or by the message's seq), if any."""
         async with self.db.execute(
@@ -272,66 +298,112 @@ class CoordinatorStore(Store):
 
         Each item is (verdict with credited amount, task_id, ledger details or None). A
         verdict already stored (a duplicate) is returned as stored and changes nothing; a
-        credit that would exceed the supply cap turns into a rejection.
+        credit that would exceed the supply cap turns into a rejection. Statements run per
+        batch, not per verdict (``executemany``): this is the coordinator's ingest hot path.
         """
-        out: list[WorkVerdict] = []
+        items = list(verdicts)
         async with self.transaction() as db:
-            for verdict, task_id, details in verdicts:
-                async with db.execute(
-                    "SELECT sender, work_id, seq, accepted, reason, credited, entry_id FROM work"
-                    " WHERE sender = ? AND (work_id = ? OR seq = ?) LIMIT 1",
-                    (verdict.sender, verdict.work_id, verdict.seq),
-                ) as cur:
-                    row = await cur.fetchone()
-                if row is not None:
-                    out.append(
-                        WorkVerdict(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
-                    )
+            stored = await self._stored_verdicts(db, [v for v, _, _ in items])
+            now = time.time()
+            season = season_id(now)
+            async with db.execute("SELECT minted FROM supply WHERE id = 1") as cur:
+                row = await cur.fetchone()
+            minted = int(row[0]) if row else 0
+            async with db.execute("SELECT COALESCE(MAX(id), 0) FROM ledger") as cur:
+                row = await cur.fetchone()
+            next_id = int(row[0]) + 1 if row else 1
+            out: list[WorkVerdict] = []
+            ledger_rows: list[tuple[Any, ...]] = []
+            board: dict[tuple[str, str, str], int] = {}
+            work_rows: list[tuple[Any, ...]] = []
+            seen: set[tuple[str, str]] = set()
+            for verdict, task_id, details in items:
+                key = (verdict.sender, verdict.work_id)
+                known = stored.get(key) or stored.get((verdict.sender, f"#{verdict.seq}"))
+                if known is not None or key in seen:
+                    out.append(known or next(v for v in out if (v.sender, v.work_id) == key))
                     continue
-                entry_id: int | None = None
+                seen.add(key)
                 accepted, reason, credited = verdict.accepted, verdict.reason, verdict.credited
+                entry_id: int | None = None
+                if not isinstance(credited, int) or isinstance(credited, bool):
+                    raise TypeError("ledger amounts are integers in base units")
                 if accepted and credited > 0:
-                    info = details or {}
-                    try:
-                        entry_id = await self._insert_entry(
-                            account=verdict.sender,
-                            amount=credited,
-                            kind="reward",
-                            reason=str(info.get("reason", f"verified work {verdict.work_id}")),
-                            category=str(info.get("category", "gpu-contributors")),
-                            ref=verdict.work_id,
-                            data=info.get("data"),
-                        )
-                    except SupplyCapReached:
+                    if minted + credited > MAX_SUPPLY:
                         accepted, reason, credited = False, "maximum supply reached", 0
-                await db.execute(
-                    "INSERT INTO work (sender, work_id, seq, task_id, ts, accepted, reason,"
-                    " credited, entry_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    else:
+                        info = details or {}
+                        category = str(info.get("category", "gpu-contributors"))
+                        entry_id, next_id, minted = next_id, next_id + 1, minted + credited
+                        ledger_rows.append(
+                            (
+                                entry_id,
+                                now,
+                                verdict.sender,
+                                credited,
+                                "reward",
+                                str(info.get("reason") or f"verified work {verdict.work_id}"),
+                                category,
+                                season,
+                                verdict.work_id,
+                                json.dumps(info.get("data") or {}),
+                            )
+                        )
+                        for period, name in _board_keys(category, now):
+                            slot = (period, name, verdict.sender)
+                            board[slot] = board.get(slot, 0) + credited
+                final = WorkVerdict(
+                    verdict.sender,
+                    verdict.work_id,
+                    verdict.seq,
+                    accepted,
+                    reason,
+                    credited,
+                    entry_id,
+                )
+                work_rows.append(
                     (
-                        verdict.sender,
-                        verdict.work_id,
-                        verdict.seq,
+                        final.sender,
+                        final.work_id,
+                        final.seq,
                         task_id,
-                        time.time(),
+                        now,
                         int(accepted),
                         reason,
                         credited,
                         entry_id,
-                    ),
-                )
-                await db.execute("UPDATE tasks SET done = 1 WHERE task_id = ?", (task_id,))
-                out.append(
-                    WorkVerdict(
-                        verdict.sender,
-                        verdict.work_id,
-                        verdict.seq,
-                        accepted,
-                        reason,
-                        credited,
-                        entry_id,
                     )
                 )
+                out.append(final)
+            if ledger_rows:
+                # The CHECK on supply.minted is the last word on the cap.
+                await db.execute("UPDATE supply SET minted = ? WHERE id = 1", (minted,))
+                await db.executemany(
+                    "INSERT INTO ledger (id, ts, account, amount, kind, reason, category, season,"
+                    " ref, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ledger_rows,
+                )
+                await db.executemany(
+                    "INSERT INTO board (period, category, account, total) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (period, category, account) DO UPDATE"
+                    " SET total = total + excluded.total",
+                    [(*slot, total) for slot, total in board.items()],
+                )
+            if work_rows:
+                await db.executemany(
+                    "INSERT INTO work (sender, work_id, seq, task_id, ts, accepted, reason,"
+                    " credited, entry_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    work_rows,
+                )
+                await db.executemany(
+                    "UPDATE tasks SET done = 1 WHERE task_id = ?", [(r[3],) for r in work_rows]
+                )
         return out
+
+    async def _stored_verdicts(
+        self, db: aiosqlite.Connection, verdicts: list[WorkVerdict]
+    ) -> dict[tuple[str, str], WorkVerdict]:
+        return await _verdicts_for(db, [(v.sender, v.work_id, v.seq) for v in verdicts])
 
     async def _insert_entry(
         self,
@@ -373,10 +445,7 @@ class CoordinatorStore(Store):
             (ts, account, amount, kind, reason, category, season, ref, json.dumps(data or {})),
         )
         if category and kind in MINT_KINDS:
-            periods = [(season, category), (ALL_TIME, category)]
-            if category == "data-validators":
-                periods.append((month_id(ts), MONTHLY_VALIDATORS))
-            for period, board in periods:
+            for period, board in _board_keys(category, ts):
                 await self.db.execute(
                     "INSERT INTO board (period, category, account, total) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (period, category, account) DO UPDATE"
@@ -471,3 +540,43 @@ class CoordinatorStore(Store):
         ) as cur:
             ahead = await cur.fetchone()
         return (int(ahead[0]) if ahead else 0) + 1, total
+
+
+def _board_keys(category: str, ts: float) -> list[tuple[str, str]]:
+    """The (period, board) pairs an amount earned in ``category`` at ``ts`` counts on."""
+    keys = [(season_id(ts), category), (ALL_TIME, category)]
+    if category == "data-validators":
+        keys.append((month_id(ts), MONTHLY_VALIDATORS))
+    return keys
+
+
+async def _verdicts_for(
+    db: aiosqlite.Connection, keys: list[tuple[str, str, int]]
+) -> dict[tuple[str, str], WorkVerdict]:
+    """Stored verdicts for (sender, work_id, seq) keys, by (sender, work_id) and (sender, "#seq").
+
+    Row-value lookups use the (sender, work_id) primary key and the (sender, seq) unique
+    index, so the cost is per key, not per stored row.
+    """
+    found: dict[tuple[str, str], WorkVerdict] = {}
+    for chunk_start in range(0, len(keys), 400):
+        chunk = keys[chunk_start : chunk_start + 400]
+        pairs = ",".join("(?, ?)" for _ in chunk)
+        by_id = [x for sender, work_id, _ in chunk for x in (sender, work_id)]
+        by_seq = [x for sender, _, seq in chunk for x in (sender, seq)]
+        sql = (
+            "SELECT sender, work_id, seq, accepted, reason, credited, entry_id FROM work"
+            f" WHERE (sender, work_id) IN (VALUES {pairs})"
+            " UNION SELECT sender, work_id, seq, accepted, reason, credited, entry_id FROM work"
+            f" WHERE (sender, seq) IN (VALUES {pairs})"
+        )
+        wanted_ids = {(k[0], k[1]) for k in chunk}
+        wanted_seqs = {(k[0], k[2]) for k in chunk}
+        async with db.execute(sql, [*by_id, *by_seq]) as cur:
+            async for r in cur:
+                verdict = WorkVerdict(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6])
+                if (r[0], r[1]) in wanted_ids:
+                    found[(r[0], r[1])] = verdict
+                if (r[0], r[2]) in wanted_seqs:
+                    found[(r[0], f"#{r[2]}")] = verdict
+    return found

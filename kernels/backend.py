@@ -7,6 +7,7 @@ moving data to and from the device) lives here, selected by ``Backend.name``.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -151,8 +152,9 @@ def select_backend(env: Mapping[str, str] | None = None) -> Backend:
     return _cupy_backend() if ok else numpy_backend()
 
 
+@functools.cache
 def numpy_backend() -> Backend:
-    """The host backend; always available."""
+    """The host backend; always available (made once: it reads /proc and /sys)."""
     return Backend(name="numpy", xp=np, device=_cpu_name(), llc_bytes=_cpu_llc_bytes())
 
 
