@@ -8,6 +8,7 @@ Mosquitto bridge, EMQX, VerneMQ, HiveMQ, and the embedded broker of the local ne
 from __future__ import annotations
 
 import random
+import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -82,6 +83,8 @@ def make_client(
         timeout=10,
         tls_params=tls_params,
         max_queued_incoming_messages=max_queued_incoming,
+        # paho leaves Nagle on: receipts and answers would wait ~40 ms for delayed ACKs.
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
 
 
