@@ -208,7 +208,7 @@ class CoordinatorStore(Store):
             ):
                 if value is not None:
                     await db.execute(
-                        f"UPDATE nodes SET {column} = ? WHERE node_id = ?",  # noqa: S608 (fixed)
+                        f"UPDATE nodes SET {column} = ? WHERE node_id = ?",
                         (value, node_id),
                     )
 
@@ -269,7 +269,7 @@ class CoordinatorStore(Store):
         task_ids = sorted({k[3] for k in keys})
         marks = ",".join("?" * len(task_ids))
         async with self.db.execute(
-            "SELECT task_id, node_id, seed, n, dtype, issued_ts, deadline_ts, done FROM tasks"  # noqa: S608 (placeholders only)
+            "SELECT task_id, node_id, seed, n, dtype, issued_ts, deadline_ts, done FROM tasks"
             f" WHERE task_id IN ({marks})",
             task_ids,
         ) as cur:
