@@ -1,0 +1,623 @@
+"""The game's rules as data: ``assets/game.toml`` loaded into frozen dataclasses and checked.
+
+Every bad value is a :class:`core.errors.ConfigError` naming the file and the dotted key, so
+an operator editing the rules sees exactly what to fix. Cross-checks catch what a single
+value cannot show: a quest naming an unknown achievement, a board the ledger does not keep,
+and a quest too hard to finish in its window (the failure of earlier gamified clients).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from decimal import InvalidOperation
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final, Literal, cast
+
+from core.assets import asset_path
+from core.errors import ConfigError
+from core.ledger import BOARDS, MONTHLY_VALIDATORS, omnit
+from core.rewards import MAX_MULTIPLIER
+
+QuestKind = Literal["tflop-hours", "uptime", "benchmark", "validate-records", "quality-rounds"]
+PeriodKind = Literal["week", "month", "season"]
+
+QUEST_KINDS: Final[tuple[QuestKind, ...]] = (
+    "tflop-hours",
+    "uptime",
+    "benchmark",
+    "validate-records",
+    "quality-rounds",
+)
+# Throughput-bound kinds: their goals scale with the node's measured capability.
+SCALED_KINDS: Final[frozenset[QuestKind]] = frozenset({"tflop-hours", "validate-records"})
+# Kinds counted in whole units (a record, a round, a run).
+COUNTED_KINDS: Final[frozenset[QuestKind]] = frozenset(
+    {"benchmark", "validate-records", "quality-rounds"}
+)
+QUEST_UNITS: Final[dict[QuestKind, str]] = {
+    "tflop-hours": "TFLOP-hours",
+    "uptime": "hours",
+    "benchmark": "benchmark runs",
+    "validate-records": "records",
+    "quality-rounds": "quality rounds",
+}
+PERIOD_KINDS: Final[tuple[PeriodKind, ...]] = ("week", "month", "season")
+QUEST_ACTIONS: Final = frozenset({"bench"})
+
+_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
+_MISSING: Final = object()
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """A node's lifetime counters, as the coordinator keeps them (milestones test these)."""
+
+    verified_results: int = 0
+    consecutive_verified: int = 0
+    tflop_hours: Fraction = Fraction(0)
+    uptime_hours: Fraction = Fraction(0)
+    quests_claimed: int = 0
+    records_validated: int = 0
+    quality_rounds: int = 0
+    season_top10: int = 0  # seasons finished in the top 10 of any board
+    season_wins: int = 0  # seasons finished first on any board
+
+
+STAT_NAMES: Final = frozenset(f.name for f in fields(NodeStats))
+
+
+@dataclass(frozen=True)
+class MultiplierRules:
+    kinds: tuple[str, ...]
+    max_combined: Fraction
+    min_notice_s: int
+
+
+@dataclass(frozen=True)
+class BoardRules:
+    """Awards for the top N of one leaderboard at the end of each of its periods."""
+
+    category: str
+    title: str
+    period: PeriodKind
+    top_n: int
+    bonus: tuple[int, ...]  # base units, by rank (1st first)
+    governance_weight: tuple[int, ...]
+    collectible: str
+
+
+@dataclass(frozen=True)
+class QuestRules:
+    reference_tflops: Fraction
+    unknown_capability_tflops: Fraction
+    max_capability_tflops: Fraction
+    reward_scales_with_capability: bool
+    max_fill: Fraction
+    records_per_tflop_hour: Fraction
+    quality_round_interval_s: int
+    benchmark_s: int
+
+
+@dataclass(frozen=True)
+class QuestDef:
+    """One quest template; a node gets one instance of it per period."""
+
+    id: str
+    kind: QuestKind
+    title: str
+    description: str
+    goal: Fraction  # in the kind's unit, at the reference capability
+    period: PeriodKind
+    duration_s: int  # from acceptance to the deadline
+    reward: int  # base units, at the reference capability
+    achievement: str | None = None
+    min_uptime: Fraction | None = None  # uptime quests only
+    action: str | None = None  # something the node can start for it ("bench")
+
+    @property
+    def unit(self) -> str:
+        return QUEST_UNITS[self.kind]
+
+
+@dataclass(frozen=True)
+class AchievementDef:
+    """A badge; a milestone one unlocks when ``stat >= at_least``, the others by quests."""
+
+    id: str
+    name: str
+    description: str
+    stat: str | None = None
+    at_least: Fraction | None = None
+
+
+@dataclass(frozen=True)
+class StakingRules:
+    free_task_value: int  # base units
+    min_stake: int  # base units
+    stake_per_task_value: Fraction
+    slash_fraction: Fraction
+
+
+@dataclass(frozen=True)
+class ReputationRules:
+    trusted_after: int
+    spot_check_fraction: Fraction
+
+
+@dataclass(frozen=True)
+class GameRules:
+    """All the rules; build with :func:`load_rules`."""
+
+    source: Path
+    liveness_per_day: int  # base units per day online
+    multipliers: MultiplierRules
+    season_calendar: str
+    boards: tuple[BoardRules, ...]
+    quest_rules: QuestRules
+    quests: tuple[QuestDef, ...]
+    achievements: tuple[AchievementDef, ...]
+    staking: StakingRules
+    reputation: ReputationRules
+
+    def quest(self, quest_id: str) -> QuestDef:
+        for quest in self.quests:
+            if quest.id == quest_id:
+                return quest
+        raise KeyError(f"no quest {quest_id!r}")
+
+    def achievement(self, achievement_id: str) -> AchievementDef:
+        for achievement in self.achievements:
+            if achievement.id == achievement_id:
+                return achievement
+        raise KeyError(f"no achievement {achievement_id!r}")
+
+    def board(self, category: str) -> BoardRules:
+        for board in self.boards:
+            if board.category == category:
+                return board
+        raise KeyError(f"no board {category!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+class _Table:
+    """One TOML table with typed getters whose errors name the file and the dotted key."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any], where: str = "") -> None:
+        self.path = path
+        self.data = data
+        self.where = where
+        self._seen: set[str] = set()
+
+    def key(self, key: str) -> str:
+        if not key:
+            return self.where or "(top level)"
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {self.key(key)}: {problem}")
+
+    def _get(self, key: str, default: object = _MISSING) -> Any:
+        self._seen.add(key)
+        if key in self.data:
+            return self.data[key]
+        if default is _MISSING:
+            raise self.error(key, "missing")
+        return default
+
+    def table(self, key: str) -> _Table:
+        value = self._get(key)
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a table")
+        return _Table(self.path, value, self.key(key))
+
+    def tables(self) -> Iterator[tuple[str, _Table]]:
+        """Every entry of this table, each itself a table (``[quests.<id>]``)."""
+        for key in self.data:
+            if not _ID_RE.fullmatch(key):
+                raise self.error(key, "ids are lowercase letters, digits and '-' (max 48)")
+            yield key, self.table(key)
+
+    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        value = self._get(key, _MISSING if default is None else default)
+        if not isinstance(value, str) or not value.strip() or len(value) > 500:
+            raise self.error(key, f"{value!r} must be a non-empty string (max 500 characters)")
+        if choices and value not in choices:
+            raise self.error(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        if key not in self.data:
+            self._seen.add(key)
+            return None
+        return self.text(key)
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise self.error(key, f"{value!r} must be true or false")
+        return value
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        return self._check_int(key, self._get(key), low, high)
+
+    def _check_int(self, key: str, value: object, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"{value!r} must be a whole number")
+        if not low <= value <= high:
+            raise self.error(key, f"{value} is outside {low}..{high}")
+        return value
+
+    def fraction(
+        self, key: str, low: Fraction, high: Fraction, *, low_open: bool = False
+    ) -> Fraction:
+        value = self._get(key)
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, float):
+                number = Fraction(repr(value))  # exactly the decimal as written
+            elif isinstance(value, int | str):
+                number = Fraction(value.strip() if isinstance(value, str) else value)
+            else:
+                raise TypeError
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise self.error(key, f'{value!r} is not a number (write "3/2" or "1.5")') from None
+        too_low = number <= low if low_open else number < low
+        if too_low or number > high:
+            bound = "above" if low_open else "at least"
+            raise self.error(key, f"{number} must be {bound} {low} and at most {high}")
+        return number
+
+    def optional_fraction(self, key: str, low: Fraction, high: Fraction) -> Fraction | None:
+        if key not in self.data:
+            self._seen.add(key)
+            return None
+        return self.fraction(key, low, high)
+
+    def omnit(self, key: str, default: int | None = None) -> int:
+        value = self._get(key, _MISSING if default is None else default)
+        return self._check_omnit(key, value)
+
+    def _check_omnit(self, key: str, value: object) -> int:
+        if isinstance(value, float):
+            raise self.error(
+                key, f'{value!r}: write OMNIT as a whole number or a quoted decimal ("0.5")'
+            )
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.error(key, f"{value!r} is not an amount of OMNIT")
+        try:
+            amount = omnit(value.strip() if isinstance(value, str) else value)
+        except (ValueError, InvalidOperation):
+            raise self.error(key, f"{value!r} is not an exact amount of OMNIT") from None
+        if amount < 0:
+            raise self.error(key, f"{value!r} must not be negative")
+        return amount
+
+    def _list(self, key: str, length: int | None) -> list[Any]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            raise self.error(key, "must be a list")
+        if length is not None and len(value) != length:
+            raise self.error(key, f"has {len(value)} values; it needs {length} (one per rank)")
+        return value
+
+    def omnit_list(self, key: str, length: int) -> tuple[int, ...]:
+        return tuple(self._check_omnit(key, v) for v in self._list(key, length))
+
+    def integer_list(self, key: str, length: int, low: int, high: int) -> tuple[int, ...]:
+        return tuple(self._check_int(key, v, low, high) for v in self._list(key, length))
+
+    def text_list(self, key: str) -> tuple[str, ...]:
+        values = self._list(key, None)
+        if not values or not all(isinstance(v, str) and _ID_RE.fullmatch(v) for v in values):
+            raise self.error(key, "must be a non-empty list of ids (lowercase, digits, '-')")
+        if len(set(values)) != len(values):
+            raise self.error(key, "lists a value twice")
+        return tuple(values)
+
+    def finish(self) -> None:
+        """Refuse keys nobody read: a typo must not silently fall back to a default."""
+        unknown = [key for key in self.data if key not in self._seen]
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+ONE: Final = Fraction(1)
+ZERO: Final = Fraction(0)
+BIG: Final = Fraction(10**12)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+
+
+def load_rules(path: Path | None = None) -> GameRules:
+    """Load and check the game rules (default: the packaged ``game.toml``)."""
+    path = asset_path("game.toml") if path is None else path
+    root = _Table(path, _read_toml(path))
+    root.integer("version", 1, 1)
+
+    liveness = root.table("liveness")
+    liveness_per_day = liveness.omnit("omnit_per_day")
+    liveness.finish()
+
+    multipliers = _multiplier_rules(root.table("multipliers"))
+
+    seasons = root.table("seasons")
+    calendar = seasons.text("calendar", choices=("quarterly",))
+    seasons.finish()
+
+    boards = tuple(_board(category, table) for category, table in root.table("boards").tables())
+
+    quest_rules = _quest_rules(root.table("quest_rules"))
+    achievements = tuple(
+        _achievement(aid, table) for aid, table in root.table("achievements").tables()
+    )
+    achievement_ids = {a.id for a in achievements}
+    quests_table = root.table("quests")
+    quests = tuple(
+        _quest(qid, table, quest_rules, achievement_ids) for qid, table in quests_table.tables()
+    )
+    if not quests:
+        raise quests_table.error("", "defines no quest")
+
+    staking = root.table("staking")
+    staking_rules = StakingRules(
+        free_task_value=staking.omnit("free_task_value_omnit"),
+        min_stake=staking.omnit("min_stake_omnit"),
+        stake_per_task_value=staking.fraction("stake_per_task_value", ZERO, BIG),
+        slash_fraction=staking.fraction("slash_fraction", ZERO, ONE, low_open=True),
+    )
+    staking.finish()
+
+    reputation = root.table("reputation")
+    reputation_rules = ReputationRules(
+        trusted_after=reputation.integer("trusted_after", 1, 1_000_000),
+        spot_check_fraction=reputation.fraction("spot_check_fraction", ZERO, ONE, low_open=True),
+    )
+    reputation.finish()
+    root.finish()
+    return GameRules(
+        source=path,
+        liveness_per_day=liveness_per_day,
+        multipliers=multipliers,
+        season_calendar=calendar,
+        boards=boards,
+        quest_rules=quest_rules,
+        quests=quests,
+        achievements=achievements,
+        staking=staking_rules,
+        reputation=reputation_rules,
+    )
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> GameRules:
+    """The packaged rules, loaded once."""
+    return load_rules()
+
+
+def _multiplier_rules(table: _Table) -> MultiplierRules:
+    rules = MultiplierRules(
+        kinds=table.text_list("kinds"),
+        # The reward arithmetic refuses multipliers above MAX_MULTIPLIER: the cap cannot be more.
+        max_combined=table.fraction("max_combined", ONE, MAX_MULTIPLIER),
+        min_notice_s=table.integer("min_notice_hours", 0, 24 * 365) * 3600,
+    )
+    table.finish()
+    return rules
+
+
+def _board(category: str, table: _Table) -> BoardRules:
+    if category not in BOARDS:
+        raise table.error(
+            "", f"the ledger keeps no board {category!r} (it has {', '.join(BOARDS)})"
+        )
+    period = cast(PeriodKind, table.text("period", choices=("season", "month")))
+    # The ledger keeps a monthly board only for the Data Validators of the Month.
+    expected = "month" if category == MONTHLY_VALIDATORS else "season"
+    if period != expected:
+        raise table.error("period", f"the ledger's {category} board is per {expected}")
+    top_n = table.integer("top_n", 1, 1000)
+    board = BoardRules(
+        category=category,
+        title=table.text("title"),
+        period=period,
+        top_n=top_n,
+        bonus=table.omnit_list("bonus_omnit", top_n),
+        governance_weight=table.integer_list("governance_weight", top_n, 0, 1_000_000),
+        collectible=table.text("collectible"),
+    )
+    table.finish()
+    return board
+
+
+def _quest_rules(table: _Table) -> QuestRules:
+    rules = QuestRules(
+        reference_tflops=table.fraction("reference_tflops", ZERO, BIG, low_open=True),
+        unknown_capability_tflops=table.fraction(
+            "unknown_capability_tflops", ZERO, BIG, low_open=True
+        ),
+        max_capability_tflops=table.fraction("max_capability_tflops", ZERO, BIG, low_open=True),
+        reward_scales_with_capability=table.boolean("reward_scales_with_capability"),
+        max_fill=table.fraction("max_fill", ZERO, ONE, low_open=True),
+        records_per_tflop_hour=table.fraction("records_per_tflop_hour", ZERO, BIG, low_open=True),
+        quality_round_interval_s=table.integer("quality_round_interval_hours", 1, 24 * 30) * 3600,
+        benchmark_s=table.integer("benchmark_minutes", 1, 24 * 60) * 60,
+    )
+    table.finish()
+    return rules
+
+
+def _quest(quest_id: str, table: _Table, rules: QuestRules, achievements: set[str]) -> QuestDef:
+    kind = cast(QuestKind, table.text("kind", choices=QUEST_KINDS))
+    goal = table.fraction("goal", ZERO, BIG, low_open=True)
+    if kind in COUNTED_KINDS and goal.denominator != 1:
+        raise table.error("goal", f"{goal}: {QUEST_UNITS[kind]} are counted in whole numbers")
+    min_uptime = None
+    if kind == "uptime":
+        min_uptime = table.fraction("min_uptime", ZERO, ONE, low_open=True)
+    achievement = table.optional_text("achievement")
+    if achievement is not None and achievement not in achievements:
+        raise table.error("achievement", f"no achievement {achievement!r} is defined")
+    action = table.optional_text("action")
+    if action is not None and action not in QUEST_ACTIONS:
+        raise table.error("action", f"{action!r} is not one of {', '.join(sorted(QUEST_ACTIONS))}")
+    reward = table.omnit("reward_omnit", default=0)
+    if reward == 0 and achievement is None:
+        raise table.error("reward_omnit", "a quest needs an OMNIT reward or an achievement")
+    quest = QuestDef(
+        id=quest_id,
+        kind=kind,
+        title=table.text("title"),
+        description=table.text("description"),
+        goal=goal,
+        period=cast(PeriodKind, table.text("period", choices=PERIOD_KINDS)),
+        duration_s=table.integer("duration_hours", 1, 24 * 92) * 3600,
+        reward=reward,
+        achievement=achievement,
+        min_uptime=min_uptime,
+        action=action,
+    )
+    table.finish()
+    # The guard against levels too hard to reach: at full-time sharing, any node must be able
+    # to finish within max_fill of the window (so it can miss the rest and still make it).
+    needed = sharing_hours_needed(quest, rules.reference_tflops, rules)
+    allowed = Fraction(quest.duration_s, 3600) * rules.max_fill
+    if needed > allowed:
+        raise table.error(
+            "goal",
+            f"needs {float(needed):g} h of full-time sharing, more than {float(allowed):g} h "
+            f"({rules.max_fill} of its {quest.duration_s // 3600} h window)",
+        )
+    return quest
+
+
+def _achievement(achievement_id: str, table: _Table) -> AchievementDef:
+    stat = table.optional_text("stat")
+    at_least = None
+    if stat is not None:
+        if stat not in STAT_NAMES:
+            raise table.error("stat", f"{stat!r} is not one of {', '.join(sorted(STAT_NAMES))}")
+        at_least = table.fraction("at_least", ZERO, BIG, low_open=True)
+    achievement = AchievementDef(
+        id=achievement_id,
+        name=table.text("name"),
+        description=table.text("description"),
+        stat=stat,
+        at_least=at_least,
+    )
+    table.finish()
+    return achievement
+
+
+# --------------------------------------------------------------------------------------------
+# Quest goals (here because the loader's feasibility check needs them)
+
+
+def effective_capability(capability_tflops: float | Fraction | int, rules: QuestRules) -> Fraction:
+    """The capability a goal is scaled by: the measured value, or the default when unknown."""
+    if isinstance(capability_tflops, bool):
+        raise TypeError("capability is a number of TFLOPS")
+    value = (
+        Fraction(repr(capability_tflops))
+        if isinstance(capability_tflops, float)
+        else Fraction(capability_tflops)
+    )
+    if value <= 0:  # not benchmarked yet (or nonsense): treat as a CPU-class node
+        value = rules.unknown_capability_tflops
+    return min(value, rules.max_capability_tflops)
+
+
+def goal_for(
+    quest: QuestDef, capability_tflops: float | Fraction | int, rules: QuestRules | None = None
+) -> Fraction:
+    """The quest's goal for a node of this measured capability.
+
+    Formula: for tflop-hours and validate-records, ``goal x c / reference_tflops`` with ``c``
+    the node's measured TFLOPS (TFLOP-hours rounded down to 0.01, records rounded down to a
+    whole record, never below the smallest unit). Everything a node does scales with ``c``,
+    so the sharing time needed is the same for every node. Other kinds: ``goal`` unchanged.
+    """
+    if quest.kind not in SCALED_KINDS:
+        return quest.goal
+    rules = default_rules().quest_rules if rules is None else rules
+    c = effective_capability(capability_tflops, rules)
+    scaled = quest.goal * c / rules.reference_tflops
+    if quest.kind == "validate-records":
+        return Fraction(max(1, scaled.numerator // scaled.denominator))
+    hundredths = max(1, (scaled * 100).numerator // (scaled * 100).denominator)
+    return Fraction(hundredths, 100)
+
+
+def sharing_hours_needed(
+    quest: QuestDef, capability_tflops: float | Fraction | int, rules: QuestRules | None = None
+) -> Fraction:
+    """Hours of full-time sharing a node of this capability needs to finish the quest."""
+    rules = default_rules().quest_rules if rules is None else rules
+    goal = goal_for(quest, capability_tflops, rules)
+    c = effective_capability(capability_tflops, rules)
+    if quest.kind == "tflop-hours":
+        return goal / c
+    if quest.kind == "validate-records":
+        return goal / (rules.records_per_tflop_hour * c)
+    if quest.kind == "uptime":
+        return goal
+    if quest.kind == "benchmark":
+        return goal * rules.benchmark_s / 3600
+    return goal * rules.quality_round_interval_s / 3600
+
+
+def quest_reward_for(
+    quest: QuestDef, capability_tflops: float | Fraction | int, rules: QuestRules | None = None
+) -> int:
+    """The OMNIT reward (base units) of the quest for a node of this capability.
+
+    With ``reward_scales_with_capability``: ``reward x c / reference_tflops`` rounded down,
+    so one GPU split into many small nodes earns no more than it would as one node.
+    """
+    rules = default_rules().quest_rules if rules is None else rules
+    if not rules.reward_scales_with_capability:
+        return quest.reward
+    scaled = quest.reward * effective_capability(capability_tflops, rules) / rules.reference_tflops
+    return scaled.numerator // scaled.denominator
+
+
+__all__ = [
+    "COUNTED_KINDS",
+    "PERIOD_KINDS",
+    "QUEST_KINDS",
+    "QUEST_UNITS",
+    "SCALED_KINDS",
+    "STAT_NAMES",
+    "AchievementDef",
+    "BoardRules",
+    "GameRules",
+    "MultiplierRules",
+    "NodeStats",
+    "PeriodKind",
+    "QuestDef",
+    "QuestKind",
+    "QuestRules",
+    "ReputationRules",
+    "StakingRules",
+    "default_rules",
+    "effective_capability",
+    "goal_for",
+    "load_rules",
+    "quest_reward_for",
+    "sharing_hours_needed",
+]
