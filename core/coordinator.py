@@ -30,6 +30,9 @@ import aiomqtt
 import numpy as np
 
 from core.config import BrokerConfig
+from core.game import GameError, QuestState, combined_factor
+from core.game_messages import MultiplierEvents, events_message, quest_view
+from core.game_service import GameService
 from core.identity import Identity, load_or_create_identity, short_id
 from core.ledger import (
     BOARDS,
@@ -100,6 +103,8 @@ class Coordinator:
         self.settings = settings
         self.identity: Identity | None = None
         self.store: CoordinatorStore | None = None
+        self.game: GameService | None = None
+        self._events_published: tuple[str, ...] | None = None
         self._lock = DataDirLock(settings.data_dir / "coordinator.lock")
         self._seqs: SequenceCounter | None = None
         self._filter = InboundFilter()
@@ -126,6 +131,7 @@ class Coordinator:
             self._seqs = SequenceCounter(self.settings.data_dir / "seq")
             self.store = CoordinatorStore(self.settings.data_dir / "coordinator.db")
             await self.store.connect()
+            self.game = GameService(self.store)
         except BaseException:
             self._lock.release()
             raise
@@ -357,17 +363,21 @@ class Coordinator:
             pending.append((message, work, tasks.get(work.task_id)))
         loop = asyncio.get_running_loop()
         checked = await loop.run_in_executor(self._verify_thread, self._verify_all, pending)
+        assert self.game is not None
+        events = await self.game.events()
         records = []
         for (message, work, task), (accepted, reason) in zip(pending, checked, strict=True):
             credited = 0
             details: dict[str, Any] | None = None
             if accepted:
                 tflops = self._credited_tflops(message.sender, work)
-                credited = compute_reward(tflops, Fraction(self.settings.task_interval_s))
+                factor = combined_factor(events, message.ts)
+                credited = compute_reward(tflops, Fraction(self.settings.task_interval_s), factor)
                 details = {
                     "reason": (
                         f"verified GEMM {work.n}x{work.n} {work.dtype} ({work.work_id}): "
-                        f"{tflops:.3f} TFLOPS x {self.settings.task_interval_s:g} s, multiplier 1x"
+                        f"{tflops:.3f} TFLOPS x {self.settings.task_interval_s:g} s, "
+                        f"multiplier {factor}x"
                     ),
                     "category": "gpu-contributors",
                     "data": {"task_id": work.task_id, "tflops": tflops},
@@ -385,6 +395,7 @@ class Coordinator:
                 self.stats["verified" if verdict.accepted else "rejected"] += 1
             replies.extend(stored_verdicts)
             self._boards_dirty = True
+            await self._game_after_work(stored_verdicts, records)
         receipts = [
             self._publish(
                 DEFAULT_TOPICS.node_receipt(verdict.sender),
@@ -402,6 +413,37 @@ class Coordinator:
         # Published together (PUBACKs overlap). An unsent receipt (link down) is not lost:
         # the node re-sends its result and gets the stored verdict again.
         await asyncio.gather(*receipts, return_exceptions=True)
+
+    async def _game_after_work(
+        self,
+        verdicts: list[WorkVerdict],
+        records: list[tuple[WorkVerdict, str, dict[str, Any] | None]],
+    ) -> None:
+        """Reputation, quests, badges for credited work; slashing for work proven wrong."""
+        assert self.game is not None
+        now = time.time()
+        by_key = {(v.sender, v.work_id): d for v, _task, d in records}
+        for verdict in verdicts:
+            details = by_key.get((verdict.sender, verdict.work_id))
+            if verdict.accepted and verdict.entry_id is not None and details is not None:
+                await self.game.on_verified_work(
+                    verdict.sender,
+                    verdict.work_id,
+                    tflops=float(details["data"]["tflops"]),
+                    seconds=self.settings.task_interval_s,
+                    at=now,
+                    now=now,
+                )
+            elif not verdict.accepted and verdict.reason.startswith("verification failed"):
+                slashed = await self.game.on_failed_work(
+                    verdict.sender, verdict.work_id, verdict.reason
+                )
+                log.warning(
+                    "work %s from %s failed verification; slashed %d base units",
+                    verdict.work_id,
+                    short_id(verdict.sender),
+                    slashed,
+                )
 
     def _verify_all(
         self, pending: list[tuple[Message, WorkResult, dict[str, Any] | None]]
@@ -455,6 +497,14 @@ class Coordinator:
             "leaderboard": self._leaderboard_query,
             "wallet": self._wallet_query,
             "ping": self._ping,
+            "events": self._events_query,
+            "quests": self._quests_query,
+            "quest.accept": self._quest_accept,
+            "quest.claim": self._quest_claim,
+            "season": self._season_query,
+            "stake": self._stake,
+            "unstake": self._unstake,
+            "bench.report": self._bench_report,
         }
         handler = handlers.get(request.method)
         try:
@@ -462,10 +512,61 @@ class Coordinator:
                 raise ValueError(f"unknown method {request.method!r}")
             result = await handler(sender, dict(request.params))
             response = Response(request_id=request.request_id, ok=True, result=raw_json(result))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, GameError) as exc:
             response = Response(request_id=request.request_id, ok=False, error=str(exc)[:500])
         with contextlib.suppress(aiomqtt.MqttError):  # the node's request times out
             await self._publish(DEFAULT_TOPICS.node_response(sender), Response.TYPE, response)
+
+    async def _events_query(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.game is not None
+        return await self.game.events_view(time.time())
+
+    def _capability(self, sender: str) -> float:
+        state = self._nodes.get(sender)
+        return state.tflops_claim if state is not None and state.tflops_claim > 0 else 0.0
+
+    async def _quests_query(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.game is not None
+        now = time.time()
+        states = await self.game.quests(sender, self._capability(sender) or 0.1, now)
+        return {"quests": [quest_json(s, now) for s in states]}
+
+    async def _quest_accept(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.game is not None
+        now = time.time()
+        state = await self.game.accept_quest(sender, str(params.get("id", "")), now)
+        return {"quest": quest_json(state, now), "message": f"accepted {state.title}"}
+
+    async def _quest_claim(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.game is not None
+        result = await self.game.claim_quest(sender, str(params.get("id", "")), time.time())
+        self._boards_dirty = True
+        return result
+
+    async def _season_query(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.game is not None
+        return await self.game.season_view(sender, time.time())
+
+    async def _stake(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.game is not None
+        return await self.game.stake(sender, _amount(params))
+
+    async def _unstake(self, sender: str, params: dict[str, Any]) -> Any:
+        assert self.game is not None
+        return await self.game.unstake(sender, _amount(params))
+
+    async def _bench_report(self, sender: str, params: dict[str, Any]) -> Any:
+        """A node ran the benchmark suite (its own Freivalds check passed): quest progress."""
+        assert self.game is not None
+        if params.get("verified") is not True:
+            raise ValueError("only a verified benchmark counts")
+        tflops = params.get("tflops")
+        state = self._nodes.setdefault(sender, _NodeState())
+        if isinstance(tflops, int) and tflops > 0:
+            state.tflops_claim = min(tflops / 1000.0, MAX_PLAUSIBLE_TFLOPS)
+        now = time.time()
+        await self.game.on_benchmark(sender, now, now)
+        return {"message": "benchmark recorded"}
 
     async def _ping(self, sender: str, params: dict[str, Any]) -> Any:
         return {"coordinator": self.node_id, "ts": time.time()}
@@ -498,7 +599,17 @@ class Coordinator:
         limit = min(max(1, int(params.get("limit") or 100)), 1000)
         entries = await self.store.entries(sender, limit)
         today = time.time() - time.time() % 86400
+        assert self.game is not None
+        account = await self.game.account(sender)
         return {
+            "staked": account.staked,
+            "available": account.balance,
+            "reputation": account.reputation.consecutive,
+            "reputation_detail": {
+                "consecutive": account.reputation.consecutive,
+                "verified": account.reputation.verified,
+                "failed": account.reputation.failed,
+            },
             "balance": await self.store.balance(sender),
             "entries": [e.to_dict() for e in entries],
             "rejected": await self.store.rejected_work(sender, limit),
@@ -507,8 +618,13 @@ class Coordinator:
         }
 
     async def _board_loop(self) -> None:
-        """Publish each board's top 100 (retained) when it changed."""
+        """Publish each board's top 100 (retained) when it changed; events; season ends."""
         while True:
+            if self._client is not None and self.game is not None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self._publish_events()
+                if await self.game.roll_over(time.time()):
+                    self._boards_dirty = True
             if self._boards_dirty and self._client is not None:
                 self._boards_dirty = False
                 try:
@@ -516,6 +632,18 @@ class Coordinator:
                 except aiomqtt.MqttError:
                     self._boards_dirty = True
             await asyncio.sleep(self.settings.board_interval_s)
+
+    async def _publish_events(self) -> None:
+        """Retained and signed: announced multiplier events, re-sent when they change."""
+        assert self.game is not None
+        now = time.time()
+        events = await self.game.events()
+        message = events_message(events, now)
+        key = tuple(sorted(e.id for e in message.events))
+        if key == self._events_published:
+            return
+        await self._publish(DEFAULT_TOPICS.events, MultiplierEvents.TYPE, message, retain=True)
+        self._events_published = key
 
     async def publish_boards(self) -> None:
         assert self.store is not None
@@ -536,6 +664,33 @@ class Coordinator:
             await self._publish(
                 DEFAULT_TOPICS.leaderboard(category), Leaderboard.TYPE, board, retain=True
             )
+
+
+def _amount(params: dict[str, Any]) -> int:
+    """An OMNIT amount from a request: integer base units only (no floats in money)."""
+    value = params.get("amount")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("amount must be a positive whole number of base units")
+    return value
+
+
+def quest_json(state: QuestState, now: float) -> dict[str, Any]:
+    view = quest_view(state, now)
+    deadline = view.deadline if view.deadline is not None else view.accept_by
+    return {
+        "id": view.quest_id,
+        "title": view.title,
+        "kind": view.kind,
+        "state": view.status,
+        "progress": {"current": view.progress, "target": view.goal, "unit": view.unit},
+        "progress_text": view.progress_text,
+        "deadline_ts": deadline,
+        "reward": view.reward_base_units,
+        "reward_text": view.reward_text,
+        "achievement": view.achievement,
+        "action": view.action,
+        "description": view.progress_text,
+    }
 
 
 def coordinator_banner(coordinator: Coordinator) -> str:

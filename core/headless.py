@@ -71,10 +71,14 @@ def telemetry_summary(node: Node) -> str:
     return "telemetry: " + ", ".join(parts) + (f"; {guard}" if guard else "")
 
 
-async def run_headless(config: Config, *, nvml: Any | None = None) -> int:
-    """Run the node until a stop signal; returns the process exit code."""
+async def run_headless(
+    config: Config, *, nvml: Any | None = None, duration_s: float | None = None
+) -> int:
+    """Run the node until a stop signal (or ``duration_s``); returns the process exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    if duration_s is not None:
+        loop.call_later(duration_s, stop.set)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log = logging.getLogger("omnitensor.node")

@@ -30,7 +30,7 @@ MAX_SUPPLY = MAX_SUPPLY_OMNIT * BASE_UNITS_PER_OMNIT  # 10**18 fits SQLite's int
 
 # Entry kinds that create tokens (count against the supply cap) and that destroy them.
 MINT_KINDS = frozenset({"reward", "liveness", "quest", "award"})
-BURN_KINDS = frozenset({"burn"})
+BURN_KINDS = frozenset({"burn", "slash"})
 CATEGORIES = ("gpu-contributors", "data-validators", "model-testers")
 MONTHLY_VALIDATORS = "data-validators-monthly"  # "Data Validators of the Month"
 BOARDS = (*CATEGORIES, MONTHLY_VALIDATORS)
@@ -122,6 +122,48 @@ MIGRATIONS: Sequence[str] = (
     );
     INSERT INTO supply (id, minted, burned) VALUES (1, 0, 0);
     """,
+    # 2: the game (core/game_service.py): quests, stakes and reputation, badges, events, awards.
+    """
+    CREATE TABLE quests (
+        node_id TEXT NOT NULL,
+        quest_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (node_id, quest_id)
+    );
+    CREATE TABLE accounts (
+        node_id TEXT PRIMARY KEY,
+        staked INTEGER NOT NULL DEFAULT 0 CHECK (staked >= 0),
+        consecutive INTEGER NOT NULL DEFAULT 0,
+        verified INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        tflop_hours TEXT NOT NULL DEFAULT '0',
+        quests_claimed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE achievements (
+        node_id TEXT NOT NULL,
+        achievement TEXT NOT NULL,
+        earned_ts REAL NOT NULL,
+        PRIMARY KEY (node_id, achievement)
+    );
+    CREATE TABLE multiplier_events (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        factor TEXT NOT NULL,
+        start REAL NOT NULL,
+        "end" REAL NOT NULL,
+        announced_at REAL NOT NULL
+    );
+    CREATE TABLE awards (
+        award_id TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        entry_id INTEGER
+    );
+    CREATE TABLE game_kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+""",
 )
 
 

@@ -34,6 +34,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("omnitensor.node")
 
+# Node commands answered by the coordinator (forwarded over the network link).
+NETWORK_COMMANDS = frozenset(
+    {
+        "leaderboard",
+        "wallet",
+        "ping",
+        "events",
+        "quests",
+        "quest.accept",
+        "quest.claim",
+        "season",
+        "stake",
+        "unstake",
+    }
+)
+# Commands that change what the console shows: refresh the cached game state after them.
+REFRESHING_COMMANDS = frozenset({"quest.accept", "quest.claim", "stake", "unstake"})
+
 # Subscribers that fall this far behind lose events rather than slow the node down.
 SUBSCRIBER_QUEUE_SIZE = 512
 
@@ -382,6 +400,7 @@ class Node:
             "link": self.link.to_json() if self.link else {"mode": "none", "state": "no network"},
             "counters": await self.store.work_counters(),
             "leaderboards": self.link.leaderboards if self.link else {},
+            **(self.link.game_snapshot() if self.link else {}),
             "last_benchmark": (
                 {"ts": last.ts, "verified": last.verified, **last.result} if last else None
             ),
@@ -403,19 +422,39 @@ class Node:
             assert self.store is not None
             rows = await self.store.recent_events(int(params.get("limit", 100)))
             return {"events": [row.__dict__ for row in rows]}
-        if name in ("leaderboard", "wallet", "ping"):
+        if name in NETWORK_COMMANDS:
             if self.link is None:
                 raise CommandError("this node is not on a network (no broker configured)")
             answer = await self.link.request(name, params)
             if not isinstance(answer, dict):
                 raise CommandError(f"{name}: the coordinator sent a malformed answer")
-            if name == "wallet":
-                self.link.wallet = answer
+            if name in REFRESHING_COMMANDS:
+                self.link.refresh_soon()
+            elif name in self.link.game_state:
+                self.link.game_state[name] = answer
             return answer
+        if name == "quest.start":
+            return await self._start_quest(str(params.get("id", "")))
         if name in self.extra_commands:
             result: JSON = await self.extra_commands[name](**params)
             return result
         raise CommandError(f"unknown command {name!r}")
+
+    async def _start_quest(self, quest_id: str) -> JSON:
+        """Run a quest's action (the benchmark suite) now, with progress events."""
+        if self.link is None:
+            raise CommandError("this node is not on a network (no broker configured)")
+        quests = await self.link.request("quests", {})
+        quest = next((q for q in quests.get("quests", []) if q.get("id") == quest_id), None)
+        if quest is None:
+            raise CommandError(f"quest {quest_id}: not offered to this node")
+        if quest.get("action") != "bench":
+            raise CommandError(f"quest {quest_id}: has no action to start; it progresses by work")
+        if quest.get("state") not in ("accepted", "in_progress"):
+            raise CommandError(f"quest {quest_id}: accept it first (it is {quest.get('state')})")
+        result = await self.run_benchmark(quick=True)
+        self.link.refresh_soon()
+        return {"message": f"benchmark done for {quest.get('title')}", "result": result}
 
     async def run_benchmark(self, *, quick: bool = True) -> JSON:
         """Run the benchmark suite in the kernel thread, publishing progress events."""
@@ -475,6 +514,7 @@ class Node:
         if self.link is not None:
             # The network learns the new capability (it scales rewards by it).
             await self.link.announce()
+            await self.link.report_benchmark(result)
         return result
 
     def _on_bench_progress(self, event: JSON) -> None:

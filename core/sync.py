@@ -85,6 +85,14 @@ class NetworkLink:
         self._requests: dict[str, asyncio.Future[Response]] = {}
         self.leaderboards: dict[str, JSON] = {}
         self.wallet: JSON | None = None
+        # The coordinator's answers the console shows, refreshed while connected.
+        self.game_state: dict[str, JSON | None] = {
+            "wallet": None,
+            "quests": None,
+            "season": None,
+            "events": None,
+        }
+        self._refresh_wanted = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -111,6 +119,7 @@ class NetworkLink:
         # Both live as long as the link, not a connection; the flush loop waits for one.
         work = asyncio.create_task(self._work_loop(), name="sync.work")
         flush = asyncio.create_task(self._flush_loop(), name="sync.flush")
+        refresh = asyncio.create_task(self._refresh_loop(), name="sync.refresh")
         try:
             while not self.closing:
                 try:
@@ -131,7 +140,7 @@ class NetworkLink:
                     await self.node.emit_log("error", "link", f"network session failed: {exc}")
                     await asyncio.sleep(backoff.next_delay())
         finally:
-            for task in (work, flush):
+            for task in (work, flush, refresh):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -185,6 +194,7 @@ class NetworkLink:
                 self._set_state("connected")
                 await self.node.emit_log("info", "link", f"connected to {self.url}")
                 self._flush_wanted.set()
+                self._refresh_wanted.set()
                 async for message in client.messages:
                     await self._on_message(message)
                 raise aiomqtt.MqttError("connection closed")
@@ -199,6 +209,54 @@ class NetworkLink:
             raise CommandError("offline: not connected to the network")
         payload = encode(identity, self._seqs.next(), type_name, data)
         await self._client.publish(topic, payload, qos=1, retain=retain)
+
+    def refresh_soon(self) -> None:
+        self._refresh_wanted.set()
+
+    def game_snapshot(self) -> JSON:
+        """Snapshot sections for the console: wallet, quests, season, multiplier."""
+        state = self.game_state
+        wallet = state["wallet"] or self.wallet
+        quests = state["quests"]
+        return {
+            "wallet": wallet,
+            "quests": quests.get("quests") if quests else None,
+            "season": state["season"],
+            "multiplier": state["events"],
+        }
+
+    async def _refresh_loop(self) -> None:
+        """Keep the console's game state fresh: every 10 s, and soon after a change."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refresh_wanted.wait(), 10.0)
+            self._refresh_wanted.clear()
+            if self._client is None:
+                continue
+            changed = False
+            for method in ("wallet", "quests", "season", "events"):
+                try:
+                    answer = await self.request(method, {}, wait_s=5.0)
+                except CommandError:
+                    break
+                if isinstance(answer, dict) and answer != self.game_state[method]:
+                    self.game_state[method] = answer
+                    changed = True
+            if changed:
+                self.node.publish({"type": "game"})
+            # Debounce: a burst of receipts asks for one refresh, not one each.
+            await asyncio.sleep(1.0)
+
+    async def report_benchmark(self, result: JSON) -> None:
+        """Tell the coordinator a verified benchmark ran (benchmark quests progress by it)."""
+        fp32 = result.get("gemm", {}).get("fp32", {})
+        params = {
+            "verified": bool(result.get("verified")),
+            # Milli-TFLOPS: request parameters are integers, never floats.
+            "tflops": int(float(fp32.get("tflops", 0.0)) * 1000),
+        }
+        with contextlib.suppress(CommandError):
+            await self.request("bench.report", params, wait_s=5.0)
 
     async def announce(self) -> None:
         """Re-send this node's hello (after a benchmark changed its capability)."""
@@ -354,6 +412,7 @@ class NetworkLink:
                 {"work_id": receipt.work_id, "reason": receipt.reason},
             )
         self.node.publish({"type": "work", "receipt": receipt.work_id})
+        self._refresh_wanted.set()
 
     # -- work ----------------------------------------------------------------------------
 

@@ -51,6 +51,29 @@ def add_network_parsers(
     board.add_argument("--top", type=int, default=3, metavar="N", help="rows (default 3)")
     board.add_argument("--season", metavar="S", help="season (e.g. 2026-Q4) or month")
     sub.add_parser("wallet", parents=[common], help="this node's balance and ledger entries")
+    sub.add_parser("quests", parents=[common], help="quests and challenges open to this node")
+    quest = sub.add_parser("quest", parents=[common], help="accept, start or claim a quest")
+    quest.add_argument("action", choices=("accept", "start", "claim"))
+    quest.add_argument("id", help="quest id, as `omnitensor quests` shows it")
+    sub.add_parser("season", parents=[common], help="the season, this node's standing")
+    sub.add_parser("events", parents=[common], help="active and upcoming reward multipliers")
+    for verb in ("stake", "unstake"):
+        cmd = sub.add_parser(verb, parents=[common], help=f"{verb} OMNIT as a security deposit")
+        cmd.add_argument("amount", help="OMNIT (decimals allowed, e.g. 12.5)")
+    share = sub.add_parser(
+        "share-gpu", parents=[common], help="share the GPU for a number of hours"
+    )
+    share.add_argument("--gpu-type", metavar="NAME", help="GPU type (default: the detected card)")
+    share.add_argument("--hours", type=float, required=True, metavar="H")
+    share.add_argument("--estimate", action="store_true", help="only print the projected reward")
+    announce = sub.add_parser(
+        "announce", parents=[common], help="(network operator) announce a multiplier event"
+    )
+    announce.add_argument("--kind", required=True)
+    announce.add_argument("--factor", required=True, help='e.g. "2" or "3/2"')
+    announce.add_argument("--start", required=True, help="ISO time, e.g. 2026-12-01T00:00Z")
+    announce.add_argument("--hours", type=float, required=True)
+    announce.add_argument("--title", dest="event_name", default=None, help="display name")
 
 
 def dispatch_network(args: argparse.Namespace, config: Config) -> int | None:
@@ -66,6 +89,16 @@ def dispatch_network(args: argparse.Namespace, config: Config) -> int | None:
         return asyncio.run(_leaderboard(config, args.category, args.top, args.season, as_json))
     if args.command == "wallet":
         return asyncio.run(_wallet(config, as_json))
+    if args.command in ("quests", "season", "events"):
+        return asyncio.run(_show(config, args.command, as_json))
+    if args.command == "quest":
+        return asyncio.run(_quest(config, args.action, args.id, as_json))
+    if args.command in ("stake", "unstake"):
+        return asyncio.run(_stake(config, args.command, args.amount, as_json))
+    if args.command == "share-gpu":
+        return asyncio.run(_share_gpu(config, args, as_json))
+    if args.command == "announce":
+        return asyncio.run(_announce(args, as_json))
     return None
 
 
@@ -225,3 +258,195 @@ def format_wallet(wallet: JSON) -> str:
         for item in rejected[:20]:
             lines.append(f"  {_when(item['ts'])}  {item['work_id']}: {item['reason']}")
     return "\n".join(lines)
+
+
+# -- the game --------------------------------------------------------------------------------
+
+
+async def _show(config: Config, what: str, as_json: bool) -> int:
+    async with node_session(config) as client:
+        answer = await client.command(what)
+    if as_json:
+        print(json.dumps(answer, indent=2))
+    elif what == "quests":
+        print(format_quests(answer))
+    elif what == "season":
+        print(format_season(answer))
+    else:
+        print(format_events(answer))
+    return 0
+
+
+def _left(ts: Any) -> str:
+    seconds = float(ts) - time.time()
+    if seconds <= 0:
+        return "ended"
+    hours = seconds / 3600
+    return f"{hours / 24:.1f} days left" if hours >= 48 else f"{hours:.1f} h left"
+
+
+def format_quests(answer: JSON) -> str:
+    quests = answer.get("quests", [])
+    if not quests:
+        return "No quests right now."
+    lines = []
+    for q in quests:
+        lines.append(
+            f"{q['id']:<32} {q['state']:<11} {q['title']}\n"
+            f"{'':<32} {q['progress_text']}; reward {q['reward_text']}; "
+            f"{_left(q['deadline_ts'])}" + (f"; action: {q['action']}" if q.get("action") else "")
+        )
+    return "\n".join(lines)
+
+
+def format_season(answer: JSON) -> str:
+    lines = [f"season {answer['id']}: {answer['days_left']} days left"]
+    for board, info in answer.get("ranks", {}).items():
+        rank = f"#{info['rank']} of {info['total']}" if info.get("rank") else "not ranked"
+        lines.append(f"  {board:<26} {rank}  {format_omnit(int(info['amount']))} OMNIT")
+    for award in answer.get("awards", []):
+        lines.append(f"  award: {award['name']} ({award['detail']})")
+    badges = answer.get("achievements", [])
+    lines.append(
+        "achievements: "
+        + (
+            ", ".join(
+                f"{a['name']} ({time.strftime('%Y-%m-%d', time.localtime(a['earned_ts']))})"
+                for a in badges
+            )
+            or "none yet"
+        )
+    )
+    return "\n".join(lines)
+
+
+def format_events(answer: JSON) -> str:
+    lines = [f"multiplier now: {answer['factor']}x (events combine to at most 3x)"]
+    for label in ("active", "upcoming"):
+        for e in answer.get(label, []):
+            lines.append(
+                f"  {label:<8} {e['name']} ({e['kind']}) x{e['factor']}  "
+                f"{_when(e['start_ts'])} .. {_when(e['end_ts'])}"
+            )
+    if len(lines) == 1:
+        lines.append("  no events announced")
+    return "\n".join(lines)
+
+
+async def _quest(config: Config, action: str, quest_id: str, as_json: bool) -> int:
+    async with node_session(config) as client:
+        answer = await client.command(f"quest.{action}", id=quest_id)
+    if as_json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(answer.get("message", "done"))
+    return 0
+
+
+async def _stake(config: Config, verb: str, amount_text: str, as_json: bool) -> int:
+    from core.ledger import omnit
+
+    try:
+        amount = omnit(amount_text)
+    except (ValueError, ArithmeticError):
+        raise ConfigError(f"{verb}: {amount_text!r} is not an amount of OMNIT") from None
+    async with node_session(config) as client:
+        answer = await client.command(verb, amount=amount)
+    if as_json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(
+            f"staked {format_omnit(int(answer['staked']), exact=True)} OMNIT; "
+            f"available {format_omnit(int(answer['balance']), exact=True)} OMNIT"
+        )
+    return 0
+
+
+async def _share_gpu(config: Config, args: argparse.Namespace, as_json: bool) -> int:
+    from core.game import estimate_share_reward, format_estimate
+
+    if not 0 < args.hours <= 24 * 366:
+        raise ConfigError(f"--hours {args.hours:g}: must be more than 0 and at most a year")
+    gpu_type = args.gpu_type or await _detected_gpu(config)
+    if gpu_type is None:
+        raise ConfigError(
+            'share-gpu: no NVIDIA GPU detected here; pass --gpu-type (e.g. "NVIDIA RTX 3080")'
+        )
+    projected = estimate_share_reward(gpu_type, args.hours)
+    if args.estimate:
+        if as_json:
+            print(json.dumps({"gpu_type": gpu_type, "hours": args.hours, "reward": projected}))
+        else:
+            print(format_estimate(projected))
+        return 0
+    return await _share_for(config, gpu_type, args.hours, projected, as_json)
+
+
+async def _detected_gpu(config: Config) -> str | None:
+    """The first GPU's name as NVML reports it (None without a GPU or driver)."""
+    from core.telemetry import GpuSampler
+
+    nvml: Any = None
+    if config.fake_gpus:
+        from core.fake_nvml import FakeNvml
+
+        nvml = FakeNvml.with_gpus(config.fake_gpus)
+    async with GpuSampler(nvml) as sampler:
+        frame = await sampler.sample()
+    return next((g.name for g in frame.gpus if g.name), None)
+
+
+async def _share_for(
+    config: Config, gpu_type: str, hours: float, projected: int, as_json: bool
+) -> int:
+    """Run the node for the window, then stop by itself and say what was earned."""
+    from core.headless import configure_logging, run_headless
+
+    print(
+        f"sharing {gpu_type} for {hours:g} h; projected "
+        f"{format_omnit(projected, exact=True)} OMNIT at base rate",
+        flush=True,
+    )
+    configure_logging(json_lines=as_json)
+    code = await run_headless(config, duration_s=hours * 3600)
+    async with node_session(config) as client:
+        wallet = await client.command("wallet")
+    print(f"earned so far: {format_omnit(int(wallet.get('balance', 0)), exact=True)} OMNIT")
+    return code
+
+
+async def _announce(args: argparse.Namespace, as_json: bool) -> int:
+    from datetime import datetime
+    from fractions import Fraction
+
+    from core.game import EventError, MultiplierEvent
+    from core.game_service import GameService
+    from core.ledger import CoordinatorStore
+
+    try:
+        start = datetime.fromisoformat(args.start.replace("Z", "+00:00")).timestamp()
+        factor = Fraction(args.factor)
+    except ValueError:
+        raise ConfigError(
+            f"announce: bad --start {args.start!r} or --factor {args.factor!r}"
+        ) from None
+    now = time.time()
+    event = MultiplierEvent(
+        id=f"ev-{int(now)}",
+        kind=args.kind,
+        name=args.event_name or args.kind.replace("-", " ").title(),
+        factor=factor,
+        start=start,
+        end=start + args.hours * 3600,
+        announced_at=now,
+    )
+    path = _coordinator_dir(args) / "coordinator.db"
+    if not path.exists():
+        raise ConfigError(f"announce: no coordinator store at {path} (use --data-dir)")
+    async with CoordinatorStore(path) as store:
+        try:
+            await GameService(store).announce(event, now)
+        except EventError as exc:
+            raise ConfigError(f"announce refused: {exc}") from None
+    print(f"announced {event.name} x{factor} from {_when(start)} for {args.hours:g} h")
+    return 0

@@ -1,0 +1,133 @@
+"""The game over the real broker: quests, claims, stakes, events, slashing."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from core.api import CommandError
+from core.game import EventError, MultiplierEvent
+from core.game_service import GameService
+from tests.broker import MosquittoProcess
+from tests.integration.test_network import node_for, running_coordinator, wait_until
+
+pytestmark = pytest.mark.broker
+
+
+async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_path: Path) -> None:
+    async with (
+        running_coordinator(tmp_path / "coord", mosquitto.url) as coordinator,
+        node_for(tmp_path / "n", mosquitto.url) as node,
+    ):
+        store = node.store
+        assert store is not None
+
+        async def some_credit() -> bool:
+            return (await store.work_counters())["work.acknowledged"] >= 2
+
+        await wait_until(some_credit, what="credited work")
+        quests = (await node.command("quests"))["quests"]
+        bench = next(q for q in quests if q["action"] == "bench")
+        assert bench["state"] == "offered"
+        compute = next(q for q in quests if q["kind"] == "tflop-hours")
+
+        # Claiming before accepting, and starting before accepting, are refused with reasons.
+        with pytest.raises(CommandError, match=r"not completed|not accepted"):
+            await node.command("quest.claim", id=bench["id"])
+        with pytest.raises(CommandError, match="accept it first"):
+            await node.command("quest.start", id=bench["id"])
+
+        await node.command("quest.accept", id=bench["id"])
+        with pytest.raises(CommandError, match="already accepted"):
+            await node.command("quest.accept", id=bench["id"])
+        started = await node.command("quest.start", id=bench["id"])
+        assert started["result"]["verified"] is True
+
+        async def completed() -> bool:
+            qs = (await node.command("quests"))["quests"]
+            return any(q["id"] == bench["id"] and q["state"] == "completed" for q in qs)
+
+        await wait_until(completed, what="benchmark quest completed")
+        before = (await node.command("wallet"))["balance"]
+        claimed = await node.command("quest.claim", id=bench["id"])
+        with pytest.raises(CommandError, match="already claimed"):
+            await node.command("quest.claim", id=bench["id"])
+        wallet = await node.command("wallet")
+        quest_entries = [e for e in wallet["entries"] if e["kind"] == "quest"]
+        assert len(quest_entries) == 1 and quest_entries[0]["amount"] == claimed["credited"]
+        assert wallet["balance"] >= before + claimed["credited"]
+
+        # An accepted compute quest gains progress from verified work only.
+        await node.command("quest.accept", id=compute["id"])
+
+        async def progressed() -> bool:
+            qs = (await node.command("quests"))["quests"]
+            q = next(q for q in qs if q["id"] == compute["id"])
+            return Fraction(q["progress"]["current"]) > 0
+
+        await wait_until(progressed, what="compute quest progress")
+
+        # Staking: more than the balance is refused; a valid stake shows in the wallet.
+        with pytest.raises(CommandError, match="cannot stake"):
+            await node.command("stake", amount=wallet["balance"] + 10**12)
+        staked = await node.command("stake", amount=wallet["balance"] // 2)
+        assert staked["staked"] == wallet["balance"] // 2
+        assert (await node.command("wallet"))["staked"] == staked["staked"]
+        with pytest.raises(CommandError, match="cannot unstake"):
+            await node.command("unstake", amount=staked["staked"] + 1)
+
+        season = await node.command("season")
+        assert season["ranks"]["gpu-contributors"]["rank"] == 1
+        assert season["days_left"] >= 0
+        assert any(a["id"] for a in season["achievements"])  # first verified work badge
+
+        # Slashing: work proven wrong burns a share of the stake and resets reputation.
+        game = coordinator.game
+        assert game is not None and coordinator.store is not None
+        slashed = await game.on_failed_work(node.node_id, "w-forged", "verification failed: x")
+        account = await game.account(node.node_id)
+        assert slashed > 0 and account.staked == staked["staked"] - slashed
+        assert account.reputation.consecutive == 0
+        _minted, burned = await coordinator.store.supply()
+        assert burned == slashed
+
+
+async def test_events_are_capped_at_3x(tmp_path: Path) -> None:
+    from core.ledger import CoordinatorStore
+
+    now = time.time()
+    start = now + 2 * 86400
+
+    def event(name: str, factor: str, offset_h: float = 0) -> MultiplierEvent:
+        return MultiplierEvent(
+            id=name,
+            kind="stress-test",
+            name=name,
+            factor=Fraction(factor),
+            start=start + offset_h * 3600,
+            end=start + (offset_h + 10) * 3600,
+            announced_at=now,
+        )
+
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        game = GameService(store)
+        await game.announce(event("a", "2"), now)
+        await game.announce(event("b", "3/2", offset_h=5), now)  # 2 x 1.5 = 3: allowed
+        with pytest.raises(EventError, match="3"):
+            await game.announce(event("c", "11/10", offset_h=6), now)  # 3.3x: refused
+        late = MultiplierEvent(
+            id="late",
+            kind="stress-test",
+            name="late",
+            factor=Fraction(2),
+            start=now + 60,
+            end=now + 3600,
+            announced_at=now,
+        )
+        with pytest.raises(EventError):
+            await game.announce(late, now)  # not announced in advance
+        assert await game.multiplier(start + 6 * 3600) == 3
+        assert [e.id for e in await game.events()] == ["a", "b"]
