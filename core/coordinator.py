@@ -30,7 +30,7 @@ import aiomqtt
 import numpy as np
 
 from core.config import BrokerConfig
-from core.game import GameError, QuestState, combined_factor
+from core.game import GameError, QuestState, combined_factor, should_spot_check
 from core.game_messages import MultiplierEvents, events_message, quest_view
 from core.game_service import GameService
 from core.identity import Identity, load_or_create_identity, short_id
@@ -361,9 +361,19 @@ class Coordinator:
                 replies.append(known)
                 continue
             pending.append((message, work, tasks.get(work.task_id)))
-        loop = asyncio.get_running_loop()
-        checked = await loop.run_in_executor(self._verify_thread, self._verify_all, pending)
         assert self.game is not None
+        # BOINC-style: a node with a long run of verified results is spot-checked only.
+        reputations = {
+            sender: (await self.game.account(sender)).reputation
+            for sender in {m.sender for m, _w, _t in pending}
+        }
+        full_check = [
+            should_spot_check(reputations[m.sender], self.game.rules) for m, _w, _t in pending
+        ]
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(
+            self._verify_thread, self._verify_all, pending, full_check
+        )
         events = await self.game.events()
         records = []
         for (message, work, task), (accepted, reason) in zip(pending, checked, strict=True):
@@ -446,13 +456,20 @@ class Coordinator:
                 )
 
     def _verify_all(
-        self, pending: list[tuple[Message, WorkResult, dict[str, Any] | None]]
+        self,
+        pending: list[tuple[Message, WorkResult, dict[str, Any] | None]],
+        full_check: list[bool] | None = None,
     ) -> list[tuple[bool, str]]:
-        """Runs in the verify thread: Freivalds' check of each result against its task."""
-        from kernels.freivalds import verify_seeded
+        """Runs in the verify thread: Freivalds' check of each result against its task.
+
+        Where ``full_check`` is False (a trusted node not drawn for a spot check) the result
+        is still matched against its task and its commitment, but not multiplied out.
+        """
+        from kernels.freivalds import commit, verify_seeded
 
         out: list[tuple[bool, str]] = []
-        for message, work, task in pending:
+        checks = full_check if full_check is not None else [True] * len(pending)
+        for (message, work, task), check in zip(pending, checks, strict=True):
             if task is None or task["node_id"] != message.sender:
                 out.append((False, f"unknown task {work.task_id}"))
                 continue
@@ -466,6 +483,12 @@ class Coordinator:
                 work.result_bytes(), dtype=np.dtype(work.dtype).newbyteorder("<")
             )
             matrix = matrix.reshape(work.n, work.n)
+            if not check:
+                ok = commit(matrix) == work.commitment
+                out.append(
+                    (ok, "" if ok else "verification failed: result does not match its commitment")
+                )
+                continue
             # The random vectors are drawn here, after the node committed to its result.
             result = verify_seeded(
                 work.seed,

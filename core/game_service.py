@@ -31,6 +31,7 @@ from core.game import (
     ended_periods,
     expire,
     offers_for,
+    previous_period,
     record_progress,
     record_verified,
     season_at,
@@ -352,8 +353,9 @@ class GameService:
         """Award every season that ended since the last roll-over (idempotent by award id)."""
         last = await self._kv("last_awarded_season")
         if last is None:
-            # First start: nothing to award before this coordinator existed.
-            await self._set_kv("last_awarded_season", season_at(now).id)
+            # First start: seasons before this coordinator existed have nothing to award;
+            # the current one is awarded when it ends.
+            await self._set_kv("last_awarded_season", previous_period(season_at(now)).id)
             return []
         granted: list[dict[str, Any]] = []
         for period in ended_periods("season", last, now):
