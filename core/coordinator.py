@@ -40,7 +40,7 @@ from core.ledger import (
     CoordinatorStore,
     WorkVerdict,
 )
-from core.mqtt import Backoff, make_client, raise_if_cancelling
+from core.mqtt import Backoff, make_client, parse_broker_url, raise_if_cancelling
 from core.node import DataDirLock, prepare_data_dir
 from core.protocol import (
     DEFAULT_TOPICS,
@@ -174,7 +174,10 @@ class Coordinator:
                 self.connected.clear()
                 delay = backoff.next_delay()
                 log.warning(
-                    "broker %s: %s; retrying in %.1fs", self.settings.broker_url, exc, delay
+                    "broker %s: %s; retrying in %.1fs",
+                    parse_broker_url(self.settings.broker_url).url,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -213,7 +216,9 @@ class Coordinator:
             self.connected.set()
             self._backoff.reset()
             log.info(
-                "coordinator %s connected to %s", short_id(self.node_id), self.settings.broker_url
+                "coordinator %s connected to %s",
+                short_id(self.node_id),
+                parse_broker_url(self.settings.broker_url).url,
             )
             try:
                 async for message in client.messages:

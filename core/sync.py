@@ -28,7 +28,7 @@ import aiomqtt
 from core.api import JSON, CommandError
 from core.identity import short_id
 from core.ledger import format_omnit
-from core.mqtt import Backoff, make_client, raise_if_cancelling
+from core.mqtt import Backoff, make_client, parse_broker_url, raise_if_cancelling
 from core.protocol import (
     DEFAULT_TOPICS,
     Hello,
@@ -69,6 +69,8 @@ class NetworkLink:
     ) -> None:
         self.node = node
         self.url = url
+        # Shown in the snapshot and the log: never the credentials a URL may carry.
+        self.display_url = parse_broker_url(url).url
         self.mode = mode  # "local" (the embedded local network) or "remote"
         self.resend_interval = resend_interval
         self.state = "connecting"
@@ -129,7 +131,7 @@ class NetworkLink:
                     if self.state != "offline":
                         self._set_state("offline")
                         await self.node.emit_log(
-                            "warning", "link", f"offline: broker {self.url} ({exc})"
+                            "warning", "link", f"offline: broker {self.display_url} ({exc})"
                         )
                     await asyncio.sleep(backoff.next_delay())
                 except Exception as exc:
@@ -164,7 +166,7 @@ class NetworkLink:
     def to_json(self) -> JSON:
         return {
             "mode": self.mode,
-            "broker": self.url,
+            "broker": self.display_url,
             "state": self.state,
             "since_ts": self.since_ts,
             "coordinator": self.pinned_key,
@@ -192,7 +194,7 @@ class NetworkLink:
                 await self._publish_hello()
                 backoff.reset()
                 self._set_state("connected")
-                await self.node.emit_log("info", "link", f"connected to {self.url}")
+                await self.node.emit_log("info", "link", f"connected to {self.display_url}")
                 self._flush_wanted.set()
                 self._refresh_wanted.set()
                 async for message in client.messages:

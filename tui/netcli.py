@@ -195,7 +195,7 @@ async def node_session(config: Config) -> AsyncIterator[NodeAPI]:
         deadline = time.monotonic() + CONNECT_WAIT_S
         while node.link is not None and node.link.state != "connected":
             if time.monotonic() > deadline:
-                raise CommandError(f"cannot reach the network at {node.link.url}")
+                raise CommandError(f"cannot reach the network at {node.link.display_url}")
             await asyncio.sleep(0.1)
         yield LocalNodeClient(node)
 
