@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,13 @@ import aiomqtt
 import numpy as np
 
 from core.config import BrokerConfig
-from core.game import GameError, QuestState, combined_factor, should_spot_check
+from core.game import (
+    GameError,
+    QuestState,
+    combined_factor,
+    liveness_reward,
+    should_spot_check,
+)
 from core.game_messages import MultiplierEvents, events_message, quest_view
 from core.game_service import GameService
 from core.identity import Identity, load_or_create_identity, short_id
@@ -85,6 +92,7 @@ class CoordinatorSettings:
     board_interval_s: float = 5.0
     freivalds_rounds: int = 2
     batch_max: int = 256
+    liveness_interval_s: float = 3600.0  # one liveness credit per node per window
 
 
 @dataclass
@@ -105,6 +113,7 @@ class Coordinator:
         self.store: CoordinatorStore | None = None
         self.game: GameService | None = None
         self._events_published: tuple[str, ...] | None = None
+        self._last_work: dict[str, float] = {}  # node -> last verified work (liveness)
         self._lock = DataDirLock(settings.data_dir / "coordinator.lock")
         self._seqs: SequenceCounter | None = None
         self._filter = InboundFilter()
@@ -155,6 +164,7 @@ class Coordinator:
             asyncio.create_task(self._ingest_loop(), name="coordinator.ingest"),
             asyncio.create_task(self._scheduler_loop(), name="coordinator.tasks"),
             asyncio.create_task(self._board_loop(), name="coordinator.boards"),
+            asyncio.create_task(self._liveness_loop(), name="coordinator.liveness"),
         ]
         try:
             await self._connection_loop(backoff)
@@ -440,6 +450,8 @@ class Coordinator:
         by_key = {(v.sender, v.work_id): d for v, _task, d in records}
         for verdict in verdicts:
             details = by_key.get((verdict.sender, verdict.work_id))
+            if verdict.accepted:
+                self._last_work[verdict.sender] = now
             if verdict.accepted and verdict.entry_id is not None and details is not None:
                 await self.game.on_verified_work(
                     verdict.sender,
@@ -660,6 +672,35 @@ class Coordinator:
                 except aiomqtt.MqttError:
                     self._boards_dirty = True
             await asyncio.sleep(self.settings.board_interval_s)
+
+    async def _liveness_loop(self) -> None:
+        """The base reward for liveness: each window, nodes that did verified work in it."""
+        window = self.settings.liveness_interval_s
+        while True:
+            end = (time.time() // window + 1) * window
+            await asyncio.sleep(max(0.0, end - time.time()))
+            await self.credit_liveness(end - window, end)
+
+    async def credit_liveness(self, start: float, end: float) -> int:
+        """Credit one liveness reward per node that worked in [start, end); once per window."""
+        assert self.store is not None and self.game is not None
+        amount = liveness_reward(end - start, self.game.rules)
+        credited = 0
+        for node_id, last in list(self._last_work.items()):
+            if not start <= last < end or amount <= 0:
+                continue
+            span = time.strftime("%Y-%m-%d %H:%M", time.gmtime(start))
+            with contextlib.suppress(sqlite3.IntegrityError):  # this window was credited
+                await self.store.add_entry(
+                    account=node_id,
+                    amount=amount,
+                    kind="liveness",
+                    reason=f"liveness: online and verified in the {end - start:g} s from "
+                    f"{span} UTC",
+                    ref=f"live:{int(start)}",
+                )
+                credited += 1
+        return credited
 
     async def _publish_events(self) -> None:
         """Retained and signed: announced multiplier events, re-sent when they change."""

@@ -200,6 +200,22 @@ def format_status(snap: JSON) -> str:
         lines.append(f"gpus       none: {status.get('reason', 'unknown')}")
     for gpu in telemetry.get("gpus", []):
         lines.append(f"gpu {gpu['index']}      " + format_gpu(gpu))
+    link = snap.get("link") or {}
+    if link.get("state") == "offline":
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(link.get("since_ts", 0)))
+        lines.append(f"link       offline since {since} ({link.get('broker')})")
+    elif link.get("broker"):
+        where = "local network" if link.get("mode") == "local" else link["broker"]
+        lines.append(f"link       {link.get('state')}: {where}")
+    else:
+        lines.append("link       no network")
+    counters = snap.get("counters") or {}
+    if counters:
+        lines.append(
+            f"work units {counters.get('work.submitted', 0)} submitted, "
+            f"{counters.get('work.acknowledged', 0)} acknowledged, "
+            f"{counters.get('outbox.pending', 0)} pending"
+        )
     guard = snap.get("guard") or {}
     lines.append(f"guard      {str(guard.get('summary', 'unknown')).removeprefix('guard: ')}")
     work = snap.get("work", {})

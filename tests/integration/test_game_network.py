@@ -84,6 +84,13 @@ async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_pa
         assert season["days_left"] >= 0
         assert any(a["id"] for a in season["achievements"])  # first verified work badge
 
+        # Liveness: one base reward per window for a node that worked in it, never twice.
+        window_end = time.time() + 1
+        assert await coordinator.credit_liveness(window_end - 3600, window_end) == 1
+        assert await coordinator.credit_liveness(window_end - 3600, window_end) == 0
+        kinds = [e["kind"] for e in (await node.command("wallet"))["entries"]]
+        assert kinds.count("liveness") == 1
+
         # Slashing: work proven wrong burns a share of the stake and resets reputation.
         game = coordinator.game
         assert game is not None and coordinator.store is not None
