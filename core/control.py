@@ -53,7 +53,7 @@ class ControlServer:
         self.node = node
         self.path = path
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def __aenter__(self) -> ControlServer:
         await self.start()
@@ -78,11 +78,14 @@ class ControlServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            for task in list(self._connections):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Close the connections rather than cancel their tasks: asyncio's stream callback
+            # logs an error for a handler task cancelled before it ran.
+            for writer in list(self._connections.values()):
+                writer.close()
+            if self._connections:
+                _done, slow = await asyncio.wait(list(self._connections), timeout=2.0)
+                for task in slow:
+                    task.cancel()
             await self._server.wait_closed()
             self._server = None
         self.path.unlink(missing_ok=True)
@@ -90,7 +93,7 @@ class ControlServer:
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             if _peer_uid(writer) != os.getuid():
                 log.warning("control: refused a connection from another user")
@@ -98,8 +101,12 @@ class ControlServer:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # The server is stopping. Ending normally matters: asyncio's stream callback
+            # calls task.exception() on this task, which raises (and logs) if cancelled.
+            pass
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

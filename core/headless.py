@@ -24,18 +24,19 @@ TELEMETRY_SUMMARY_INTERVAL = 60.0
 
 
 class JsonLineFormatter(logging.Formatter):
-    """One JSON object a line: ts, level, logger, kind, message."""
+    """One JSON object a line: ts, level, logger, kind, message (and the traceback)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "ts": round(record.created, 3),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "kind": getattr(record, "kind", ""),
-                "message": record.getMessage(),
-            }
-        )
+        line: dict[str, object] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "kind": getattr(record, "kind", ""),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line)
 
 
 def configure_logging(*, json_lines: bool, stream: TextIO | None = None) -> None:
@@ -71,11 +72,32 @@ def telemetry_summary(node: Node) -> str:
     return "telemetry: " + ", ".join(parts) + (f"; {guard}" if guard else "")
 
 
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's unhandled errors go to our log (JSON lines stay JSON), not bare stderr.
+
+    A broker connection torn down mid-operation leaves aiomqtt futures nobody awaits any
+    more: that is expected at shutdown and during outages, so it is logged at debug level.
+    Anything else is a warning with its traceback.
+    """
+    import aiomqtt
+
+    exc = context.get("exception")
+    message = str(context.get("message", "asyncio error"))
+    log = logging.getLogger("omnitensor.asyncio")
+    # aiomqtt 2.5's disconnect callback also calls .exception() on a connect future that a
+    # shutdown cancelled: a CancelledError with nothing lost.
+    if isinstance(exc, aiomqtt.MqttError | asyncio.CancelledError):
+        log.debug("%s: %r", message, exc)
+    else:
+        log.warning("%s: %r", message, exc, extra={"kind": "asyncio"}, exc_info=exc)
+
+
 async def run_headless(
     config: Config, *, nvml: Any | None = None, duration_s: float | None = None
 ) -> int:
     """Run the node until a stop signal (or ``duration_s``); returns the process exit code."""
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_log_loop_error)
     stop = asyncio.Event()
     if duration_s is not None:
         loop.call_later(duration_s, stop.set)

@@ -16,6 +16,7 @@ from typing import Any
 from core.config import Config
 from core.coordinator import Coordinator, CoordinatorSettings
 from core.embedded_broker import EmbeddedBroker
+from core.mqtt import cancel_and_wait
 from core.node import Node
 
 log = logging.getLogger("omnitensor.localnet")
@@ -67,9 +68,7 @@ class LocalNetwork:
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
             self.coordinator.close()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         await self.coordinator.__aexit__(None, None, None)
         await self.broker.stop()
 

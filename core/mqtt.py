@@ -7,10 +7,13 @@ Mosquitto bridge, EMQX, VerneMQ, HiveMQ, and the embedded broker of the local ne
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -19,6 +22,7 @@ from core.config import BrokerConfig
 from core.errors import ConfigError
 
 KEEPALIVE_S = 10
+log = logging.getLogger("omnitensor.mqtt")
 
 
 @dataclass(frozen=True)
@@ -116,3 +120,16 @@ def raise_if_cancelling() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def cancel_and_wait(task: asyncio.Task[Any], *, retry_s: float = 1.0) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again if a cancel gets lost.
+
+    aiomqtt can swallow a cancellation that lands inside its connect (3.11 TaskGroups can
+    too); a task that survives one cancel is cancelled again rather than waited on forever.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=retry_s)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("task %s ended with %r", task.get_name(), task.exception())

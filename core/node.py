@@ -238,11 +238,11 @@ class Node:
 
     async def leave_network(self) -> None:
         if self._link_task is not None:
+            from core.mqtt import cancel_and_wait
+
             if self.link is not None:
                 self.link.close()
-            self._link_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._link_task
+            await cancel_and_wait(self._link_task)
             self._link_task = None
 
     async def _select_backend(self) -> None:

@@ -23,6 +23,7 @@ from core.api import JSON, CommandError, LocalNodeClient, NodeAPI
 from core.config import Config
 from core.errors import ConfigError, NoNodeRunning
 from core.ledger import BOARDS, format_omnit
+from core.mqtt import cancel_and_wait
 
 CONNECT_WAIT_S = 20.0
 
@@ -144,9 +145,7 @@ async def _coordinator(args: argparse.Namespace, config: Config) -> int:
             await _until_signal()
         finally:
             coordinator.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
     return 0
 
 

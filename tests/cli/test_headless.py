@@ -61,7 +61,10 @@ def test_headless_json_log_lines(data_dir: Path, tmp_path: Path) -> None:
         node.wait_for_socket(data_dir / "node.sock")
     finally:
         assert node.stop() == 0
-    lines = [json.loads(line) for line in node.output().splitlines() if line.strip()]
+    raw = [line for line in node.output().splitlines() if line.strip()]
+    not_json = [line for line in raw if not line.startswith("{")]
+    assert not_json == []
+    lines = [json.loads(line) for line in raw]
     assert lines and all({"ts", "level", "message"} <= set(line) for line in lines)
 
 

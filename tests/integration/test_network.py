@@ -14,6 +14,7 @@ from core.config import load_config
 from core.coordinator import Coordinator, CoordinatorSettings
 from core.fake_nvml import FakeNvml
 from core.ledger import CoordinatorStore
+from core.mqtt import cancel_and_wait
 from core.node import Node
 from tests.broker import MosquittoProcess
 
@@ -51,9 +52,7 @@ async def running_coordinator(
             yield coordinator
         finally:
             coordinator.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
 
 def node_for(data_dir: Path, url: str, key: str | None = None, name: str = "alice") -> Node:
