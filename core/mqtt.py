@@ -23,6 +23,10 @@ from core.errors import ConfigError
 
 KEEPALIVE_S = 10
 log = logging.getLogger("omnitensor.mqtt")
+# aiomqtt/paho's own log: into our tree (so JSON log lines stay JSON), errors only: its
+# warnings ("There are N pending publish calls") fire on every burst of receipts.
+_client_log = logging.getLogger("omnitensor.mqtt.client")
+_client_log.setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ def make_client(
         timeout=10,
         tls_params=tls_params,
         max_queued_incoming_messages=max_queued_incoming,
+        logger=_client_log,
         # paho leaves Nagle on: receipts and answers would wait ~40 ms for delayed ACKs.
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
