@@ -378,10 +378,7 @@ class Coordinator:
             pending.append((message, work, tasks.get(work.task_id)))
         assert self.game is not None
         # BOINC-style: a node with a long run of verified results is spot-checked only.
-        reputations = {
-            sender: (await self.game.account(sender)).reputation
-            for sender in {m.sender for m, _w, _t in pending}
-        }
+        reputations = await self.game.reputations(m.sender for m, _w, _t in pending)
         full_check = [
             should_spot_check(reputations[m.sender], self.game.rules) for m, _w, _t in pending
         ]
@@ -448,18 +445,19 @@ class Coordinator:
         assert self.game is not None
         now = time.time()
         by_key = {(v.sender, v.work_id): d for v, _task, d in records}
+        credited: list[tuple[str, str, float, float]] = []
         for verdict in verdicts:
             details = by_key.get((verdict.sender, verdict.work_id))
             if verdict.accepted:
                 self._last_work[verdict.sender] = now
             if verdict.accepted and verdict.entry_id is not None and details is not None:
-                await self.game.on_verified_work(
-                    verdict.sender,
-                    verdict.work_id,
-                    tflops=float(details["data"]["tflops"]),
-                    seconds=self.settings.task_interval_s,
-                    at=now,
-                    now=now,
+                credited.append(
+                    (
+                        verdict.sender,
+                        verdict.work_id,
+                        float(details["data"]["tflops"]),
+                        self.settings.task_interval_s,
+                    )
                 )
             elif not verdict.accepted and verdict.reason.startswith("verification failed"):
                 slashed = await self.game.on_failed_work(
@@ -471,6 +469,8 @@ class Coordinator:
                     short_id(verdict.sender),
                     slashed,
                 )
+        if credited:
+            await self.game.on_verified_batch(credited, now)
 
     def _verify_all(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -53,6 +54,10 @@ class GameService:
     def __init__(self, store: CoordinatorStore, rules: GameRules | None = None) -> None:
         self.store = store
         self.rules = rules or default_rules()
+        # Ingest-path caches (the store stays the truth): badges held, and whether a node
+        # has quests that verified work can advance.
+        self._badges: dict[str, set[str]] = {}
+        self._has_active_quests: dict[str, bool] = {}
 
     # -- multiplier events ---------------------------------------------------------------
 
@@ -150,23 +155,69 @@ class GameService:
 
     # -- verified and failed work --------------------------------------------------------
 
-    async def on_verified_work(
-        self, node_id: str, work_id: str, *, tflops: float, seconds: float, at: float, now: float
+    async def reputations(self, node_ids: Iterable[str]) -> dict[str, Reputation]:
+        """Reputations of several nodes in one query (the ingest path)."""
+        ids = sorted(set(node_ids))
+        found = dict.fromkeys(ids, Reputation())
+        if not ids:
+            return found
+        marks = ",".join("?" * len(ids))
+        async with self.store.db.execute(
+            "SELECT node_id, consecutive, verified, failed FROM accounts"  # noqa: S608
+            f" WHERE node_id IN ({marks})",
+            ids,
+        ) as cur:
+            async for row in cur:
+                found[row[0]] = Reputation(int(row[1]), int(row[2]), int(row[3]))
+        return found
+
+    async def on_verified_batch(
+        self, items: list[tuple[str, str, float, float]], now: float
     ) -> None:
-        """Reputation, lifetime counters, quest progress and milestones for new verified work."""
-        account = await self.account(node_id)
-        row = await self._account_row(node_id)
-        hours = Fraction(row[4]) if row else Fraction(0)
-        hours += Fraction(tflops) * Fraction(seconds) / 3600
-        account = Account(
-            balance=account.balance,
-            staked=account.staked,
-            reputation=record_verified(account.reputation),
-        )
-        await self._save_account(node_id, account, hours)
-        event = ProgressEvent.work(tflops, seconds, at, ref=work_id)
-        await self._progress(node_id, event, now)
-        await self._milestones(node_id, now)
+        """Like ``on_verified_work`` for a batch of (node, work_id, tflops, seconds) items,
+        with one read and one write per node instead of per result (the ingest hot path)."""
+        by_node: dict[str, list[tuple[str, float, float]]] = {}
+        for node_id, work_id, tflops, seconds in items:
+            by_node.setdefault(node_id, []).append((work_id, tflops, seconds))
+        reputations = await self.reputations(by_node)
+        for node_id, works in by_node.items():
+            row = await self._account_row(node_id)
+            hours = Fraction(row[4]) if row else Fraction(0)
+            staked = int(row[0]) if row else 0
+            reputation = reputations[node_id]
+            for _work_id, tflops, seconds in works:
+                hours += Fraction(tflops) * Fraction(seconds) / 3600
+                reputation = record_verified(reputation)
+            await self._save_account(
+                node_id, Account(balance=0, staked=staked, reputation=reputation), hours
+            )
+            stats = NodeStats(
+                verified_results=reputation.verified,
+                consecutive_verified=reputation.consecutive,
+                tflop_hours=hours,
+                quests_claimed=int(row[5]) if row else 0,
+            )
+            if self._has_active_quests.get(node_id) is False:
+                await self._milestones(node_id, now, stats)
+                continue
+            states = await self._quest_states(node_id)
+            self._has_active_quests[node_id] = any(
+                st.status in ("accepted", "in_progress") for st in states.values()
+            )
+            changed: dict[str, QuestState] = {}
+            for state in states.values():
+                if state.status not in ("accepted", "in_progress"):
+                    continue
+                new = state
+                for work_id, tflops, seconds in works:
+                    new = record_progress(
+                        new, ProgressEvent.work(tflops, seconds, now, ref=work_id), now
+                    )
+                if new != state:
+                    changed[new.quest_id] = new
+            if changed:
+                await self._save_quests(node_id, list(changed.values()))
+            await self._milestones(node_id, now, stats)
 
     async def on_failed_work(self, node_id: str, work_id: str, reason: str) -> int:
         """Work proven wrong: slash the stake (burned, with the reason) and reset reputation."""
@@ -221,6 +272,7 @@ class GameService:
             raise QuestError(f"quest {quest_id}: not offered to this node")
         state = accept(state, now)
         await self._save_quests(node_id, [state])
+        self._has_active_quests[node_id] = True
         return state
 
     async def claim_quest(self, node_id: str, quest_id: str, now: float) -> dict[str, Any]:
@@ -228,6 +280,7 @@ class GameService:
         if state is None:
             raise QuestError(f"quest {quest_id}: not offered to this node")
         state, reward = claim(state, now)
+        self._has_active_quests.pop(node_id, None)
         entry_id = None
         if reward.base_units > 0:
             # The ledger's unique (kind, account, ref) index is the last guard against a
@@ -289,6 +342,8 @@ class GameService:
         ]
 
     async def _earn(self, node_id: str, ids: list[str], now: float) -> None:
+        if node_id in self._badges:
+            self._badges[node_id].update(ids)
         async with self.store.transaction() as db:
             await db.executemany(
                 "INSERT OR IGNORE INTO achievements (node_id, achievement, earned_ts)"
@@ -296,17 +351,21 @@ class GameService:
                 [(node_id, a, now) for a in ids],
             )
 
-    async def _milestones(self, node_id: str, now: float) -> None:
-        row = await self._account_row(node_id)
-        if row is None:
-            return
-        stats = NodeStats(
-            verified_results=int(row[2]),
-            consecutive_verified=int(row[1]),
-            tflop_hours=Fraction(row[4]),
-            quests_claimed=int(row[5]),
-        )
-        held = [a["id"] for a in await self.achievements(node_id)]
+    async def _milestones(self, node_id: str, now: float, stats: NodeStats | None = None) -> None:
+        if stats is None:
+            row = await self._account_row(node_id)
+            if row is None:
+                return
+            stats = NodeStats(
+                verified_results=int(row[2]),
+                consecutive_verified=int(row[1]),
+                tflop_hours=Fraction(row[4]),
+                quests_claimed=int(row[5]),
+            )
+        held = self._badges.get(node_id)
+        if held is None:
+            held = {a["id"] for a in await self.achievements(node_id)}
+            self._badges[node_id] = held
         new = check_milestones(stats, self.rules, held)
         if new:
             await self._earn(node_id, new, now)
