@@ -35,20 +35,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnitensor.node")
 
 # Node commands answered by the coordinator (forwarded over the network link).
-NETWORK_COMMANDS = frozenset(
-    {
-        "leaderboard",
-        "wallet",
-        "ping",
-        "events",
-        "quests",
-        "quest.accept",
-        "quest.claim",
-        "season",
-        "stake",
-        "unstake",
-    }
-)
+# Node command -> coordinator method. "events" is the node's own log, so the network's
+# multiplier events are "multipliers" here.
+NETWORK_COMMANDS = {
+    "leaderboard": "leaderboard",
+    "wallet": "wallet",
+    "ping": "ping",
+    "multipliers": "events",
+    "quests": "quests",
+    "quest.accept": "quest.accept",
+    "quest.claim": "quest.claim",
+    "season": "season",
+    "stake": "stake",
+    "unstake": "unstake",
+}
 # Commands that change what the console shows: refresh the cached game state after them.
 REFRESHING_COMMANDS = frozenset({"quest.accept", "quest.claim", "stake", "unstake"})
 
@@ -425,13 +425,14 @@ class Node:
         if name in NETWORK_COMMANDS:
             if self.link is None:
                 raise CommandError("this node is not on a network (no broker configured)")
-            answer = await self.link.request(name, params)
+            method = NETWORK_COMMANDS[name]
+            answer = await self.link.request(method, params)
             if not isinstance(answer, dict):
                 raise CommandError(f"{name}: the coordinator sent a malformed answer")
             if name in REFRESHING_COMMANDS:
                 self.link.refresh_soon()
-            elif name in self.link.game_state:
-                self.link.game_state[name] = answer
+            elif method in self.link.game_state:
+                self.link.game_state[method] = answer
             return answer
         if name == "quest.start":
             return await self._start_quest(str(params.get("id", "")))

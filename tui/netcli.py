@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -91,7 +92,9 @@ def dispatch_network(args: argparse.Namespace, config: Config) -> int | None:
     if args.command == "wallet":
         return asyncio.run(_wallet(config, as_json))
     if args.command in ("quests", "season", "events"):
-        return asyncio.run(_show(config, args.command, as_json))
+        # The node's own "events" command is its log: multiplier events are "multipliers".
+        command = "multipliers" if args.command == "events" else args.command
+        return asyncio.run(_show(config, command, as_json))
     if args.command == "quest":
         return asyncio.run(_quest(config, args.action, args.id, as_json))
     if args.command in ("stake", "unstake"):
@@ -431,7 +434,7 @@ async def _announce(args: argparse.Namespace, as_json: bool) -> int:
         ) from None
     now = time.time()
     event = MultiplierEvent(
-        id=f"ev-{int(now)}",
+        id=f"ev-{int(now)}-{secrets.token_hex(3)}",
         kind=args.kind,
         name=args.event_name or args.kind.replace("-", " ").title(),
         factor=factor,
