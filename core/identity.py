@@ -7,6 +7,7 @@ needed to check a signature.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from dataclasses import dataclass
@@ -47,10 +48,16 @@ def short_id(node_id: str) -> str:
     return node_id[:12]
 
 
+@functools.lru_cache(maxsize=100_000)
+def _public_key(node_id: str) -> Ed25519PublicKey:
+    # Loading a key decompresses a curve point: a third of a verify. Nodes sign many messages.
+    return Ed25519PublicKey.from_public_bytes(public_key_from_node_id(node_id))
+
+
 def verify_signature(node_id: str, signature: bytes, data: bytes) -> bool:
     """True when ``signature`` over ``data`` was made by the key behind ``node_id``."""
     try:
-        key = Ed25519PublicKey.from_public_bytes(public_key_from_node_id(node_id))
+        key = _public_key(node_id)
         key.verify(signature, data)
     except (InvalidSignature, ValueError):
         return False
