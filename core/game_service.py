@@ -174,50 +174,82 @@ class GameService:
     async def on_verified_batch(
         self, items: list[tuple[str, str, float, float]], now: float
     ) -> None:
-        """Like ``on_verified_work`` for a batch of (node, work_id, tflops, seconds) items,
-        with one read and one write per node instead of per result (the ingest hot path)."""
+        """Reputation, counters, quest progress and badges for a batch of verified work.
+
+        Items are (node, work_id, tflops, seconds). This is the ingest hot path: one query
+        reads every node's account, one transaction writes them all back, and quests are
+        read only for nodes that have some a work result can advance.
+        """
         by_node: dict[str, list[tuple[str, float, float]]] = {}
         for node_id, work_id, tflops, seconds in items:
             by_node.setdefault(node_id, []).append((work_id, tflops, seconds))
-        reputations = await self.reputations(by_node)
+        ids = sorted(by_node)
+        rows: dict[str, Any] = {}
+        marks = ",".join("?" * len(ids))
+        async with self.store.db.execute(
+            "SELECT node_id, staked, consecutive, verified, failed, tflop_hours,"  # noqa: S608
+            f" quests_claimed FROM accounts WHERE node_id IN ({marks})",
+            ids,
+        ) as cur:
+            async for found in cur:
+                rows[found[0]] = found
+        updates = []
+        stats_by_node: dict[str, NodeStats] = {}
         for node_id, works in by_node.items():
-            row = await self._account_row(node_id)
-            hours = Fraction(row[4]) if row else Fraction(0)
-            staked = int(row[0]) if row else 0
-            reputation = reputations[node_id]
+            row: Any = rows.get(node_id)
+            reputation = Reputation(int(row[2]), int(row[3]), int(row[4])) if row else Reputation()
+            hours = Fraction(row[5]) if row else Fraction(0)
             for _work_id, tflops, seconds in works:
                 hours += Fraction(tflops) * Fraction(seconds) / 3600
                 reputation = record_verified(reputation)
-            await self._save_account(
-                node_id, Account(balance=0, staked=staked, reputation=reputation), hours
+            updates.append(
+                (
+                    node_id,
+                    reputation.consecutive,
+                    reputation.verified,
+                    reputation.failed,
+                    str(hours),
+                )
             )
-            stats = NodeStats(
+            stats_by_node[node_id] = NodeStats(
                 verified_results=reputation.verified,
                 consecutive_verified=reputation.consecutive,
                 tflop_hours=hours,
-                quests_claimed=int(row[5]) if row else 0,
+                quests_claimed=int(row[6]) if row else 0,
             )
-            if self._has_active_quests.get(node_id) is False:
-                await self._milestones(node_id, now, stats)
+        async with self.store.transaction() as db:
+            await db.executemany(
+                "INSERT INTO accounts (node_id, consecutive, verified, failed, tflop_hours)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET"
+                " consecutive = excluded.consecutive, verified = excluded.verified,"
+                " failed = excluded.failed, tflop_hours = excluded.tflop_hours",
+                updates,
+            )
+        for node_id, works in by_node.items():
+            if self._has_active_quests.get(node_id) is not False:
+                await self._advance_quests(node_id, works, now)
+            await self._milestones(node_id, now, stats_by_node[node_id])
+
+    async def _advance_quests(
+        self, node_id: str, works: list[tuple[str, float, float]], now: float
+    ) -> None:
+        states = await self._quest_states(node_id)
+        self._has_active_quests[node_id] = any(
+            st.status in ("accepted", "in_progress") for st in states.values()
+        )
+        changed: dict[str, QuestState] = {}
+        for state in states.values():
+            if state.status not in ("accepted", "in_progress"):
                 continue
-            states = await self._quest_states(node_id)
-            self._has_active_quests[node_id] = any(
-                st.status in ("accepted", "in_progress") for st in states.values()
-            )
-            changed: dict[str, QuestState] = {}
-            for state in states.values():
-                if state.status not in ("accepted", "in_progress"):
-                    continue
-                new = state
-                for work_id, tflops, seconds in works:
-                    new = record_progress(
-                        new, ProgressEvent.work(tflops, seconds, now, ref=work_id), now
-                    )
-                if new != state:
-                    changed[new.quest_id] = new
-            if changed:
-                await self._save_quests(node_id, list(changed.values()))
-            await self._milestones(node_id, now, stats)
+            new = state
+            for work_id, tflops, seconds in works:
+                new = record_progress(
+                    new, ProgressEvent.work(tflops, seconds, now, ref=work_id), now
+                )
+            if new != state:
+                changed[new.quest_id] = new
+        if changed:
+            await self._save_quests(node_id, list(changed.values()))
 
     async def on_failed_work(self, node_id: str, work_id: str, reason: str) -> int:
         """Work proven wrong: slash the stake (burned, with the reason) and reset reputation."""
