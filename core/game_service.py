@@ -47,6 +47,11 @@ from core.game.rules import GameRules, NodeStats
 from core.ledger import BOARDS, MONTHLY_VALIDATORS, CoordinatorStore, format_omnit
 from core.seasons import month_id
 
+# Quest kinds the network can verify progress for today. Uptime, data validation and quality
+# rounds are in the rules but have no verified events feeding them yet: offering them would
+# set goals nobody can reach.
+OFFERED_KINDS = frozenset({"tflop-hours", "benchmark"})
+
 
 class GameService:
     """Game state for the coordinator; every method takes ``now`` for testability."""
@@ -292,7 +297,11 @@ class GameService:
     async def quests(self, node_id: str, capability: float, now: float) -> list[QuestState]:
         """The node's quests, new offers included (goals scaled to its capability)."""
         states = await self._quest_states(node_id)
-        fresh = offers_for(capability, now, states.keys(), self.rules)
+        fresh = [
+            offer
+            for offer in offers_for(capability, now, states.keys(), self.rules)
+            if offer.kind in OFFERED_KINDS
+        ]
         if fresh:
             await self._save_quests(node_id, fresh)
             states.update({s.quest_id: s for s in fresh})
