@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 import numpy as np
 
 from core.config import BrokerConfig
@@ -38,8 +39,16 @@ from core.game import (
     liveness_reward,
     should_spot_check,
 )
-from core.game_messages import MultiplierEvents, events_message, quest_view
-from core.game_service import GameService
+from core.game_messages import (
+    MultiplierEvents,
+    QuestBoard,
+    SeasonInfo,
+    events_message,
+    quest_board_message,
+    quest_view,
+    season_message,
+)
+from core.game_service import OFFERED_KINDS, GameService
 from core.identity import Identity, load_or_create_identity, short_id
 from core.ledger import (
     BOARDS,
@@ -113,6 +122,7 @@ class Coordinator:
         self.store: CoordinatorStore | None = None
         self.game: GameService | None = None
         self._events_published: tuple[str, ...] | None = None
+        self._calendar_published: tuple[str, str, str | None] | None = None
         self._last_work: dict[str, float] = {}  # node -> last verified work (liveness)
         self._lock = DataDirLock(settings.data_dir / "coordinator.lock")
         self._seqs: SequenceCounter | None = None
@@ -663,6 +673,7 @@ class Coordinator:
             if self._client is not None and self.game is not None:
                 with contextlib.suppress(aiomqtt.MqttError):
                     await self._publish_events()
+                    await self._publish_calendar()
                 if await self.game.roll_over(time.time()):
                     self._boards_dirty = True
             if self._boards_dirty and self._client is not None:
@@ -701,6 +712,26 @@ class Coordinator:
                 )
                 credited += 1
         return credited
+
+    async def _publish_calendar(self) -> None:
+        """Retained and signed: the quest board and the season, re-sent when a period turns."""
+        assert self.game is not None
+        now = time.time()
+        last = await self.game.last_awarded()
+        season = season_message(now, last)
+        key = (season.season, season.month, last)
+        if key == self._calendar_published:
+            return
+        await self._publish(DEFAULT_TOPICS.season, SeasonInfo.TYPE, season, retain=True)
+        board = quest_board_message(now)
+        offered = [q for q in board.quests if q.kind in OFFERED_KINDS]
+        await self._publish(
+            DEFAULT_TOPICS.quests,
+            QuestBoard.TYPE,
+            msgspec.structs.replace(board, quests=offered),
+            retain=True,
+        )
+        self._calendar_published = key
 
     async def _publish_events(self) -> None:
         """Retained and signed: announced multiplier events, re-sent when they change."""

@@ -487,6 +487,9 @@ class GameService:
             await self._set_kv("last_awarded_season", period.id)
         return granted
 
+    async def last_awarded(self) -> str | None:
+        return await self._kv("last_awarded_season")
+
     async def _kv(self, key: str) -> str | None:
         async with self.store.db.execute("SELECT value FROM game_kv WHERE key = ?", (key,)) as cur:
             row = await cur.fetchone()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import aiomqtt
 
 from core.api import JSON, CommandError
+from core.game_messages import MultiplierEvents, QuestBoard, SeasonInfo
 from core.identity import short_id
 from core.ledger import format_omnit
 from core.mqtt import Backoff, make_client, parse_broker_url, raise_if_cancelling
@@ -377,6 +378,9 @@ class NetworkLink:
                 ],
                 "updated_ts": data.updated_ts,
             }
+        elif isinstance(data, MultiplierEvents | QuestBoard | SeasonInfo):
+            # Network state changed (a new event, a new period): refresh this node's views.
+            self._refresh_wanted.set()
         elif topic == DEFAULT_TOPICS.coordinator_presence:
             online = bool(getattr(data, "online", False))
             was = self.coordinator_online

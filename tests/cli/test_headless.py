@@ -131,3 +131,23 @@ def test_forced_cupy_without_device_is_a_clear_error(data_dir: Path) -> None:
     assert result.returncode != 0
     assert "OMNITENSOR_BACKEND=cupy" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_share_gpu_estimate_and_a_timed_share(data_dir: Path) -> None:
+    estimate = run_cli("share-gpu", "--gpu-type", "NVIDIA RTX 3080", "--hours", "24", "--estimate")
+    assert (estimate.returncode, estimate.stdout) == (0, "Reward: 150 OMNIT Tokens\n")
+    unknown = run_cli("share-gpu", "--gpu-type", "RTX 3090 Tii", "--hours", "1", "--estimate")
+    assert unknown.returncode == 2 and "close matches: NVIDIA GeForce RTX 3090 Ti" in unknown.stderr
+    # A short real share on the local network: it starts, works, stops by itself.
+    shared = run_cli(
+        "share-gpu",
+        "--gpu-type",
+        "NVIDIA RTX 3080",
+        "--hours",
+        "0.002",
+        "--data-dir",
+        str(data_dir),
+    )
+    assert shared.returncode == 0, shared.stderr
+    assert "projected" in shared.stdout and "earned so far:" in shared.stdout
+    assert "Traceback" not in shared.stderr
