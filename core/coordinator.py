@@ -389,6 +389,7 @@ class Coordinator:
         assert self.game is not None
         # BOINC-style: a node with a long run of verified results is spot-checked only.
         reputations = await self.game.reputations(m.sender for m, _w, _t in pending)
+        stakes = await self.game.stakes(m.sender for m, _w, _t in pending)
         full_check = [
             should_spot_check(reputations[m.sender], self.game.rules) for m, _w, _t in pending
         ]
@@ -404,12 +405,13 @@ class Coordinator:
             if accepted:
                 tflops = self._credited_tflops(message.sender, work)
                 factor = combined_factor(events, message.ts)
-                credited = compute_reward(tflops, Fraction(self.settings.task_interval_s), factor)
+                value = compute_reward(tflops, Fraction(self.settings.task_interval_s), factor)
+                credited, capped = self.game.cap_for_stake(value, stakes[message.sender])
                 details = {
                     "reason": (
                         f"verified GEMM {work.n}x{work.n} {work.dtype} ({work.work_id}): "
                         f"{tflops:.3f} TFLOPS x {self.settings.task_interval_s:g} s, "
-                        f"multiplier {factor}x"
+                        f"multiplier {factor}x" + (f"; {capped}" if capped else "")
                     ),
                     "category": "gpu-contributors",
                     "data": {"task_id": work.task_id, "tflops": tflops},
@@ -693,10 +695,20 @@ class Coordinator:
             await self.credit_liveness(end - window, end)
 
     async def credit_liveness(self, start: float, end: float) -> int:
-        """Credit one liveness reward per node that worked in [start, end); once per window."""
+        """Credit one liveness reward per node that worked in [start, end); once per window.
+
+        The same windows measure uptime for uptime quests: a known node counts as online for
+        a window in which it delivered verified work, offline otherwise.
+        """
         assert self.store is not None and self.game is not None
         amount = liveness_reward(end - start, self.game.rules)
         credited = 0
+        now = time.time()
+        for node_id in set(self._nodes) | set(self._last_work):
+            worked = start <= self._last_work.get(node_id, 0.0) < end
+            await self.game.on_uptime(
+                node_id, (end - start) if worked else 0.0, end - start, end, now
+            )
         for node_id, last in list(self._last_work.items()):
             if not start <= last < end or amount <= 0:
                 continue

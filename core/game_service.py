@@ -24,6 +24,7 @@ from core.game import (
     Reputation,
     StakeError,
     accept,
+    can_take_task,
     check_milestones,
     claim,
     combined_factor,
@@ -38,6 +39,7 @@ from core.game import (
     season_at,
     season_awards,
     slash,
+    stake_required,
     upcoming,
     validate_new_event,
 )
@@ -47,10 +49,10 @@ from core.game.rules import GameRules, NodeStats
 from core.ledger import BOARDS, MONTHLY_VALIDATORS, CoordinatorStore, format_omnit
 from core.seasons import month_id
 
-# Quest kinds the network can verify progress for today. Uptime, data validation and quality
-# rounds are in the rules but have no verified events feeding them yet: offering them would
-# set goals nobody can reach.
-OFFERED_KINDS = frozenset({"tflop-hours", "benchmark"})
+# Quest kinds the network can verify progress for today. Data validation and quality rounds
+# are in the rules but have no verified events feeding them yet: offering them would set
+# goals nobody can reach.
+OFFERED_KINDS = frozenset({"tflop-hours", "benchmark", "uptime"})
 
 
 class GameService:
@@ -176,6 +178,35 @@ class GameService:
                 found[row[0]] = Reputation(int(row[1]), int(row[2]), int(row[3]))
         return found
 
+    async def stakes(self, node_ids: Iterable[str]) -> dict[str, int]:
+        ids = sorted(set(node_ids))
+        found = dict.fromkeys(ids, 0)
+        if not ids:
+            return found
+        marks = ",".join("?" * len(ids))
+        async with self.store.db.execute(
+            f"SELECT node_id, staked FROM accounts WHERE node_id IN ({marks})",  # noqa: S608
+            ids,
+        ) as cur:
+            async for row in cur:
+                found[row[0]] = int(row[1])
+        return found
+
+    def cap_for_stake(self, value: int, staked: int) -> tuple[int, str]:
+        """Higher-value tasks need a stake: without enough, a task pays the free value only.
+
+        Returns the amount to credit and, when capped, the reason to add to the entry.
+        """
+        if can_take_task(Account(staked=staked), value, self.rules):
+            return value, ""
+        free = self.rules.staking.free_task_value
+        need = stake_required(value, self.rules)
+        return free, (
+            f"capped at {format_omnit(free, exact=True)} OMNIT: a task worth "
+            f"{format_omnit(value, exact=True)} OMNIT needs {format_omnit(need, exact=True)} "
+            f"OMNIT staked"
+        )
+
     async def on_verified_batch(
         self, items: list[tuple[str, str, float, float]], now: float
     ) -> None:
@@ -232,12 +263,14 @@ class GameService:
             )
         for node_id, works in by_node.items():
             if self._has_active_quests.get(node_id) is not False:
-                await self._advance_quests(node_id, works, now)
+                events = [
+                    ProgressEvent.work(tflops, seconds, now, ref=work_id)
+                    for work_id, tflops, seconds in works
+                ]
+                await self._advance_quests(node_id, events, now)
             await self._milestones(node_id, now, stats_by_node[node_id])
 
-    async def _advance_quests(
-        self, node_id: str, works: list[tuple[str, float, float]], now: float
-    ) -> None:
+    async def _advance_quests(self, node_id: str, events: list[ProgressEvent], now: float) -> None:
         states = await self._quest_states(node_id)
         self._has_active_quests[node_id] = any(
             st.status in ("accepted", "in_progress") for st in states.values()
@@ -247,14 +280,20 @@ class GameService:
             if state.status not in ("accepted", "in_progress"):
                 continue
             new = state
-            for work_id, tflops, seconds in works:
-                new = record_progress(
-                    new, ProgressEvent.work(tflops, seconds, now, ref=work_id), now
-                )
+            for event in events:
+                new = record_progress(new, event, now)
             if new != state:
                 changed[new.quest_id] = new
         if changed:
             await self._save_quests(node_id, list(changed.values()))
+
+    async def on_uptime(
+        self, node_id: str, online_s: float, observed_s: float, at: float, now: float
+    ) -> None:
+        """The coordinator watched ``node_id`` for ``observed_s``; it was online ``online_s``."""
+        if self._has_active_quests.get(node_id) is False:
+            return
+        await self._advance_quests(node_id, [ProgressEvent.uptime(online_s, observed_s, at)], now)
 
     async def on_failed_work(self, node_id: str, work_id: str, reason: str) -> int:
         """Work proven wrong: slash the stake (burned, with the reason) and reset reputation."""

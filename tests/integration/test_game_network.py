@@ -84,9 +84,16 @@ async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_pa
         assert season["days_left"] >= 0
         assert any(a["id"] for a in season["achievements"])  # first verified work badge
 
-        # Liveness: one base reward per window for a node that worked in it, never twice.
+        uptime = next(q for q in quests if q["kind"] == "uptime")
+        await node.command("quest.accept", id=uptime["id"])
+
+        # Liveness: one base reward per window for a node that worked in it, never twice;
+        # the same window counts as an hour online for the uptime quest.
         window_end = time.time() + 1
         assert await coordinator.credit_liveness(window_end - 3600, window_end) == 1
+        qs = (await node.command("quests"))["quests"]
+        steady = next(q for q in qs if q["id"] == uptime["id"])
+        assert Fraction(steady["progress"]["current"]) == 1  # hours observed, all online
         assert await coordinator.credit_liveness(window_end - 3600, window_end) == 0
         kinds = [e["kind"] for e in (await node.command("wallet"))["entries"]]
         assert kinds.count("liveness") == 1

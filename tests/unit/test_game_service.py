@@ -41,3 +41,17 @@ async def test_season_roll_over_awards_top_nodes_once(tmp_path: Path) -> None:
         assert len([e for e in await store.entries(f"{0:064x}") if e.kind == "award"]) == 1
         view = await game.season_view(f"{0:064x}", after)
         assert view["id"] == "2026-Q4" and view["won"][0]["rank"] == 1
+
+
+async def test_higher_value_tasks_need_a_stake(tmp_path: Path) -> None:
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        game = GameService(store)
+        free = game.rules.staking.free_task_value
+        # Within the free value: paid in full, no stake needed.
+        assert game.cap_for_stake(free, staked=0) == (free, "")
+        # Above it without the stake: capped at the free value, with the reason.
+        amount, reason = game.cap_for_stake(omnit(5), staked=0)
+        assert amount == free and "needs" in reason and "staked" in reason
+        # With enough staked, the full value is paid.
+        assert game.cap_for_stake(omnit(5), staked=omnit(100)) == (omnit(5), "")
+        assert await game.stakes(["a" * 64]) == {"a" * 64: 0}
