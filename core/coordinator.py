@@ -794,7 +794,13 @@ def quest_json(state: QuestState, now: float) -> dict[str, Any]:
         "title": view.title,
         "kind": view.kind,
         "state": view.status,
-        "progress": {"current": view.progress, "target": view.goal, "unit": view.unit},
+        # Floats for display only (a progress bar); the exact values ride along as text.
+        "progress": {
+            "current": float(Fraction(view.progress)),
+            "target": float(Fraction(view.goal)),
+            "unit": view.unit,
+            "exact": {"current": view.progress, "target": view.goal},
+        },
         "progress_text": view.progress_text,
         "deadline_ts": deadline,
         "reward": view.reward_base_units,
