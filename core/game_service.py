@@ -468,7 +468,7 @@ class GameService:
                     "name": rules.collectible,
                     "progress": 1.0 if rank is not None and rank <= rules.top_n else 0.0,
                     "detail": (
-                        f"top {rules.top_n} at season end"
+                        f"top {rules.top_n} at {'month' if rules.period == 'month' else 'season'} end"
                         + (f"; now #{rank}" if rank is not None else "; not ranked yet")
                     ),
                 }
