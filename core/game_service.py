@@ -463,12 +463,13 @@ class GameService:
         awards = []
         for rules in self.rules.boards:
             rank = ranks.get(rules.category, {}).get("rank")
+            period_end = "month end" if rules.period == "month" else "season end"
             awards.append(
                 {
                     "name": rules.collectible,
                     "progress": 1.0 if rank is not None and rank <= rules.top_n else 0.0,
                     "detail": (
-                        f"top {rules.top_n} at {'month' if rules.period == 'month' else 'season'} end"
+                        f"top {rules.top_n} at {period_end}"
                         + (f"; now #{rank}" if rank is not None else "; not ranked yet")
                     ),
                 }
