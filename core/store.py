@@ -153,6 +153,10 @@ class Store:
         except sqlite3.DatabaseError as exc:
             await self.close()
             raise StoreError(f"store {self.path}: {exc}") from None
+        except BaseException:
+            # Whatever stops the start (a newer schema, a cancel): never leak the connection.
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._db is not None:
