@@ -794,18 +794,50 @@ class SequenceCounter:
         self._next = start
         self._reserved = start  # nothing reserved yet: reserve on first use
         self._last = 0
+        # Reservations are written ahead, off the caller's thread (the event loop): the
+        # store fsyncs. Writes are serialised and only ever move the stored value up.
+        self._store_lock = threading.Lock()
+        self._stored = 0
+        self._ahead_pending = False
 
     def next(self) -> int:
         """The next seq (strictly greater than any returned before, in any run)."""
         with self._lock:
             if self._next >= self._reserved:
+                # The read-ahead has not landed (or this is the first use): store now.
                 reserved = self._next + self._block
-                self._store(reserved)
+                self._store_at_least(reserved)
                 self._reserved = reserved
             value = self._next
             self._next += 1
             self._last = value
+            if not self._ahead_pending and self._reserved - self._next < self._block // 2:
+                self._ahead_pending = True
+                threading.Thread(
+                    target=self._reserve_ahead,
+                    args=(self._reserved + self._block,),
+                    name="seq-reserve",
+                    daemon=True,
+                ).start()
             return value
+
+    def _store_at_least(self, value: int) -> None:
+        with self._store_lock:
+            if value > self._stored:
+                self._store(value)
+                self._stored = value
+
+    def _reserve_ahead(self, target: int) -> None:
+        try:
+            self._store_at_least(target)
+        except Exception:
+            log.exception("could not reserve sequence numbers ahead")
+            with self._lock:
+                self._ahead_pending = False
+            return
+        with self._lock:
+            self._reserved = max(self._reserved, target)
+            self._ahead_pending = False
 
     @property
     def last(self) -> int:
