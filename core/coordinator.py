@@ -367,7 +367,12 @@ class Coordinator:
             batch = [await self._work_queue.get()]
             while len(batch) < self.settings.batch_max and not self._work_queue.empty():
                 batch.append(self._work_queue.get_nowait())
-            await self._process_batch(batch)
+            try:
+                await self._process_batch(batch)
+            except Exception:
+                # Nothing was committed for this batch (one transaction): its nodes re-send
+                # and get verdicts then. The loop itself must live on.
+                log.exception("a batch of %d work results failed; dropped", len(batch))
 
     async def _process_batch(self, batch: list[tuple[Message, str]]) -> None:
         assert self.store is not None
@@ -404,7 +409,7 @@ class Coordinator:
             details: dict[str, Any] | None = None
             if accepted:
                 tflops = self._credited_tflops(message.sender, work)
-                factor = combined_factor(events, message.ts)
+                factor = combined_factor(events, effective_ts(message.ts, task or {"issued_ts": 0}))
                 value = compute_reward(tflops, Fraction(self.settings.task_interval_s), factor)
                 credited, capped = self.game.cap_for_stake(value, stakes[message.sender])
                 details = {
@@ -424,12 +429,20 @@ class Coordinator:
             if task is not None and state.open_task == work.task_id:
                 state.open_task = None
         if records:
-            stored_verdicts = await self.store.record_work(records)
+            inserted: set[tuple[str, str]] = set()
+            stored_verdicts = await self.store.record_work(records, inserted)
             for verdict in stored_verdicts:
                 self.stats["verified" if verdict.accepted else "rejected"] += 1
             replies.extend(stored_verdicts)
             self._boards_dirty = True
-            await self._game_after_work(stored_verdicts, records)
+            # Side effects (reputation, quests, slashing) for new verdicts only: a duplicate
+            # in the same batch must change nothing.
+            fresh = {
+                (v.sender, v.work_id): v
+                for v in stored_verdicts
+                if (v.sender, v.work_id) in inserted
+            }
+            await self._game_after_work(list(fresh.values()), records)
         receipts = [
             self._publish(
                 DEFAULT_TOPICS.node_receipt(verdict.sender),
@@ -494,41 +507,46 @@ class Coordinator:
         Where ``full_check`` is False (a trusted node not drawn for a spot check) the result
         is still matched against its task and its commitment, but not multiplied out.
         """
-        from kernels.freivalds import commit, verify_seeded
-
         out: list[tuple[bool, str]] = []
         checks = full_check if full_check is not None else [True] * len(pending)
         for (message, work, task), check in zip(pending, checks, strict=True):
-            if task is None or task["node_id"] != message.sender:
-                out.append((False, f"unknown task {work.task_id}"))
-                continue
-            if (work.seed, work.n, work.dtype) != (task["seed"], task["n"], task["dtype"]):
-                out.append((False, "result is for other operands than the task's"))
-                continue
-            if message.ts > task["deadline_ts"] + DEADLINE_GRACE_S:
-                out.append((False, "deadline missed"))
-                continue
-            matrix = np.frombuffer(
-                work.result_bytes(), dtype=np.dtype(work.dtype).newbyteorder("<")
-            )
-            matrix = matrix.reshape(work.n, work.n)
-            if not check:
-                ok = commit(matrix) == work.commitment
-                out.append(
-                    (ok, "" if ok else "verification failed: result does not match its commitment")
-                )
-                continue
-            # The random vectors are drawn here, after the node committed to its result.
-            result = verify_seeded(
-                work.seed,
-                work.n,
-                work.dtype,
-                matrix,
-                work.commitment,
-                rounds=self.settings.freivalds_rounds,
-            )
-            out.append((result.ok, "" if result.ok else f"verification failed: {result.reason}"))
+            try:
+                out.append(self._verify_one(message, work, task, check))
+            except Exception as exc:
+                # One malformed result must not stop the ingest of everyone else's.
+                log.warning("work %s cannot be checked: %r", work.work_id, exc)
+                out.append((False, "verification failed: malformed result"))
         return out
+
+    def _verify_one(
+        self, message: Message, work: WorkResult, task: dict[str, Any] | None, check: bool
+    ) -> tuple[bool, str]:
+        from kernels.freivalds import commit, verify_seeded
+
+        if task is None or task["node_id"] != message.sender:
+            return False, f"unknown task {work.task_id}"
+        if task["done"]:
+            return False, "task already answered"
+        if (work.seed, work.n, work.dtype) != (task["seed"], task["n"], task["dtype"]):
+            return False, "result is for other operands than the task's"
+        if effective_ts(message.ts, task) > task["deadline_ts"] + DEADLINE_GRACE_S:
+            return False, "deadline missed"
+        matrix = np.frombuffer(work.result_bytes(), dtype=np.dtype(work.dtype).newbyteorder("<"))
+        matrix = matrix.reshape(work.n, work.n)
+        if not check:
+            if commit(matrix) == work.commitment:
+                return True, ""
+            return False, "verification failed: result does not match its commitment"
+        # The random vectors are drawn here, after the node committed to its result.
+        result = verify_seeded(
+            work.seed,
+            work.n,
+            work.dtype,
+            matrix,
+            work.commitment,
+            rounds=self.settings.freivalds_rounds,
+        )
+        return result.ok, "" if result.ok else f"verification failed: {result.reason}"
 
     def _credited_tflops(self, sender: str, work: WorkResult) -> float:
         """The throughput a verified work unit is paid at.
@@ -566,6 +584,14 @@ class Coordinator:
             response = Response(request_id=request.request_id, ok=True, result=raw_json(result))
         except (ValueError, TypeError, GameError) as exc:
             response = Response(request_id=request.request_id, ok=False, error=str(exc)[:500])
+        except Exception as exc:
+            # A request must never take the coordinator off the broker.
+            log.exception("request %s from %s failed", request.method, short_id(sender))
+            response = Response(
+                request_id=request.request_id,
+                ok=False,
+                error=f"internal error: {type(exc).__name__}",
+            )
         with contextlib.suppress(aiomqtt.MqttError):  # the node's request times out
             await self._publish(DEFAULT_TOPICS.node_response(sender), Response.TYPE, response)
 
@@ -630,7 +656,7 @@ class Coordinator:
             raise ValueError(f"unknown category {category!r}; one of {', '.join(BOARDS)}")
         default_period = month_id() if category == MONTHLY_VALIDATORS else season_id()
         period = str(params.get("season") or default_period)
-        offset = max(0, int(params.get("offset") or 0))
+        offset = min(max(0, int(params.get("offset") or 0)), 10**9)
         limit = min(max(1, int(params.get("limit") or 10)), 1000)
         rows, total = await self.store.leaderboard(category, period, offset=offset, limit=limit)
         own_rank, own_amount = await self.store.rank_of(category, period, sender)
@@ -776,6 +802,16 @@ class Coordinator:
             await self._publish(
                 DEFAULT_TOPICS.leaderboard(category), Leaderboard.TYPE, board, retain=True
             )
+
+
+def effective_ts(claimed: float, task: dict[str, Any]) -> float:
+    """When a result counts as made: the node's signed clock, clamped to [issued, now].
+
+    A node cannot date its work before the task existed (to reach an old multiplier) nor in
+    the future; within that window its clock is trusted, so a result that waited in its
+    outbox through an outage still counts as made on time.
+    """
+    return min(max(claimed, float(task["issued_ts"])), time.time())
 
 
 def _amount(params: dict[str, Any]) -> int:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
+
+import aiosqlite
 
 from core.game import (
     Account,
@@ -151,14 +153,35 @@ class GameService:
                 )
 
     async def stake(self, node_id: str, amount: int) -> dict[str, Any]:
-        account = stake_rule(await self.account(node_id), amount)
-        await self._save_account(node_id, account)
-        return {"staked": account.staked, "balance": account.balance}
+        return await self._move_stake(node_id, amount, stake_rule)
 
     async def unstake(self, node_id: str, amount: int) -> dict[str, Any]:
-        account = unstake_rule(await self.account(node_id), amount)
-        await self._save_account(node_id, account)
-        return {"staked": account.staked, "balance": account.balance}
+        return await self._move_stake(node_id, amount, unstake_rule)
+
+    async def _move_stake(
+        self, node_id: str, amount: int, rule: Callable[[Account, int], Account]
+    ) -> dict[str, Any]:
+        """Check and apply a stake change in one write transaction (no lost updates)."""
+        async with self.store.transaction() as db:
+            account = await self._locked_account(db, node_id)
+            after = rule(account, amount)
+            await db.execute(
+                "INSERT INTO accounts (node_id, staked) VALUES (?, ?) ON CONFLICT (node_id)"
+                " DO UPDATE SET staked = staked + ?",
+                (node_id, after.staked - account.staked, after.staked - account.staked),
+            )
+        return {"staked": after.staked, "balance": after.balance}
+
+    async def _locked_account(self, db: aiosqlite.Connection, node_id: str) -> Account:
+        async with db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = ?", (node_id,)
+        ) as cur:
+            owned_row = await cur.fetchone()
+        async with db.execute("SELECT staked FROM accounts WHERE node_id = ?", (node_id,)) as cur:
+            staked_row = await cur.fetchone()
+        owned = int(owned_row[0]) if owned_row else 0
+        staked = int(staked_row[0]) if staked_row else 0
+        return Account(balance=max(0, owned - staked), staked=staked)
 
     # -- verified and failed work --------------------------------------------------------
 
@@ -296,21 +319,37 @@ class GameService:
         await self._advance_quests(node_id, [ProgressEvent.uptime(online_s, observed_s, at)], now)
 
     async def on_failed_work(self, node_id: str, work_id: str, reason: str) -> int:
-        """Work proven wrong: slash the stake (burned, with the reason) and reset reputation."""
-        account = await self.account(node_id)
-        account, slashed = slash(account, self.rules.staking.slash_fraction)
-        await self._save_account(node_id, account)
-        if slashed > 0:
-            await self.store.add_entry(
-                account=node_id,
-                amount=-slashed,
-                kind="slash",
-                reason=(
-                    f"slashed {self.rules.staking.slash_fraction} of the stake: work {work_id} "
-                    f"failed verification ({reason[:200]})"
-                ),
-                ref=work_id,
+        """Work proven wrong: slash the stake (burned, with the reason), reset reputation.
+
+        One transaction, once per piece of work: the stake cut and its burn entry land
+        together or not at all, and a second call for the same work changes nothing.
+        """
+        fraction = self.rules.staking.slash_fraction
+        async with self.store.transaction() as db:
+            async with db.execute(
+                "SELECT 1 FROM ledger WHERE kind = 'slash' AND account = ? AND ref = ?",
+                (node_id, work_id),
+            ) as cur:
+                if await cur.fetchone() is not None:
+                    return 0
+            account = await self._locked_account(db, node_id)
+            _after, slashed = slash(account, fraction)
+            await db.execute(
+                "INSERT INTO accounts (node_id, failed) VALUES (?, 1) ON CONFLICT (node_id)"
+                " DO UPDATE SET staked = staked - ?, consecutive = 0, failed = failed + 1",
+                (node_id, slashed),
             )
+            if slashed > 0:
+                await self.store._insert_entry(
+                    account=node_id,
+                    amount=-slashed,
+                    kind="slash",
+                    reason=(
+                        f"slashed {fraction} of the stake: work {work_id} failed "
+                        f"verification ({reason[:200]})"
+                    ),
+                    ref=work_id,
+                )
         return slashed
 
     async def on_benchmark(self, node_id: str, at: float, now: float) -> None:

@@ -335,6 +335,7 @@ class CoordinatorStore(Store):
     async def record_work(
         self,
         verdicts: Iterable[tuple[WorkVerdict, str, dict[str, Any] | None]],
+        inserted: set[tuple[str, str]] | None = None,
     ) -> list[WorkVerdict]:
         """Record verdicts in ONE transaction, crediting accepted work in the ledger.
 
@@ -359,6 +360,7 @@ class CoordinatorStore(Store):
             board: dict[tuple[str, str, str], int] = {}
             work_rows: list[tuple[Any, ...]] = []
             seen: set[tuple[str, str]] = set()
+            tasks_answered: set[tuple[str, str]] = set()
             for verdict, task_id, details in items:
                 key = (verdict.sender, verdict.work_id)
                 known = stored.get(key) or stored.get((verdict.sender, f"#{verdict.seq}"))
@@ -367,6 +369,10 @@ class CoordinatorStore(Store):
                     continue
                 seen.add(key)
                 accepted, reason, credited = verdict.accepted, verdict.reason, verdict.credited
+                # One credit per task: a second result for the same task in this batch.
+                if (verdict.sender, task_id) in tasks_answered:
+                    accepted, reason, credited = False, "task already answered", 0
+                tasks_answered.add((verdict.sender, task_id))
                 entry_id: int | None = None
                 if not isinstance(credited, int) or isinstance(credited, bool):
                     raise TypeError("ledger amounts are integers in base units")
@@ -417,6 +423,8 @@ class CoordinatorStore(Store):
                     )
                 )
                 out.append(final)
+                if inserted is not None:
+                    inserted.add(key)
             if ledger_rows:
                 # The CHECK on supply.minted is the last word on the cap.
                 await db.execute("UPDATE supply SET minted = ? WHERE id = 1", (minted,))

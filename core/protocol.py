@@ -374,8 +374,10 @@ class WorkResult(Payload, frozen=True, kw_only=True):
     def validate(self) -> None:
         if self.dtype not in DTYPE_ITEMSIZE:
             raise ProtocolError("bad-payload", f"unknown dtype {self.dtype!r}")
+        if self.kind != "gemm":
+            raise ProtocolError("bad-payload", f"unknown work kind {self.kind!r}")
         size = len(_b64decode_strict(self.result_b64, "result_b64"))
-        if self.kind == "gemm" and size != self.n * self.n * DTYPE_ITEMSIZE[self.dtype]:
+        if size != self.n * self.n * DTYPE_ITEMSIZE[self.dtype]:
             raise ProtocolError("bad-payload", f"result is {size} bytes, not {self.n}x{self.n}")
 
     def result_bytes(self) -> bytes:

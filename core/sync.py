@@ -20,6 +20,7 @@ import base64
 import contextlib
 import logging
 import secrets
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -432,7 +433,14 @@ class NetworkLink:
             if time.time() >= task.deadline_ts:
                 await self.node.emit_log("warning", "work", f"task {task.task_id} expired")
                 continue
-            await self._run_task(task)
+            try:
+                await self._run_task(task)
+            except sqlite3.IntegrityError:
+                pass  # a task re-delivered after it was done: its result is already queued
+            except Exception as exc:
+                # One failed task must not stop the node's work.
+                log.exception("task %s failed", task.task_id)
+                await self.node.emit_log("error", "work", f"task {task.task_id} failed: {exc}")
 
     async def _run_task(self, task: TaskGemm) -> None:
         from kernels.gemm import run_work_unit
