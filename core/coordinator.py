@@ -124,6 +124,7 @@ class Coordinator:
         self._events_published: tuple[str, ...] | None = None
         self._calendar_published: tuple[str, str, str | None] | None = None
         self._last_work: dict[str, float] = {}  # node -> last verified work (liveness)
+        self._saved_high_water: dict[tuple[str, str], int] = {}
         self._lock = DataDirLock(settings.data_dir / "coordinator.lock")
         self._seqs: SequenceCounter | None = None
         self._filter = InboundFilter()
@@ -154,11 +155,20 @@ class Coordinator:
         except BaseException:
             self._lock.release()
             raise
-        self._filter = InboundFilter(coordinator_ids={self.node_id})
+        # Replay protection survives restarts: the high-water marks are stored (every board
+        # tick and at exit) and loaded here, so an old signed request cannot be replayed.
+        assert self.store is not None
+        self._saved_high_water = await self.store.load_high_water()
+        self._filter = InboundFilter(
+            coordinator_ids={self.node_id},
+            load_high_water=lambda sender, topic: self._saved_high_water.get((sender, topic), 0),
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.save_high_water()
             await self.store.close()
         self._verify_thread.shutdown(wait=True, cancel_futures=True)
         self._lock.release()
@@ -704,6 +714,7 @@ class Coordinator:
                     await self._publish_calendar()
                 if await self.game.roll_over(time.time()):
                     self._boards_dirty = True
+            await self.save_high_water()
             if self._boards_dirty and self._client is not None:
                 self._boards_dirty = False
                 try:
@@ -711,6 +722,14 @@ class Coordinator:
                 except aiomqtt.MqttError:
                     self._boards_dirty = True
             await asyncio.sleep(self.settings.board_interval_s)
+
+    async def save_high_water(self) -> None:
+        """Store the replay high-water marks that moved since the last save."""
+        assert self.store is not None
+        current = self._filter.high_water
+        moved = {k: v for k, v in current.items() if self._saved_high_water.get(k, 0) < v}
+        await self.store.save_high_water(moved)
+        self._saved_high_water.update(moved)
 
     async def _liveness_loop(self) -> None:
         """The base reward for liveness: each window, nodes that did verified work in it."""

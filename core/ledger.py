@@ -163,7 +163,15 @@ MIGRATIONS: Sequence[str] = (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-""",
+""",  # 3: replay protection that survives a restart (InboundFilter high-water marks).
+    """
+    CREATE TABLE high_water (
+        sender TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (sender, topic)
+    );
+    """,
 )
 
 
@@ -295,6 +303,20 @@ class CoordinatorStore(Store):
         return int(row[0]) if row else 0
 
     # -- work and ledger -------------------------------------------------------------------
+
+    async def load_high_water(self) -> dict[tuple[str, str], int]:
+        async with self.db.execute("SELECT sender, topic, seq FROM high_water") as cur:
+            return {(r[0], r[1]): int(r[2]) async for r in cur}
+
+    async def save_high_water(self, marks: dict[tuple[str, str], int]) -> None:
+        if not marks:
+            return
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO high_water (sender, topic, seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (sender, topic) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                [(sender, topic, seq) for (sender, topic), seq in marks.items()],
+            )
 
     async def lookup_batch(
         self, keys: list[tuple[str, str, int, str]]

@@ -116,3 +116,25 @@ async def test_wrong_work_is_slashed_once(tmp_path: Path) -> None:
     assert account.balance == omnit(100) - omnit(5) - omnit(45)
     assert account.reputation.consecutive == 0
     await coordinator.__aexit__(None, None, None)
+
+
+async def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
+    from core.protocol import Request
+
+    node = Identity.generate()
+    raw = encode(
+        node, 5, Request.TYPE, Request(request_id="r1", method="stake", params={"amount": 1})
+    )
+    topic = DEFAULT_TOPICS.node_request(node.node_id)
+    coordinator = await started(tmp_path)
+    assert coordinator._filter.accept(decode(raw), topic=topic) is None
+    await coordinator.__aexit__(None, None, None)  # stores the high-water marks
+    restarted = await started(tmp_path)
+    reason = restarted._filter.accept(decode(raw), topic=topic)
+    assert reason is not None and "replay" in reason
+    # A new request from the same node still gets through.
+    fresh = encode(
+        node, 6, Request.TYPE, Request(request_id="r2", method="stake", params={"amount": 1})
+    )
+    assert restarted._filter.accept(decode(fresh), topic=topic) is None
+    await restarted.__aexit__(None, None, None)
