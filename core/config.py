@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -233,7 +233,3 @@ def _as_path(key: str, value: Any) -> Any:
     if key.endswith("_file") and value is not None:
         return Path(value).expanduser()
     return value
-
-
-def with_name(config: Config, name: str) -> Config:
-    return replace(config, name=_check_name(name, "name"))

@@ -134,24 +134,6 @@ class GameService:
         ) as cur:
             return await cur.fetchone()
 
-    async def _save_account(
-        self, node_id: str, account: Account, tflop_hours: Fraction | None = None
-    ) -> None:
-        rep = account.reputation
-        async with self.store.transaction() as db:
-            await db.execute(
-                "INSERT INTO accounts (node_id, staked, consecutive, verified, failed)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET"
-                " staked = excluded.staked, consecutive = excluded.consecutive,"
-                " verified = excluded.verified, failed = excluded.failed",
-                (node_id, account.staked, rep.consecutive, rep.verified, rep.failed),
-            )
-            if tflop_hours is not None:
-                await db.execute(
-                    "UPDATE accounts SET tflop_hours = ? WHERE node_id = ?",
-                    (str(tflop_hours), node_id),
-                )
-
     async def stake(self, node_id: str, amount: int) -> dict[str, Any]:
         return await self._move_stake(node_id, amount, stake_rule)
 

@@ -262,10 +262,6 @@ class CoordinatorStore(Store):
                         (value, node_id),
                     )
 
-    async def node_names(self) -> dict[str, str]:
-        async with self.db.execute("SELECT node_id, name FROM nodes") as cur:
-            return {row[0]: row[1] for row in await cur.fetchall()}
-
     async def known_node(self, node_id: str) -> bool:
         async with self.db.execute("SELECT 1 FROM nodes WHERE node_id = ?", (node_id,)) as cur:
             return await cur.fetchone() is not None
@@ -281,28 +277,6 @@ class CoordinatorStore(Store):
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (task_id, node_id, seed, n, dtype, time.time(), deadline_ts),
             )
-
-    async def get_task(self, task_id: str) -> dict[str, Any] | None:
-        async with self.db.execute(
-            "SELECT task_id, node_id, seed, n, dtype, issued_ts, deadline_ts, done FROM tasks"
-            " WHERE task_id = ?",
-            (task_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        keys = ("task_id", "node_id", "seed", "n", "dtype", "issued_ts", "deadline_ts", "done")
-        return dict(zip(keys, row, strict=True))
-
-    async def open_tasks(self, node_id: str) -> int:
-        async with self.db.execute(
-            "SELECT COUNT(*) FROM tasks WHERE node_id = ? AND done = 0 AND deadline_ts > ?",
-            (node_id, time.time()),
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    # -- work and ledger -------------------------------------------------------------------
 
     async def load_high_water(self) -> dict[tuple[str, str], int]:
         async with self.db.execute("SELECT sender, topic, seq FROM high_water") as cur:
@@ -341,18 +315,6 @@ class CoordinatorStore(Store):
             async for row in cur:
                 tasks[row[0]] = dict(zip(names, row, strict=True))
         return verdicts, tasks
-
-    async def find_work(self, sender: str, work_id: str, seq: int) -> WorkVerdict | None:
-        """The stored verdict for this work (by id, or by the message's seq), if any."""
-        async with self.db.execute(
-            "SELECT sender, work_id, seq, accepted, reason, credited, entry_id FROM work"
-            " WHERE sender = ? AND (work_id = ? OR seq = ?) LIMIT 1",
-            (sender, work_id, seq),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        return WorkVerdict(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
     async def record_work(
         self,

@@ -329,16 +329,6 @@ class NodeStore(Store):
             "work.credited": int(row[4]),
         }
 
-    async def recent_work(self, limit: int = 50) -> list[dict[str, Any]]:
-        async with self.db.execute(
-            "SELECT work_id, task_id, ts, n, dtype, tflops, status, reason, credited FROM work"
-            " ORDER BY ts DESC LIMIT ?",
-            (limit,),
-        ) as cur:
-            rows = await cur.fetchall()
-        keys = ("work_id", "task_id", "ts", "n", "dtype", "tflops", "status", "reason", "credited")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
 
 def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
