@@ -451,6 +451,9 @@ class Node:
             raise CommandError(f"quest {quest_id}: not offered to this node")
         if quest.get("action") != "bench":
             raise CommandError(f"quest {quest_id}: has no action to start; it progresses by work")
+        if quest.get("state") == "completed":
+            # A benchmark that finished after acceptance (the first-run one) already counted.
+            return {"message": f"{quest.get('title')} is already complete: claim it"}
         if quest.get("state") not in ("accepted", "in_progress"):
             raise CommandError(f"quest {quest_id}: accept it first (it is {quest.get('state')})")
         result = await self.run_benchmark(quick=True)
