@@ -5,23 +5,7 @@ argument), exact numbers (Fractions for factors, integer base units for money). 
 coordinator is the authority that calls it; the node and the console show its results.
 """
 
-from core.game.achievements import (
-    EarnedAchievement,
-    check_milestones,
-    earn,
-    milestone_achievements,
-)
-from core.game.amounts import exact, number_text, omnit_text
-from core.game.awards import (
-    Award,
-    award_id,
-    monthly_awards,
-    period_awards,
-    rank_board,
-    season_awards,
-    seasonal_categories,
-)
-from core.game.calendar import (
+from core.calendar import (
     Period,
     Season,
     days_left,
@@ -36,6 +20,22 @@ from core.game.calendar import (
     season_by_id,
     week_at,
     week_by_id,
+)
+from core.game.achievements import (
+    EarnedAchievement,
+    check_milestones,
+    earn,
+    milestone_achievements,
+)
+from core.game.amounts import exact, number_text
+from core.game.awards import (
+    Award,
+    award_id,
+    monthly_awards,
+    period_awards,
+    rank_board,
+    season_awards,
+    seasonal_categories,
 )
 from core.game.errors import EventError, GameError, QuestError, StakeError, UnknownGpuType
 from core.game.gpus import (
@@ -99,6 +99,7 @@ from core.game.staking import (
     stake_required,
     unstake,
 )
+from core.money import omnit_text
 
 __all__ = [
     "EVENT_KINDS",

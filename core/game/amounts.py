@@ -6,8 +6,6 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-from core.ledger import format_omnit
-
 Exact = int | Fraction | Decimal | str | float
 
 
@@ -33,11 +31,6 @@ def exact(value: Exact) -> Fraction:
 def floor_int(value: Fraction) -> int:
     """Round down to an integer, exactly."""
     return value.numerator // value.denominator
-
-
-def omnit_text(base_units: int) -> str:
-    """``"120 OMNIT"`` / ``"0.5 OMNIT"``: exact, for messages about stakes and balances."""
-    return f"{format_omnit(base_units, exact=True)} OMNIT"
 
 
 def number_text(value: Fraction, places: int = 2) -> str:

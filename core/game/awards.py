@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.game.calendar import Period
+from core.calendar import Period
 from core.game.errors import GameError
 from core.game.rules import GameRules, default_rules
 

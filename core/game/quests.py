@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any, Final, Literal, get_args
 
-from core.game.amounts import Exact, exact, number_text, omnit_text
-from core.game.calendar import period_at
+from core.calendar import period_at
+from core.game.amounts import Exact, exact, number_text
 from core.game.errors import QuestError
 from core.game.rules import (
     QUEST_UNITS,
@@ -27,6 +27,7 @@ from core.game.rules import (
     goal_for,
     quest_reward_for,
 )
+from core.money import omnit_text
 
 QuestStatus = Literal["offered", "accepted", "in_progress", "completed", "claimed", "expired"]
 ProgressKind = Literal["work", "benchmark", "uptime", "records", "quality-round"]

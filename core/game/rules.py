@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 from core.assets import asset_path
+from core.calendar import PeriodKind
 from core.errors import ConfigError
-from core.ledger import BOARDS, MONTHLY_VALIDATORS, omnit
-from core.rewards import MAX_MULTIPLIER
+from core.game.boards import BOARDS, MONTHLY_VALIDATORS
+from core.game.rates import MAX_MULTIPLIER
+from core.money import parse_omnit
 
 QuestKind = Literal["tflop-hours", "uptime", "benchmark", "validate-records", "quality-rounds"]
-PeriodKind = Literal["week", "month", "season"]
 
 QUEST_KINDS: Final[tuple[QuestKind, ...]] = (
     "tflop-hours",
@@ -294,7 +295,7 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise self.error(key, f"{value!r} is not an amount of OMNIT")
         try:
-            amount = omnit(value.strip() if isinstance(value, str) else value)
+            amount = parse_omnit(value.strip() if isinstance(value, str) else value)
         except (ValueError, InvalidOperation):
             raise self.error(key, f"{value!r} is not an exact amount of OMNIT") from None
         if amount < 0:

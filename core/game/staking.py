@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from core.game.amounts import floor_int, omnit_text
+from core.game.amounts import floor_int
 from core.game.errors import StakeError
 from core.game.rules import GameRules, default_rules
+from core.money import omnit_text
 
 
 def _check_amount(value: object, what: str) -> int:

@@ -34,14 +34,14 @@ import aiomqtt
 import numpy as np
 
 from core.config import load_config
-from core.coordinator import Coordinator, CoordinatorSettings
-from core.fake_nvml import FakeNvml
+from core.coordinator.service import Coordinator, CoordinatorSettings
 from core.identity import Identity
-from core.node import Node
-from core.protocol import DEFAULT_TOPICS, WorkResult, encode
+from core.node.fake_nvml import FakeNvml
+from core.node.service import Node
+from core.protocol.envelope import DEFAULT_TOPICS, WorkResult, encode
 from kernels.backend import numpy_backend
 from kernels.gemm import run_work_unit
-from tests.broker import MosquittoProcess, free_port
+from tests.helpers.broker import MosquittoProcess, free_port
 
 SENDERS = 50
 

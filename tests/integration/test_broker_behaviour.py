@@ -24,9 +24,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from core.embedded_broker import EmbeddedBroker
 from core.identity import Identity
-from core.protocol import (
+from core.protocol.envelope import (
     DEFAULT_TOPICS,
     InboundFilter,
     Presence,
@@ -35,7 +34,8 @@ from core.protocol import (
     encode,
     presence_messages,
 )
-from tests.broker import BrokerHandle, MosquittoProcess
+from core.transport.embedded_broker import EmbeddedBroker
+from tests.helpers.broker import BrokerHandle, MosquittoProcess
 
 TIMEOUT = 5.0
 

@@ -36,13 +36,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.config import BrokerConfig, load_config
-from core.coordinator import Coordinator, CoordinatorSettings
-from core.fake_nvml import FakeNvml
+from core.coordinator.service import Coordinator, CoordinatorSettings
+from core.datadir import prepare_data_dir
 from core.identity import load_or_create_identity
-from core.mqtt import make_client
-from core.node import Node, prepare_data_dir
-from core.protocol import DEFAULT_TOPICS
-from tests.broker import MOSQUITTO_BINARY, MosquittoProcess, free_port, wait_for_port
+from core.node.fake_nvml import FakeNvml
+from core.node.service import Node
+from core.protocol.envelope import DEFAULT_TOPICS
+from core.transport.mqtt import make_client
+from tests.helpers.broker import MOSQUITTO_BINARY, MosquittoProcess, free_port, wait_for_port
 from tests.integration.test_network import wait_until
 
 pytestmark = pytest.mark.broker

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import MosquittoProcess
-from tests.cli.helpers import ROOT, HeadlessNode, cli_env, run_cli
+from tests.helpers.broker import MosquittoProcess
+from tests.helpers.cli import ROOT, HeadlessNode, cli_env, run_cli
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

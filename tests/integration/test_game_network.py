@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.api import CommandError
+from core.coordinator.game_store import GameService
+from core.errors import CommandError
 from core.game import EventError, MultiplierEvent
-from core.game_service import GameService
-from tests.broker import MosquittoProcess
+from tests.helpers.broker import MosquittoProcess
 from tests.integration.test_network import node_for, running_coordinator, wait_until
 
 pytestmark = pytest.mark.broker
@@ -110,7 +110,7 @@ async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_pa
 
 
 async def test_events_are_capped_at_3x(tmp_path: Path) -> None:
-    from core.ledger import CoordinatorStore
+    from core.coordinator.ledger import CoordinatorStore
 
     now = time.time()
     start = now + 2 * 86400

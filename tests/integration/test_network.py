@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from core.config import load_config
-from core.coordinator import Coordinator, CoordinatorSettings
-from core.fake_nvml import FakeNvml
-from core.ledger import CoordinatorStore
-from core.mqtt import cancel_and_wait
-from core.node import Node
-from tests.broker import MosquittoProcess
+from core.coordinator.ledger import CoordinatorStore
+from core.coordinator.service import Coordinator, CoordinatorSettings
+from core.node.fake_nvml import FakeNvml
+from core.node.service import Node
+from core.transport.mqtt import cancel_and_wait
+from tests.helpers.broker import MosquittoProcess
 
 pytestmark = pytest.mark.broker
 

@@ -1,0 +1,124 @@
+"""A SQLite file through aiosqlite: connect, append-only migrations, one writer at a time.
+
+Durability choice: WAL journal with ``synchronous=NORMAL``. In WAL mode a committed
+transaction survives a crash or ``kill -9`` of the process; only an OS crash or power loss
+can lose the last few commits (the database is never corrupted). Schema changes are
+append-only migrations, recorded in ``schema_version``. The node's and the coordinator's
+stores subclass :class:`SqliteStore` with their own migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Self
+
+import aiosqlite
+
+from core.errors import StoreError
+
+
+class SqliteStore:
+    """Async access to one SQLite file; use as ``async with SomeStore(path) as store``."""
+
+    #: The schema this store's file follows (append only); each subclass brings its own.
+    migrations: Sequence[str] = ()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time on this connection.
+
+        aiosqlite runs statements one by one on its thread, so two coroutines writing at
+        once would interleave inside each other's transactions: every write goes through here.
+        """
+        async with self._write_lock:
+            try:
+                # Inside the try: a cancel that lands while BEGIN runs must still roll back.
+                await self.db.execute("BEGIN IMMEDIATE")
+                yield self.db
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def connect(self) -> None:
+        try:
+            self._db = await aiosqlite.connect(self.path)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute("PRAGMA foreign_keys=ON")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self.migrate()
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            raise StoreError(f"store {self.path}: {exc}") from None
+        except BaseException:
+            # Whatever stops the start (a newer schema, a cancel): never leak the connection.
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def schema_version(self) -> int:
+        await self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_ts REAL)"
+        )
+        async with self.db.execute("SELECT MAX(version) FROM schema_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def migrate(self, migrations: Sequence[str] | None = None) -> int:
+        """Apply pending migrations, each in its own transaction. Returns the new version."""
+        migrations = self.migrations if migrations is None else migrations
+        current = await self.schema_version()
+        await self.db.commit()
+        if current > len(migrations):
+            raise StoreError(
+                f"store {self.path} has schema version {current}, newer than this program "
+                f"knows ({len(migrations)}); upgrade omnitensor"
+            )
+        for version in range(current + 1, len(migrations) + 1):
+            script = migrations[version - 1]
+            # executescript would commit implicitly; run statements in one explicit txn.
+            await self.db.execute("BEGIN")
+            try:
+                for statement in _split_sql(script):
+                    await self.db.execute(statement)
+                await self.db.execute(
+                    "INSERT INTO schema_version (version, applied_ts) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+        return len(migrations)
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,145 @@
+"""The coordinator's ledger: exact amounts, supply cap, idempotence, boards."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.calendar import month_id, season_bounds, season_id
+from core.coordinator.ledger import CoordinatorStore, SupplyCapReached, WorkVerdict
+from core.game.boards import ALL_TIME
+from core.money import MAX_SUPPLY, format_omnit, parse_omnit
+
+ALICE, BOB = "a" * 64, "b" * 64
+
+
+def verdict(
+    sender: str, work_id: str, seq: int, credited: int, accepted: bool = True
+) -> WorkVerdict:
+    return WorkVerdict(sender, work_id, seq, accepted, "" if accepted else "bad", credited, None)
+
+
+def test_amount_helpers_are_exact() -> None:
+    assert parse_omnit(150) == 150_000_000_000
+    assert parse_omnit("0.000000001") == 1
+    with pytest.raises(ValueError, match="finer than one base unit"):
+        parse_omnit("0.0000000001")
+    assert format_omnit(parse_omnit("1200.5")) == "1200"
+    assert format_omnit(parse_omnit("1200.5"), exact=True) == "1200.5"
+    assert format_omnit(-parse_omnit(3), exact=True) == "-3"
+
+
+def test_season_ids() -> None:
+    ts = 1795000000.0  # 2026-11-18
+    assert season_id(ts) == "2026-Q4"
+    assert month_id(ts) == "2026-11"
+    start, end = season_bounds("2026-Q4")
+    assert start <= ts < end
+    assert season_id(end) == "2027-Q1"
+
+
+async def test_work_credited_once_with_reason(tmp_path: Path) -> None:
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        await store.upsert_node(ALICE, name="alice")
+        first = await store.record_work([(verdict(ALICE, "w1", 1, 500), "t1", None)])
+        assert first[0].accepted and first[0].entry_id is not None
+        # The same message again (same seq) and the same work under a new seq: no change.
+        again = await store.record_work(
+            [(verdict(ALICE, "w1", 1, 500), "t1", None), (verdict(ALICE, "w1", 9, 500), "t1", None)]
+        )
+        assert [v.entry_id for v in again] == [first[0].entry_id] * 2
+        assert await store.balance(ALICE) == 500
+        [entry] = await store.entries(ALICE)
+        assert entry.kind == "reward" and "w1" in entry.reason
+        rejected = await store.record_work([(verdict(ALICE, "w2", 2, 0, False), "t2", None)])
+        assert not rejected[0].accepted
+        [row] = await store.rejected_work(ALICE)
+        assert (row["work_id"], row["reason"]) == ("w2", "bad")
+        assert await store.supply() == (500, 0)
+
+
+async def test_supply_cap_is_enforced_by_the_database(tmp_path: Path) -> None:
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        await store.add_entry(
+            account=ALICE, amount=MAX_SUPPLY - 10, kind="award", reason="genesis test"
+        )
+        with pytest.raises(SupplyCapReached):
+            await store.add_entry(account=BOB, amount=11, kind="reward", reason="over")
+        assert await store.balance(BOB) == 0
+        [v] = await store.record_work([(verdict(BOB, "w", 1, 11), "t", None)])
+        assert not v.accepted and v.reason == "maximum supply reached"
+        await store.add_entry(account=BOB, amount=10, kind="reward", reason="exactly to the cap")
+        assert await store.supply() == (MAX_SUPPLY, 0)
+        await store.add_entry(account=BOB, amount=-4, kind="burn", reason="burn test")
+        assert await store.supply() == (MAX_SUPPLY, 4)
+        assert await store.balance(BOB) == 6
+        with pytest.raises(ValueError, match="reason"):
+            await store.add_entry(account=BOB, amount=1, kind="reward", reason="")
+        with pytest.raises(TypeError):
+            await store.add_entry(account=BOB, amount=1.5, kind="reward", reason="float")
+
+
+async def test_boards_rank_and_page(tmp_path: Path) -> None:
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        for i, amount in enumerate([300, 100, 200, 200]):
+            node = f"{i:064x}"
+            await store.upsert_node(node, name=f"n{i}")
+            await store.add_entry(
+                account=node, amount=amount, kind="reward", reason="r", category="gpu-contributors"
+            )
+        season = season_id()
+        rows, total = await store.leaderboard("gpu-contributors", season, limit=10)
+        assert total == 4
+        assert [(r.rank, r.name, r.amount) for r in rows] == [
+            (1, "n0", 300),
+            (2, "n2", 200),
+            (3, "n3", 200),
+            (4, "n1", 100),
+        ]
+        page, _ = await store.leaderboard("gpu-contributors", ALL_TIME, offset=2, limit=1)
+        assert [(r.rank, r.name) for r in page] == [(3, "n3")]
+        assert await store.rank_of("gpu-contributors", season, f"{3:064x}") == (3, 200)
+        assert await store.rank_of("gpu-contributors", season, "f" * 64) == (None, 0)
+        await store.add_entry(
+            account=ALICE, amount=5, kind="reward", reason="v", category="data-validators"
+        )
+        rows, _ = await store.leaderboard("data-validators-monthly", month_id())
+        assert [r.node_id for r in rows] == [ALICE]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([ALICE, BOB]),
+            st.integers(0, 5),  # work id: repeats are duplicates
+            st.integers(1, MAX_SUPPLY // 3),
+        ),
+        max_size=20,
+    )
+)
+def test_property_never_over_cap_never_twice(
+    tmp_path: Path, works: list[tuple[str, int, int]]
+) -> None:
+    async def run() -> None:
+        path = tmp_path / f"p{abs(hash(tuple(works)))}.db"
+        async with CoordinatorStore(path) as store:
+            for seq, (sender, work, amount) in enumerate(works, start=1):
+                await store.record_work([(verdict(sender, f"w{work}", seq, amount), "t", None)])
+            minted, burned = await store.supply()
+            assert minted <= MAX_SUPPLY and burned == 0
+            for account in (ALICE, BOB):
+                entries = await store.entries(account, limit=1000)
+                refs = [e.ref for e in entries]
+                assert len(refs) == len(set(refs))  # one credit per piece of work
+                assert sum(e.amount for e in entries) == await store.balance(account)
+            assert minted == await store.balance(ALICE) + await store.balance(BOB)
+        path.unlink()
+
+    asyncio.run(run())

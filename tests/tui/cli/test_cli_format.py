@@ -1,0 +1,35 @@
+"""CLI output in the forms the OmniTensor documentation shows."""
+
+from __future__ import annotations
+
+from core.money import parse_omnit
+from tui.cli.network import format_leaderboard
+
+
+def test_leaderboard_matches_the_documented_output() -> None:
+    board = {
+        "category": "gpu-contributors",
+        "season": "2026-Q4",
+        "entries": [
+            {"rank": 1, "node_id": "a" * 64, "name": "user123", "amount": parse_omnit(1200)},
+            {"rank": 2, "node_id": "b" * 64, "name": "gpu_master99", "amount": parse_omnit(1150)},
+            # Whole OMNIT are shown (rounded down); --json gives the exact base units.
+            {
+                "rank": 3,
+                "node_id": "c" * 64,
+                "name": "data_wizard",
+                "amount": parse_omnit("1050.9"),
+            },
+        ],
+    }
+    assert format_leaderboard(board) == (
+        "Top 3 Contributors:\n"
+        "1. user123 - 1200 OMNIT\n"
+        "2. gpu_master99 - 1150 OMNIT\n"
+        "3. data_wizard - 1050 OMNIT"
+    )
+
+
+def test_empty_leaderboard_says_so() -> None:
+    text = format_leaderboard({"category": "model-testers", "season": "2026-Q4", "entries": []})
+    assert text == "No contributors yet on model-testers (2026-Q4)."

@@ -1,0 +1,185 @@
+"""Attaching: the console over a node's control socket, and the ``omnitensor`` command."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.api.socket_client import SocketNodeClient
+from core.node.control import ControlServer
+from core.node.service import Node
+from tests.helpers.cli import ROOT, HeadlessNode, cli_env, run_cli
+from tests.tui.console.conftest import (
+    NODE_NAME,
+    Messages,
+    screen_text,
+    settle,
+    wait_for_commands,
+)
+from tui.console.app import SCREENS, make_app
+from tui.console.messages import CommandFinished, NodeLost, SnapshotFetched, TelemetryReceived
+from tui.console.widgets.gpu.card import GpuCard
+
+
+async def test_console_attached_over_the_socket(node: Node, messages: Messages) -> None:
+    async with ControlServer(node, node.config.socket_path):
+        client = await SocketNodeClient.connect(node.config.socket_path)
+        try:
+            app = make_app(client, ssh=False, attached=True)
+            async with app.run_test(size=(100, 30), message_hook=messages) as pilot:
+                await messages.wait(SnapshotFetched)
+                await messages.wait(TelemetryReceived, new=True)
+                await pilot.pause()
+                assert len(app.screen.query(GpuCard)) == 2
+                assert "OmniTensor Console · attached — Dashboard" in screen_text(app)
+                assert NODE_NAME in screen_text(app)
+                for mode, _title, key in SCREENS:
+                    await pilot.press(key)
+                    assert app.current_mode == mode
+                # A command over the socket, with its result shown.
+                app.run_command("events", {"limit": 5}, "recent events")
+                await wait_for_commands(app)
+                done = await messages.wait(CommandFinished, lambda m: m.name == "events")
+                assert done.ok and done.result is not None and done.result["events"]
+                await pilot.press("q")
+        finally:
+            await client.close()
+        # Leaving the console leaves the node running.
+        assert not node.stopped.is_set()
+        assert (await node.snapshot())["node"]["name"] == NODE_NAME
+
+
+async def test_console_says_when_the_node_goes_away(node: Node, messages: Messages) -> None:
+    server = ControlServer(node, node.config.socket_path)
+    await server.start()
+    client = await SocketNodeClient.connect(node.config.socket_path)
+    try:
+        app = make_app(client, ssh=False, attached=True)
+        async with app.run_test(size=(100, 30), message_hook=messages) as pilot:
+            await messages.wait(SnapshotFetched)
+            await server.stop()
+            await messages.wait(NodeLost)
+            await settle(pilot, lambda: "OmniTensor Console · disconnected" in screen_text(app))
+            assert any("lost the node" in str(n.message) for n in app._notifications)
+            # Still usable: the screens switch, and quitting works.
+            await pilot.press("6", "q")
+        assert app.return_code == 0
+    finally:
+        await client.close()
+
+
+def test_attach_says_when_nothing_runs(data_dir: Path) -> None:
+    result = run_cli("attach", "--data-dir", str(data_dir))
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no node is running on data dir" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+# -- the real command in a terminal ------------------------------------------------------
+
+TMUX = shutil.which("tmux")
+needs_tmux = pytest.mark.skipif(TMUX is None, reason="needs tmux")
+
+
+class Tmux:
+    """One detached tmux session (its own server socket) running a shell."""
+
+    def __init__(self, socket: Path, env: dict[str, str]) -> None:
+        assert TMUX is not None
+        self.base = [TMUX, "-S", str(socket)]
+        self.env = env
+        subprocess.run(
+            [*self.base, "new-session", "-d", "-x", "120", "-y", "40", "-s", "t", "sh"],
+            env=env,
+            check=True,
+        )
+
+    def send(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", "t", *keys], check=True)
+
+    def type_line(self, line: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", "t", "-l", line], check=True)
+        self.send("Enter")
+
+    def capture(self) -> str:
+        return subprocess.run(
+            [*self.base, "capture-pane", "-p", "-t", "t"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.capture()
+            if text in screen:
+                return screen
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} never appeared; the pane shows:\n{self.capture()}")
+
+    def kill(self) -> None:
+        subprocess.run([*self.base, "kill-server"], check=False, capture_output=True)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    env = cli_env(OMNITENSOR_FAKE_GPUS="2", TERM="xterm-256color", PS1="$ ")
+    session = Tmux(tmp_path / "tmux.sock", env)
+    try:
+        yield session
+    finally:
+        session.kill()
+
+
+def _console_command(*args: str) -> str:
+    # The exit status is printed after the console so the test sees how it ended; the split
+    # quotes keep the typed command itself from matching "console-exit=".
+    quoted = " ".join(args)
+    return f"cd {ROOT} && {sys.executable} -m tui {quoted}; echo 'console''-exit='$?"
+
+
+@needs_tmux
+def test_real_console_in_tmux(tmux: Tmux, data_dir: Path) -> None:
+    tmux.type_line(_console_command("--data-dir", str(data_dir), "--name", NODE_NAME))
+    screen = tmux.wait_for("GPU 1 · NVIDIA GeForce RTX 4090")
+    assert "OmniTensor Console — Dashboard" in screen and NODE_NAME in screen
+    for _mode, title, key in [*SCREENS[1:], SCREENS[0]]:
+        tmux.send(key)
+        tmux.wait_for(f"OmniTensor Console — {title}")
+    tmux.send("q")
+    screen = tmux.wait_for("console-exit=")
+    assert "console-exit=0" in screen
+    # Back at the shell: the console's screen is gone (alternate screen left).
+    assert "OmniTensor Console" not in screen
+    assert not (data_dir / "node.sock").exists()  # the in-process node stopped with it
+
+
+@needs_tmux
+def test_real_console_attaches_to_a_headless_node(
+    tmux: Tmux, data_dir: Path, tmp_path: Path
+) -> None:
+    env = cli_env(OMNITENSOR_FAKE_GPUS="2")
+    node = HeadlessNode(
+        "--data-dir", str(data_dir), "--name", NODE_NAME, env=env, log_path=tmp_path / "n.log"
+    )
+    try:
+        node.wait_for_socket(data_dir / "node.sock")
+        tmux.type_line(_console_command("attach", "--data-dir", str(data_dir)))
+        screen = tmux.wait_for("GPU 1 · NVIDIA GeForce RTX 4090")
+        assert "attached" in screen
+        tmux.send("q")
+        assert "console-exit=0" in tmux.wait_for("console-exit=")
+        # The node kept running and still answers.
+        assert node.proc.poll() is None
+        status = run_cli("status", "--data-dir", str(data_dir), env=env)
+        assert status.returncode == 0 and NODE_NAME in status.stdout
+    finally:
+        assert node.stop() == 0

@@ -1,0 +1,93 @@
+"""The display helpers: exact amounts, n/a, link states, quests, history."""
+
+from __future__ import annotations
+
+from core.node.fake_nvml import FakeGpu, FakeNvml
+from core.node.telemetry import GpuSampler
+from tui.console.history import TelemetryHistory
+from tui.console.widgets.gpu.card import gpu_details
+from tui.console.widgets.gpu.metric import history_cells
+from tui.console.widgets.node.summary import (
+    link_text,
+    multiplier_banner,
+    upcoming_events,
+    work_text,
+)
+from tui.console.widgets.quests.model import quest_rows
+from tui.format import bar, omnit, signed_omnit, time_left
+
+OMNIT = 10**9
+
+
+def test_omnit_is_exact_integer_arithmetic() -> None:
+    assert omnit(1_200 * OMNIT) == "1,200"
+    assert omnit(1_200 * OMNIT + 999_999_999) == "1,200"  # whole OMNIT: truncated, not rounded
+    assert omnit(10**18 - 1, exact=True) == "999,999,999.999999999"
+    assert omnit(-5 * OMNIT - 1, exact=True) == "-5.000000001"
+    assert omnit(None) == "n/a"
+    assert signed_omnit(12 * OMNIT + 250_000_000) == "+12.25"
+    assert signed_omnit(-3 * OMNIT) == "-3"
+
+
+def test_bars_and_times() -> None:
+    assert bar(0.5, 4) == "██  "
+    assert bar(None, 3) == "   "
+    assert bar(1.7, 2) == "██"
+    assert time_left(100.0, now=40.0) == "1m 00s left"
+    assert time_left(10.0, now=40.0) == "ended"
+    assert history_cells((0.0, 100.0, None), 5) == "  ▁█ "
+
+
+def test_link_states() -> None:
+    assert link_text(None).plain == "network not available yet"
+    assert link_text({"mode": "none", "state": "no network"}).plain == "no network"
+    assert link_text({"mode": "local", "state": "connected"}).plain == "local network"
+    remote = {"mode": "remote", "broker": "mqtt://b:1883", "state": "connected"}
+    assert link_text(remote).plain == "connected to mqtt://b:1883"
+    offline = {**remote, "state": "offline", "since_ts": 0.0}
+    assert link_text(offline).plain.startswith("offline since ")
+    assert "coordinator offline" in link_text({**remote, "coordinator_online": False}).plain
+
+
+def test_work_and_multiplier_lines() -> None:
+    assert work_text({"state": "idle"}, None).plain == "idle"
+    bench = {"state": "benchmarking", "progress": {"stage": "gemm", "fraction": 0.5}}
+    assert work_text(bench, None).plain == "benchmarking gemm 50%"
+    paused = {"state": "paused", "reason": "guard: 1 of 2 GPUs paused"}
+    assert work_text(paused, None).plain == "paused (1 of 2 GPUs paused)"
+    assert multiplier_banner({"factor": 1.0, "active": []}, now=0.0) is None
+    banner = multiplier_banner(
+        {"factor": 3.0, "active": [{"name": "Launch", "factor": 3.0, "end_ts": 7200.0}]}, now=0.0
+    )
+    assert banner is not None and "x3 rewards" in banner.plain and "(2h 00m left)" in banner.plain
+    assert upcoming_events({"upcoming": []}).plain == "events none announced"
+
+
+def test_quest_rows_from_either_shape() -> None:
+    listed = [
+        {"id": "a", "title": "A", "state": "claimed", "reward": OMNIT},
+        {"id": "b", "title": "B", "state": "accepted", "progress": 0.25, "deadline_ts": 3600.0},
+    ]
+    grouped = {
+        "active": [{"id": "b", "title": "B", "progress": 0.25, "deadline_ts": 3600.0}],
+        "completed": [{"id": "a", "title": "A", "state": "claimed", "reward": OMNIT}],
+    }
+    for section in (listed, grouped):
+        rows = quest_rows(section, now=0.0)
+        assert [r.id for r in rows] == ["b", "a"]
+        assert rows[0].left == "1h 00m left" and rows[0].progress.endswith(" 25%")
+        assert rows[1].reward == "1 OMNIT"
+    assert quest_rows(None) == []
+
+
+async def test_history_records_each_frame_once() -> None:
+    gpus = FakeNvml([FakeGpu(unsupported=frozenset({"fan", "power"}))])
+    async with GpuSampler(gpus) as sampler:
+        first = (await sampler.sample()).to_dict()
+        second = (await sampler.sample()).to_dict()
+    history = TelemetryHistory(samples=3)
+    assert history.add(first) and not history.add(first)  # the snapshot repeats the event's frame
+    assert history.add(second)
+    assert len(history.utilization(0)) == 2 and history.memory(7) == ()
+    details = gpu_details(first["gpus"][0]).plain
+    assert "n/a / 320 W" in details and "fan n/a" in details

@@ -1,0 +1,464 @@
+"""The OmniTensor console: a Textual app over a node's API (in-process or over its socket).
+
+The app is a view and a remote control. One worker reads the node's event stream and posts
+coalesced messages; another fetches the whole snapshot every few seconds (and at once after a
+command). The app keeps the latest state and sets it on the screen that shows ("attributes
+down"); screens ask for commands with messages ("messages up") and the app runs them in
+workers. Every call to the node is awaited in a worker, never in a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, ClassVar, TypeVar
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import var
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Input
+from textual.worker import Worker, WorkerState
+
+from core.api.client import NodeAPI
+from core.errors import CommandError, OmniError
+from tui.console.history import TelemetryHistory
+from tui.console.messages import (
+    JSON,
+    BenchProgressed,
+    CommandFinished,
+    CommandRequested,
+    LogReceived,
+    NodeChanged,
+    NodeLost,
+    SnapshotFetched,
+    TelemetryReceived,
+)
+from tui.console.screens.base import NodeScreen
+from tui.console.screens.dashboard import DashboardScreen
+from tui.console.screens.help import HelpScreen, HelpSection, describe
+from tui.console.screens.leaderboards import LeaderboardsScreen
+from tui.console.screens.log import LogScreen
+from tui.console.screens.quests import QuestsScreen
+from tui.console.screens.season import SeasonScreen
+from tui.console.screens.wallet import WalletScreen
+from tui.console.widgets.leaderboard.table import LeaderboardTable
+
+# (mode, title, key): the top-level screens, in footer order.
+SCREENS: tuple[tuple[str, str, str], ...] = (
+    ("dashboard", "Dashboard", "1"),
+    ("quests", "Quests", "2"),
+    ("season", "Season", "3"),
+    ("leaderboards", "Leaderboards", "4"),
+    ("wallet", "Wallet", "5"),
+    ("log", "Log", "6"),
+)
+# The footer's short names for the screens.
+FOOTER_NAMES = {"dashboard": "Dash", "leaderboards": "Boards"}
+# Below this width the footer shows the digits as one group ("123456 Screens") so the other
+# keys (help, quit, the screen's own) stay visible; the header names the current screen.
+NAMED_SCREEN_KEYS_WIDTH = 100
+SCREEN_KEYS = Binding.Group("Screens", compact=True)
+SNAPSHOT_INTERVAL = 5.0
+"""Seconds between full snapshots; telemetry and log lines arrive as events meanwhile."""
+LOG_BUFFER = 5000
+# Redraw telemetry at most this often: plenty on a local terminal, and over SSH every
+# frame costs bandwidth and latency, so one a second is enough to read it.
+MAX_TELEMETRY_HZ = 4.0
+MAX_TELEMETRY_HZ_SSH = 1.0
+ERRORS = (CommandError, OmniError, OSError, EOFError)
+
+S = TypeVar("S", bound=Screen[Any])
+
+
+def over_ssh() -> bool:
+    """Whether the console runs in an SSH session."""
+    return bool(os.environ.get("SSH_CONNECTION"))
+
+
+class OmniTensorApp(App[int]):
+    """The live console. Build it with ``make_app``."""
+
+    TITLE = "OmniTensor Console"
+    CSS_PATH = "app.tcss"
+    MODES: ClassVar[dict[str, Any]] = {
+        "dashboard": DashboardScreen,
+        "quests": QuestsScreen,
+        "season": SeasonScreen,
+        "leaderboards": LeaderboardsScreen,
+        "wallet": WalletScreen,
+        "log": LogScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDING_GROUP_TITLE = "Console"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(
+                key,
+                f"show('{mode}')",
+                FOOTER_NAMES.get(mode, title),
+                tooltip=f"Show the {title} screen.",
+                id=f"show-{mode}",
+            )
+            for mode, title, key in SCREENS
+        ),
+        # The same keys again, grouped, for narrow terminals (see check_action).
+        *(
+            Binding(
+                key,
+                f"screen('{mode}')",
+                title,
+                tooltip=f"Show the {title} screen.",
+                group=SCREEN_KEYS,
+            )
+            for mode, title, key in SCREENS
+        ),
+        Binding("b", "bench", "Bench", tooltip="Run the quick benchmark now.", id="bench"),
+        Binding("question_mark", "help", "Help", tooltip="List every key.", id="help"),
+        Binding("q", "quit", "Quit", tooltip="Leave the console.", priority=True, id="quit"),
+    ]
+
+    snapshot: var[JSON | None] = var(None, init=False)
+    """The node's latest state (the last snapshot with later telemetry merged in)."""
+    bench: var[JSON | None] = var(None, init=False)
+    """Live benchmark progress while a benchmark runs."""
+    connected: var[bool] = var(True, init=False)
+
+    def __init__(self, client: NodeAPI, *, ssh: bool, attached: bool = False) -> None:
+        super().__init__()
+        self.client = client
+        self.ssh = ssh
+        self.attached = attached
+        self.history = TelemetryHistory()
+        self.log_entries: deque[JSON] = deque(maxlen=LOG_BUFFER)
+        self.log_serial = 0
+        """How many log entries were ever added (the buffer keeps the last ``LOG_BUFFER``)."""
+        self._log_keys: set[tuple[Any, ...]] = set()
+        self._refresh_now = asyncio.Event()
+        self._min_telemetry_interval = 1.0 / (MAX_TELEMETRY_HZ_SSH if ssh else MAX_TELEMETRY_HZ)
+        self._last_telemetry_push = 0.0
+        self._pending_telemetry: TelemetryReceived | None = None
+        self._telemetry_timer: Timer | None = None
+        if ssh:
+            self.animation_level = "none"
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        # The header shows the app's title and the screen's name: the connection goes with
+        # the title so every screen says it.
+        self._set_title()
+        self.consume_events()
+        self.poll_snapshots()
+        self.load_log_history()
+
+    @work(exclusive=True, group="node-events", exit_on_error=False, description="Node events")
+    async def consume_events(self) -> None:
+        """Turn the node's events into (coalesced) messages for as long as the node runs."""
+        try:
+            async for event in self.client.events():
+                kind = event.get("type")
+                if kind == "telemetry":
+                    self.post_message(TelemetryReceived(event.get("telemetry"), event.get("guard")))
+                elif kind == "log":
+                    self.post_message(LogReceived([event]))
+                elif kind == "bench.progress":
+                    self.post_message(BenchProgressed(event.get("stage"), event.get("fraction")))
+                else:
+                    if kind == "bench.done":
+                        self.post_message(BenchProgressed(None, None))
+                    self.post_message(NodeChanged(str(kind)))
+        except ERRORS as exc:
+            self.post_message(NodeLost(str(exc) or type(exc).__name__))
+            return
+        self.post_message(NodeLost("the node closed the connection"))
+
+    @work(exclusive=True, group="snapshot", exit_on_error=False, description="Node snapshots")
+    async def poll_snapshots(self) -> None:
+        """Fetch the whole state now, then every few seconds or when asked; never overlapping."""
+        while True:
+            self._refresh_now.clear()
+            try:
+                snapshot = await self.client.snapshot()
+            except ERRORS as exc:
+                self.post_message(NodeLost(str(exc) or type(exc).__name__))
+            else:
+                self.post_message(SnapshotFetched(snapshot))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refresh_now.wait(), SNAPSHOT_INTERVAL)
+
+    @work(exclusive=True, group="log-history", exit_on_error=False, description="Log history")
+    async def load_log_history(self) -> None:
+        """The node's stored log, once (live lines arrive as events)."""
+        try:
+            result = await self.client.command("events", limit=500)
+        except ERRORS as exc:
+            self.post_message(
+                LogReceived(
+                    [
+                        {
+                            "ts": time.time(),
+                            "level": "warning",
+                            "kind": "console",
+                            "message": f"log history not available: {exc}",
+                            "data": {},
+                        }
+                    ]
+                )
+            )
+            return
+        events = [e for e in result.get("events") or [] if isinstance(e, dict)]
+        # The store returns newest first.
+        events.sort(key=lambda e: (e.get("ts") or 0, e.get("id") or 0))
+        self.post_message(LogReceived(events, history=True))
+
+    def request_refresh(self) -> None:
+        """Fetch a snapshot now instead of at the next interval."""
+        self._refresh_now.set()
+
+    # -- state in, state down --------------------------------------------------------------
+
+    @on(SnapshotFetched)
+    def _snapshot_fetched(self, message: SnapshotFetched) -> None:
+        self.connected = True
+        snapshot = message.snapshot
+        self.history.add(snapshot.get("telemetry"))
+        if (snapshot.get("work") or {}).get("state") != "benchmarking":
+            # A progress event may have been dropped at the end: the state says it is over.
+            self.bench = None
+        self.snapshot = snapshot
+
+    @on(TelemetryReceived)
+    def _telemetry_received(self, message: TelemetryReceived) -> None:
+        self.history.add(message.telemetry)
+        wait = self._last_telemetry_push + self._min_telemetry_interval - time.monotonic()
+        if wait > 0:
+            # Too soon after the last redraw: keep the newest frame and draw it later.
+            self._pending_telemetry = message
+            if self._telemetry_timer is None:
+                self._telemetry_timer = self.set_timer(wait, self._flush_telemetry)
+            return
+        self._apply_telemetry(message)
+
+    def _flush_telemetry(self) -> None:
+        self._telemetry_timer = None
+        pending, self._pending_telemetry = self._pending_telemetry, None
+        if pending is not None:
+            self._apply_telemetry(pending)
+
+    def _apply_telemetry(self, message: TelemetryReceived) -> None:
+        self._last_telemetry_push = time.monotonic()
+        if self.snapshot is not None:
+            self.snapshot = {
+                **self.snapshot,
+                "telemetry": message.telemetry,
+                "guard": message.guard,
+            }
+
+    @on(BenchProgressed)
+    def _bench_progressed(self, message: BenchProgressed) -> None:
+        if message.fraction is None:
+            self.bench = None
+        else:
+            self.bench = {"stage": message.stage, "fraction": message.fraction}
+
+    @on(NodeChanged)
+    def _node_changed(self, message: NodeChanged) -> None:
+        self.request_refresh()
+
+    @on(LogReceived)
+    def _log_received(self, message: LogReceived) -> None:
+        added = 0
+        for entry in message.entries:
+            # The history fetch and the live stream overlap by a few lines at start-up.
+            key = (entry.get("ts"), entry.get("kind"), entry.get("message"))
+            if key in self._log_keys:
+                continue
+            self._log_keys.add(key)
+            self.log_entries.append(entry)
+            added += 1
+        if len(self._log_keys) > 2 * LOG_BUFFER:
+            self._log_keys = {
+                (e.get("ts"), e.get("kind"), e.get("message")) for e in self.log_entries
+            }
+        if added:
+            self.log_serial += added
+            for screen in self._showing(LogScreen):
+                screen.sync_log(self.log_entries, self.log_serial)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """Every worker's unexpected failure, in one place: say it, keep the console up."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                f"{type(error).__name__}: {error}",
+                title=f"{event.worker.description or event.worker.name} failed",
+                severity="error",
+                timeout=10,
+            )
+
+    @on(NodeLost)
+    def _node_lost(self, message: NodeLost) -> None:
+        if self.connected:
+            self.connected = False
+            self.notify(f"lost the node: {message.reason}", severity="error", timeout=10)
+        self._set_title()
+
+    def watch_connected(self, connected: bool) -> None:
+        self._set_title()
+
+    def _set_title(self) -> None:
+        state = "attached" if self.attached else ""
+        if not self.connected:
+            state = "disconnected"
+        self.title = f"{self.TITLE} · {state}" if state else self.TITLE
+
+    def watch_snapshot(self, snapshot: JSON | None) -> None:
+        for screen in self._showing(NodeScreen):
+            self._push(screen)
+
+    def watch_bench(self, bench: JSON | None) -> None:
+        for screen in self._showing(NodeScreen):
+            screen.bench = bench
+
+    def _showing(self, kind: type[S]) -> list[S]:
+        """Screens of ``kind`` in the current mode's stack (under a modal, they still show)."""
+        return [s for s in self.screen_stack if isinstance(s, kind)]
+
+    def _push(self, screen: NodeScreen) -> None:
+        """Set the app's state on a screen (it redraws only what changed)."""
+        if isinstance(screen, DashboardScreen):
+            screen.history = self.history
+        screen.bench = self.bench
+        if self.snapshot is not None:
+            screen.snapshot = self.snapshot
+        if isinstance(screen, LogScreen):
+            screen.sync_log(self.log_entries, self.log_serial)
+
+    # -- commands --------------------------------------------------------------------------
+
+    @on(CommandRequested)
+    def _command_requested(self, message: CommandRequested) -> None:
+        message.stop()
+        self.run_command(message.name, message.params, message.label)
+
+    def run_command(self, name: str, params: JSON, label: str) -> None:
+        """Run a node command in a worker; the result comes back as ``CommandFinished``."""
+        self._command(name, params, label)
+
+    @work(group="commands", exit_on_error=False, description="Node command")
+    async def _command(self, name: str, params: JSON, label: str) -> None:
+        try:
+            result = await self.client.command(name, **params)
+        except ERRORS as exc:
+            self.post_message(CommandFinished(name, params, label, error=str(exc)))
+        else:
+            self.post_message(CommandFinished(name, params, label, result=result))
+
+    @on(CommandFinished)
+    def _command_finished(self, message: CommandFinished) -> None:
+        if message.ok:
+            self.notify(describe_result(message), title=message.label, timeout=6)
+        else:
+            self.notify(
+                str(message.error), title=f"{message.label}: refused", severity="error", timeout=8
+            )
+        self.request_refresh()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def action_show(self, mode: str) -> None:
+        """Switch to a top-level screen and give it the current state at once."""
+        if mode != self.current_mode:
+            await self.switch_mode(mode)
+        if isinstance(self.screen, NodeScreen):
+            self._push(self.screen)
+
+    async def action_screen(self, mode: str) -> None:
+        """``show`` as the narrow footer's grouped keys name it."""
+        await self.action_show(mode)
+
+    def on_resize(self) -> None:
+        self.refresh_bindings()
+
+    def action_bench(self) -> None:
+        self.run_command("bench", {"quick": True}, "quick benchmark")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("show", "screen"):
+            wide = self.size.width >= NAMED_SCREEN_KEYS_WIDTH
+            return wide if action == "show" else not wide
+        # q is a priority binding; in a text field it is a letter (ctrl+q still quits).
+        return not (action == "quit" and isinstance(self.focused, Input))
+
+    def help_sections(self) -> list[HelpSection]:
+        """Every binding, grouped by where it works."""
+        sections: list[HelpSection] = [
+            (
+                "Everywhere",
+                [
+                    *describe(b for b in self.BINDINGS if getattr(b, "group", None) is None),
+                    ("^p", "Command palette"),
+                    ("^q", "Quit"),
+                ],
+            )
+        ]
+        for mode, title, _key in SCREENS:
+            screen_class = self.MODES[mode]
+            rows = describe(vars(screen_class).get("BINDINGS", []))
+            if mode == "leaderboards":
+                rows += describe(LeaderboardTable.BINDINGS)
+            if rows:
+                sections.append((title, rows))
+        return sections
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, title, key in SCREENS:
+            yield SystemCommand(
+                f"Show {title}", f"Switch to the {title} screen (key {key})", self._shower(mode)
+            )
+        yield SystemCommand(
+            "Run quick benchmark", "Benchmark this node's GPU now (key b)", self.action_bench
+        )
+        yield SystemCommand("Refresh", "Fetch the node's state now", self.request_refresh)
+        yield SystemCommand("Keys", "List every key binding (key ?)", self.action_help)
+
+    def _shower(self, mode: str) -> Any:
+        async def show() -> None:
+            await self.action_show(mode)
+
+        return show
+
+
+def describe_result(message: CommandFinished) -> str:
+    """A one-line summary of a command's result for the notification."""
+    result = message.result or {}
+    if message.name == "bench":
+        gemm = result.get("gemm") or {}
+        fp32 = (gemm.get("fp32") or {}).get("tflops")
+        gbps = (result.get("bandwidth") or {}).get("gbps")
+        verified = "verified" if result.get("verified") else "NOT verified"
+        if fp32 is not None and gbps is not None:
+            return f"fp32 {fp32:.3f} TFLOPS · {gbps:.1f} GB/s · {verified}"
+    for key in ("message", "detail", "status", "state"):
+        if isinstance(result.get(key), str):
+            return str(result[key])
+    return "done"
+
+
+def make_app(client: NodeAPI, *, ssh: bool | None = None, attached: bool = False) -> OmniTensorApp:
+    """The console over ``client``; ``ssh`` (default: ``$SSH_CONNECTION`` is set) slows
+    redraws and turns animations off; ``attached`` says the node runs on its own."""
+    return OmniTensorApp(client, ssh=over_ssh() if ssh is None else ssh, attached=attached)

@@ -1,0 +1,110 @@
+"""Screen 1: every GPU live, the node, its work and earnings, multiplier and events."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from tui.console.history import TelemetryHistory
+from tui.console.screens.base import JSON, NodeScreen
+from tui.console.widgets.common.chrome import footer, header
+from tui.console.widgets.common.text import set_text
+from tui.console.widgets.gpu.card import GpuCard
+from tui.console.widgets.node.summary import (
+    multiplier_banner,
+    node_line,
+    upcoming_events,
+    work_line,
+)
+
+
+def _guard_reasons(guard: JSON | None) -> dict[int, str]:
+    gpus: list[Any] = (guard or {}).get("gpus") or []
+    return {int(g["index"]): str(g.get("reason", "")) for g in gpus}
+
+
+class DashboardScreen(NodeScreen):
+    """GPU cards with history, the node line, work and earnings, multiplier, events."""
+
+    SUB_TITLE = "Dashboard"
+
+    history: TelemetryHistory | None = None
+    """Set by the app before the first snapshot: the per-GPU sample history it keeps."""
+
+    def compose(self) -> ComposeResult:
+        yield header()
+        yield Static(id="banner", markup=False)
+        yield Static("starting…", id="node-line", markup=False)
+        yield Static(id="work-line", markup=False)
+        with VerticalScroll(id="gpus"):
+            yield Static(id="no-gpu", markup=False)
+        yield Static(id="events", markup=False)
+        yield footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#banner").display = False
+        self.query_one("#no-gpu").display = False
+
+    def on_resize(self) -> None:
+        # Two columns of cards where the terminal is wide enough for both to stay readable.
+        self.query_one("#gpus").set_class(self.size.width >= 140, "-wide")
+
+    def show_snapshot(self, snapshot: JSON) -> None:
+        now = time.time()
+        banner = self.query_one("#banner", Static)
+        text = multiplier_banner(snapshot.get("multiplier"), now)
+        if banner.display != (text is not None):
+            banner.display = text is not None
+        if text is not None:
+            set_text(banner, text)
+        set_text(self.query_one("#node-line", Static), node_line(snapshot, now))
+        set_text(self.query_one("#work-line", Static), work_line(snapshot, self.bench))
+        set_text(self.query_one("#events", Static), upcoming_events(snapshot.get("multiplier")))
+        self._show_gpus(snapshot)
+
+    def show_bench(self, bench: JSON | None) -> None:
+        if self.snapshot is not None:
+            set_text(self.query_one("#work-line", Static), work_line(self.snapshot, bench))
+
+    def _show_gpus(self, snapshot: JSON) -> None:
+        telemetry: JSON = snapshot.get("telemetry") or {}
+        status: JSON = telemetry.get("status") or {}
+        gpus: list[JSON] = telemetry.get("gpus") or []
+        container = self.query_one("#gpus", VerticalScroll)
+        no_gpu = self.query_one("#no-gpu", Static)
+        if not gpus:
+            # Say plainly why there is no GPU: the rest of the console works without one.
+            reason = status.get("reason") or "waiting for the first telemetry frame"
+            backend: JSON = snapshot.get("backend") or {}
+            text = f"No GPU: {reason}"
+            if status and backend.get("name") and not backend.get("error"):
+                text += f"\nWork runs on the {backend['name']} backend."
+            set_text(no_gpu, text)
+            no_gpu.display = True
+            self._sync_cards(container, [])
+            return
+        no_gpu.display = False
+        cards = self._sync_cards(container, [int(g["index"]) for g in gpus])
+        reasons = _guard_reasons(snapshot.get("guard"))
+        for card, gpu in zip(cards, gpus, strict=True):
+            index = int(gpu["index"])
+            card.gpu = gpu
+            card.guard = reasons.get(index, "")
+            if self.history is not None:
+                card.util_history = self.history.utilization(index)
+                card.mem_history = self.history.memory(index)
+
+    def _sync_cards(self, container: VerticalScroll, indices: list[int]) -> list[GpuCard]:
+        """The cards for ``indices``, replacing them only when the set of GPUs changed."""
+        cards = list(container.query(GpuCard))
+        if [c.gpu.get("index") for c in cards] != indices or len(cards) != len(indices):
+            for card in cards:
+                card.remove()
+            cards = [GpuCard(classes="gpu") for _ in indices]
+            if cards:
+                container.mount_all(cards)
+        return cards

@@ -1,0 +1,152 @@
+"""Screen 2: quests and challenges; accept, start and claim them from the keyboard."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+from textual.widgets.data_table import RowDoesNotExist
+
+from tui.console.screens.base import JSON, NodeScreen
+from tui.console.widgets.bench.progress import BenchProgress
+from tui.console.widgets.common.chrome import footer, header
+from tui.console.widgets.common.text import set_text
+from tui.console.widgets.common.unavailable import Unavailable
+from tui.console.widgets.quests.model import QuestRow, quest_rows
+
+NO_QUESTS = "the node's state has no quests (they come from the network's coordinator)"
+
+
+class QuestsScreen(NodeScreen):
+    """A table of quests with their progress, reward and time left; a detail line below."""
+
+    SUB_TITLE = "Quests"
+    BINDING_GROUP_TITLE = "Quests"
+    BINDINGS = [
+        Binding(
+            "a",
+            "quest('accept')",
+            "Accept",
+            tooltip="Accept the selected quest.",
+            id="quest-accept",
+        ),
+        Binding(
+            "s",
+            "quest('start')",
+            "Start",
+            tooltip="Start the selected quest's action (e.g. the benchmark).",
+            id="quest-start",
+        ),
+        Binding(
+            "c",
+            "quest('claim')",
+            "Claim",
+            tooltip="Claim the selected quest's reward.",
+            id="quest-claim",
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: list[QuestRow] = []
+        self._filled_width = 0
+
+    def compose(self) -> ComposeResult:
+        yield header()
+        yield Unavailable(NO_QUESTS, id="quests-unavailable")
+        table: DataTable[str] = DataTable(id="quests", cursor_type="row", zebra_stripes=True)
+        table.add_columns("State", "Quest", "Progress", "Reward", "Time left")
+        yield table
+        yield Static(id="quest-detail", markup=False)
+        yield BenchProgress(id="bench-progress")
+        yield footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#quests").display = False
+
+    @property
+    def selected(self) -> QuestRow | None:
+        """The quest under the cursor."""
+        table = self.query_one("#quests", DataTable)
+        if not self._rows or not table.display:
+            return None
+        row = table.cursor_row
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def show_snapshot(self, snapshot: JSON) -> None:
+        section = snapshot.get("quests")
+        unavailable = self.query_one(Unavailable)
+        table = self.query_one("#quests", DataTable)
+        self.query_one("#quest-detail").display = section is not None
+        if section is None:
+            unavailable.display, table.display = True, False
+            self._rows = []
+            self._show_detail()
+            return
+        unavailable.display, table.display = False, True
+        rows = quest_rows(section, time.time())
+        if rows != self._rows or self._title_width() != self._filled_width:
+            self._fill(table, rows)
+        self._show_detail()
+
+    def _title_width(self) -> int:
+        # What the other columns leave (state 11, progress 13, reward 12, left 11, padding).
+        return max(12, self.size.width - 55)
+
+    def on_resize(self) -> None:
+        if self.snapshot is not None:
+            self.show_snapshot(self.snapshot)
+
+    def _fill(self, table: DataTable[str], rows: list[QuestRow]) -> None:
+        """Replace the rows, keeping the cursor on the same quest."""
+        selected = self.selected
+        self._rows = rows
+        self._filled_width = width = self._title_width()
+        table.clear()
+        for row in rows:
+            table.add_row(*row.cells(width), key=row.id)
+        if selected is not None:
+            with contextlib.suppress(RowDoesNotExist):
+                table.move_cursor(row=table.get_row_index(selected.id), animate=False)
+        if not rows:
+            set_text(self.query_one("#quest-detail", Static), "no quests offered right now")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        quest = self.selected
+        detail = self.query_one("#quest-detail", Static)
+        if quest is None:
+            set_text(detail, "")
+            return
+        parts = [f"{quest.title} ({quest.id})", quest.state.replace("_", " ")]
+        if quest.count:
+            parts.append(quest.count)
+        if quest.achievement:
+            parts.append(f"unlocks {quest.achievement}")
+        if quest.action:
+            parts.append(f"s: {quest.action}")
+        text = "  ·  ".join(parts)
+        if quest.description:
+            text += f"\n{quest.description}"
+        set_text(detail, text)
+
+    def show_bench(self, bench: JSON | None) -> None:
+        self.query_one(BenchProgress).progress = bench
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "quest":
+            # Greyed out, not hidden, while there is no quest to act on.
+            return True if self.selected is not None else None
+        return True
+
+    def action_quest(self, verb: str) -> None:
+        """Send ``quest.<verb>`` for the selected quest; the app shows the result."""
+        quest = self.selected
+        if quest is None:
+            return
+        self.request(f"quest.{verb}", f"{verb} quest {quest.title!r}", id=quest.id)
