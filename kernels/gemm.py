@@ -14,6 +14,7 @@ __all__ = [
     "BenchmarkCancelled",
     "GemmResult",
     "benchmark_gemm",
+    "check_dtype",
     "gemm",
     "gemm_flops",
     "make_operands",
@@ -39,7 +40,7 @@ def make_operands(xp_backend: Backend, n: int, dtype: str, seed: int) -> tuple[A
     Both are drawn on the host from PCG64(seed) and cast there, so every backend gets the
     same bits: the verifier regenerates A and B from the seed alone.
     """
-    _check_dtype(dtype)
+    check_dtype(dtype)
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -94,33 +95,6 @@ def benchmark_gemm(
     )
 
 
-def _check_dtype(dtype: str) -> None:
+def check_dtype(dtype: str) -> None:
     if dtype not in GEMM_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(GEMM_DTYPES)}, got {dtype!r}")
-
-
-@dataclass(frozen=True)
-class WorkProduct:
-    """One network work unit's answer: the product's bytes and the commitment to them."""
-
-    result: bytes  # row-major, little-endian, in the task's dtype
-    commitment: str
-    elapsed_s: float
-    tflops: float
-
-
-def run_work_unit(backend: Backend, n: int, dtype: str, seed: int) -> WorkProduct:
-    """Multiply the task's seeded operands and commit to the product (the node's side)."""
-    from kernels.freivalds import commit
-
-    _check_dtype(dtype)
-    a, b = make_operands(backend, n, dtype, seed)
-    holder: list[Array] = []
-    elapsed = backend.time_call(lambda: holder.append(gemm(backend, a, b)))
-    host = backend.to_host(holder[0]).astype(np.dtype(dtype).newbyteorder("<"), copy=False)
-    return WorkProduct(
-        result=np.ascontiguousarray(host).tobytes(),
-        commitment=commit(host),
-        elapsed_s=elapsed,
-        tflops=gemm_flops(n) / max(elapsed, 1e-9) / 1e12,
-    )

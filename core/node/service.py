@@ -355,8 +355,8 @@ class Node:
             "work": self._work_json(),
             "link": self.link.to_json() if self.link else {"mode": "none", "state": "no network"},
             "counters": await self.store.work_counters(),
-            "leaderboards": self.link.leaderboards if self.link else {},
-            **(self.link.game_snapshot() if self.link else {}),
+            "leaderboards": self.link.game.leaderboards if self.link else {},
+            **(self.link.game.snapshot() if self.link else {}),
             "last_benchmark": (
                 {"ts": last.ts, "verified": last.verified, **last.result} if last else None
             ),
@@ -387,8 +387,8 @@ class Node:
                 raise CommandError(f"{name}: the coordinator sent a malformed answer")
             if name in REFRESHING_COMMANDS:
                 self.link.refresh_soon()
-            elif method in self.link.game_state:
-                self.link.game_state[method] = answer
+            else:
+                self.link.game.store_answer(method, answer)
             return answer
         if name == "quest.start":
             return await self._start_quest(str(params.get("id", "")))

@@ -1,0 +1,93 @@
+"""The wire, shared by the node and the coordinator: topics, signed envelopes, payloads.
+
+Importing the package registers every message type. Submodules: ``topics`` (the topic
+tree), ``fields`` (constrained field types), ``envelope`` (signing, encoding, decoding),
+``payloads`` (the core messages), ``game`` (the game's messages), ``inbound`` (checks on
+receipt: sender, clock, replay), ``sequence`` (message seqs), ``methods`` (request methods).
+"""
+
+from core.errors import ProtocolError
+from core.protocol.envelope import (
+    MAX_MESSAGE_BYTES,
+    MESSAGE_TYPES,
+    PROTOCOL_VERSION,
+    Message,
+    Payload,
+    decode,
+    encode,
+    raw_json,
+    register_message_type,
+)
+from core.protocol.fields import (
+    DTYPE_ITEMSIZE,
+    BaseUnits,
+    Category,
+    Count,
+    FractionText,
+    Ident,
+    Name,
+    NodeId,
+    NonNegFloat,
+    Rank,
+    Text,
+)
+from core.protocol.game import AwardRecord, MultiplierEvents, QuestBoard, QuestView, SeasonInfo
+from core.protocol.inbound import InboundFilter
+from core.protocol.payloads import (
+    Hello,
+    Leaderboard,
+    LeaderboardEntry,
+    Presence,
+    Receipt,
+    Request,
+    Response,
+    TaskGemm,
+    WorkResult,
+    presence_messages,
+)
+from core.protocol.sequence import SequenceCounter
+from core.protocol.topics import DEFAULT_TOPICS, TOPIC_PREFIX, Topics
+
+__all__ = [
+    "DEFAULT_TOPICS",
+    "DTYPE_ITEMSIZE",
+    "MAX_MESSAGE_BYTES",
+    "MESSAGE_TYPES",
+    "PROTOCOL_VERSION",
+    "TOPIC_PREFIX",
+    "AwardRecord",
+    "BaseUnits",
+    "Category",
+    "Count",
+    "FractionText",
+    "Hello",
+    "Ident",
+    "InboundFilter",
+    "Leaderboard",
+    "LeaderboardEntry",
+    "Message",
+    "MultiplierEvents",
+    "Name",
+    "NodeId",
+    "NonNegFloat",
+    "Payload",
+    "Presence",
+    "ProtocolError",
+    "QuestBoard",
+    "QuestView",
+    "Rank",
+    "Receipt",
+    "Request",
+    "Response",
+    "SeasonInfo",
+    "SequenceCounter",
+    "TaskGemm",
+    "Text",
+    "Topics",
+    "WorkResult",
+    "decode",
+    "encode",
+    "presence_messages",
+    "raw_json",
+    "register_message_type",
+]

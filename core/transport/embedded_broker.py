@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from core.protocol.envelope import MAX_MESSAGE_BYTES
+from core.protocol import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("omnitensor.broker")
 

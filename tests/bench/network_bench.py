@@ -38,9 +38,9 @@ from core.coordinator.service import Coordinator, CoordinatorSettings
 from core.identity import Identity
 from core.node.fake_nvml import FakeNvml
 from core.node.service import Node
-from core.protocol.envelope import DEFAULT_TOPICS, WorkResult, encode
+from core.protocol import DEFAULT_TOPICS, WorkResult, encode
 from kernels.backend import numpy_backend
-from kernels.gemm import run_work_unit
+from kernels.gemm_task import run_work_unit
 from tests.helpers.broker import MosquittoProcess, free_port
 
 SENDERS = 50

@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.identity import Identity
-from core.protocol.envelope import (
+from core.protocol import (
     DEFAULT_TOPICS,
     InboundFilter,
     Presence,

@@ -41,7 +41,7 @@ from core.datadir import prepare_data_dir
 from core.identity import load_or_create_identity
 from core.node.fake_nvml import FakeNvml
 from core.node.service import Node
-from core.protocol.envelope import DEFAULT_TOPICS
+from core.protocol import DEFAULT_TOPICS
 from core.transport.mqtt import make_client
 from tests.helpers.broker import MOSQUITTO_BINARY, MosquittoProcess, free_port, wait_for_port
 from tests.integration.test_network import wait_until

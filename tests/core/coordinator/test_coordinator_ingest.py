@@ -11,9 +11,9 @@ import numpy as np
 from core.coordinator.service import Coordinator, CoordinatorSettings
 from core.identity import Identity
 from core.money import parse_omnit
-from core.protocol.envelope import DEFAULT_TOPICS, Message, WorkResult, decode, encode
+from core.protocol import DEFAULT_TOPICS, Message, WorkResult, decode, encode
 from kernels.backend import numpy_backend
-from kernels.gemm import run_work_unit
+from kernels.gemm_task import run_work_unit
 
 N = 32
 
@@ -69,8 +69,8 @@ async def test_one_task_is_paid_once_whatever_the_work_id(tmp_path: Path) -> Non
     first = result_message(node, 1, "w1", "t1", 7)
     again = result_message(node, 2, "w1-again", "t1", 7)
     # The same message twice in one batch, then the same task under another work id.
-    await coordinator._process_batch([first, first])
-    await coordinator._process_batch([again])
+    await coordinator.ingest.process_batch([first, first])
+    await coordinator.ingest.process_batch([again])
     rewards = [e for e in await store.entries(node.node_id) if e.kind == "reward"]
     assert len(rewards) == 1
     [rejected] = await store.rejected_work(node.node_id)
@@ -90,7 +90,7 @@ async def test_an_old_timestamp_does_not_reach_an_old_multiplier(tmp_path: Path)
         "t1", node.node_id, seed=3, n=N, dtype="float32", deadline_ts=time.time() - 3600
     )  # long past
     late = result_message(node, 1, "w1", "t1", 3, ts=1500.0)  # dated before the task
-    await coordinator._process_batch([late])
+    await coordinator.ingest.process_batch([late])
     [rejected] = await store.rejected_work(node.node_id)
     assert rejected["reason"] == "deadline missed"
     await coordinator.__aexit__(None, None, None)
@@ -109,8 +109,8 @@ async def test_wrong_work_is_slashed_once(tmp_path: Path) -> None:
         "t1", node.node_id, seed=5, n=N, dtype="float32", deadline_ts=time.time() + 600
     )
     bad = result_message(node, 1, "w1", "t1", 5, corrupt=True)
-    await coordinator._process_batch([bad, bad])
-    await coordinator._process_batch([bad])
+    await coordinator.ingest.process_batch([bad, bad])
+    await coordinator.ingest.process_batch([bad])
     account = await game.account(node.node_id)
     burned = [e for e in await store.entries(node.node_id) if e.kind == "slash"]
     assert len(burned) == 1 and burned[0].amount == -parse_omnit(5)
@@ -121,7 +121,7 @@ async def test_wrong_work_is_slashed_once(tmp_path: Path) -> None:
 
 
 async def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
-    from core.protocol.envelope import Request
+    from core.protocol import Request
 
     node = Identity.generate()
     raw = encode(

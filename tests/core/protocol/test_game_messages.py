@@ -7,6 +7,14 @@ from fractions import Fraction
 import msgspec
 import pytest
 
+from core.coordinator.publishing import (
+    award_message,
+    event_from_info,
+    events_message,
+    quest_board_message,
+    quest_view,
+    season_message,
+)
 from core.errors import ProtocolError
 from core.game import (
     MultiplierEvent,
@@ -19,20 +27,8 @@ from core.game import (
     season_by_id,
 )
 from core.identity import Identity
-from core.protocol.envelope import MESSAGE_TYPES, Payload, Response, decode, encode, raw_json
-from core.protocol.game import (
-    AwardRecord,
-    MultiplierEvents,
-    QuestBoard,
-    QuestView,
-    SeasonInfo,
-    award_message,
-    event_from_info,
-    events_message,
-    quest_board_message,
-    quest_view,
-    season_message,
-)
+from core.protocol import MESSAGE_TYPES, Payload, Response, decode, encode, raw_json
+from core.protocol.game import AwardRecord, MultiplierEvents, QuestBoard, QuestView, SeasonInfo
 
 T0 = 1_795_000_000.0
 RULES = default_rules()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from core.protocol.envelope import SequenceCounter
+from core.protocol import SequenceCounter
 
 
 def test_every_seq_is_below_a_durable_reservation_when_handed_out() -> None:

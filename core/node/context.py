@@ -1,0 +1,45 @@
+"""What the node's parts (link, worker) may use of the node that owns them.
+
+A Protocol rather than the ``Node`` class: the parts depend on this small surface, and the
+node depends on them, without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from core.api.client import JSON
+from core.config import Config
+from core.identity import Identity
+from core.node.store import NodeStore
+from core.node.telemetry import TelemetryFrame
+
+
+class NodeContext(Protocol):
+    config: Config
+    store: NodeStore | None
+    identity: Identity | None
+    frame: TelemetryFrame | None
+    backend_name: str
+    backend_device: str
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    def publish(self, event: JSON) -> None:
+        """Send an event to the node's subscribers (the console, the socket)."""
+
+    async def emit_log(
+        self, level: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        """Record a node event in the store, for subscribers and in the Python log."""
+
+    def work_paused(self) -> bool:
+        """True while the thermal/power guard holds work back."""
+
+    async def run_in_kernel_thread(self, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(backend)`` on the thread that owns the compute device."""
