@@ -78,8 +78,12 @@ class SocketNodeClient:
         future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
         self._waiting[self._next_id] = future
         payload = {"id": self._next_id, "cmd": cmd, "params": params}
-        self._writer.write(json.dumps(payload).encode() + b"\n")
-        await self._writer.drain()
+        try:
+            self._writer.write(json.dumps(payload).encode() + b"\n")
+            await self._writer.drain()
+        except OSError as exc:
+            self._waiting.pop(self._next_id, None)
+            raise NoNodeRunning(f"lost the node's control socket ({exc})") from None
         reply = await future
         if not reply.get("ok"):
             raise CommandError(str(reply.get("error", "command failed")))

@@ -27,8 +27,8 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from core.api.client import NodeAPI
-from core.errors import CommandError, OmniError
 from tui.console.history import TelemetryHistory
+from tui.console.host import NODE_ERRORS
 from tui.console.messages import (
     JSON,
     BenchProgressed,
@@ -72,7 +72,6 @@ LOG_BUFFER = 5000
 # frame costs bandwidth and latency, so one a second is enough to read it.
 MAX_TELEMETRY_HZ = 4.0
 MAX_TELEMETRY_HZ_SSH = 1.0
-ERRORS = (CommandError, OmniError, OSError, EOFError)
 
 S = TypeVar("S", bound=Screen[Any])
 
@@ -174,7 +173,7 @@ class OmniTensorApp(App[int]):
                     if kind == "bench.done":
                         self.post_message(BenchProgressed(None, None))
                     self.post_message(NodeChanged(str(kind)))
-        except ERRORS as exc:
+        except NODE_ERRORS as exc:
             self.post_message(NodeLost(str(exc) or type(exc).__name__))
             return
         self.post_message(NodeLost("the node closed the connection"))
@@ -186,7 +185,7 @@ class OmniTensorApp(App[int]):
             self._refresh_now.clear()
             try:
                 snapshot = await self.client.snapshot()
-            except ERRORS as exc:
+            except NODE_ERRORS as exc:
                 self.post_message(NodeLost(str(exc) or type(exc).__name__))
             else:
                 self.post_message(SnapshotFetched(snapshot))
@@ -198,7 +197,7 @@ class OmniTensorApp(App[int]):
         """The node's stored log, once (live lines arrive as events)."""
         try:
             result = await self.client.command("events", limit=500)
-        except ERRORS as exc:
+        except NODE_ERRORS as exc:
             self.post_message(
                 LogReceived(
                     [
@@ -357,7 +356,7 @@ class OmniTensorApp(App[int]):
     async def _command(self, name: str, params: JSON, label: str) -> None:
         try:
             result = await self.client.command(name, **params)
-        except ERRORS as exc:
+        except NODE_ERRORS as exc:
             self.post_message(CommandFinished(name, params, label, error=str(exc)))
         else:
             self.post_message(CommandFinished(name, params, label, result=result))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
 
+from tui.console.host import ConsoleHost
 from tui.console.messages import CommandRequested
-
-if TYPE_CHECKING:
-    from tui.console.app import OmniTensorApp
 
 JSON = dict[str, Any]
 
@@ -33,12 +31,10 @@ class NodeScreen(Screen[None]):
     """Live benchmark progress ``{"stage", "fraction"}`` while one runs, else None."""
 
     @property
-    def omni(self) -> OmniTensorApp:
-        """The app, typed."""
-        from tui.console.app import OmniTensorApp
-
+    def omni(self) -> ConsoleHost:
+        """The app, as a host of screens (the node's API and the log)."""
         app = self.app
-        assert isinstance(app, OmniTensorApp)
+        assert isinstance(app, ConsoleHost)
         return app
 
     def watch_snapshot(self, snapshot: JSON | None) -> None:

@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Static
 
+from tui.console.host import NODE_ERRORS
 from tui.console.screens.base import JSON, NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
@@ -86,13 +87,11 @@ class WalletScreen(NodeScreen):
     @work(exclusive=True, group="wallet", exit_on_error=False, description="Wallet")
     async def fetch_wallet(self) -> None:
         """Ask the node for the wallet (only when its snapshot does not carry one)."""
-        from tui.console.app import ERRORS
-
         if self.snapshot is not None and self.snapshot.get("wallet") is not None:
             return
         try:
             self._fetched = await self.omni.client.command("wallet")
-        except ERRORS as exc:
+        except NODE_ERRORS as exc:
             self._fetched = None
             self.query_one(Unavailable).set_reason(str(exc))
         if self.snapshot is not None:

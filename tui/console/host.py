@@ -1,0 +1,24 @@
+"""What the console's screens may use of the app hosting them (no import of the app)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol, runtime_checkable
+
+from core.api.client import NodeAPI
+from core.errors import OmniError
+
+JSON = dict[str, Any]
+
+# What a call to the node can raise that the console shows rather than crashes on: every
+# refusal and every lost connection is an OmniError (the socket client converts OSErrors).
+NODE_ERRORS = (OmniError,)
+
+
+@runtime_checkable
+class ConsoleHost(Protocol):
+    """The app, as its screens see it: the node's API and the log it keeps."""
+
+    client: NodeAPI
+    log_entries: deque[JSON]
+    log_serial: int
