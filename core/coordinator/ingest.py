@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from core.coordinator.ledger import WorkVerdict
 from core.coordinator.state import CoordinatorState
+from core.coordinator.work_records import WorkVerdict
 from core.game import combined_factor, should_spot_check
 from core.game.rates import compute_reward
 from core.identity import short_id

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from core.coordinator.game_store import OFFERED_KINDS
+from core.coordinator.game_base import OFFERED_KINDS
 from core.coordinator.state import CoordinatorState
 from core.game import (
     Award,

@@ -20,10 +20,10 @@ import aiomqtt
 from core.coordinator.game_store import GameService
 from core.coordinator.handlers import RequestHandlers
 from core.coordinator.ingest import Ingest
-from core.coordinator.ledger import CoordinatorStore
 from core.coordinator.publishing import Publisher
 from core.coordinator.scheduler import Scheduler
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
+from core.coordinator.store import CoordinatorStore
 from core.datadir import DataDirLock, prepare_data_dir
 from core.game import liveness_reward
 from core.identity import Identity, load_or_create_identity, short_id

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.config import BrokerConfig
 from core.coordinator.game_store import GameService
-from core.coordinator.ledger import CoordinatorStore
+from core.coordinator.store import CoordinatorStore
 
 # Publishes a signed payload: (topic, type name, payload, retain) -> None; raises MqttError.
 Publish = Callable[[str, str, Any, bool], Awaitable[None]]

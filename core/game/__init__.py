@@ -37,6 +37,7 @@ from core.game.awards import (
     season_awards,
     seasonal_categories,
 )
+from core.game.capability import goal_for, quest_reward_for, sharing_hours_needed
 from core.game.errors import EventError, GameError, QuestError, StakeError, UnknownGpuType
 from core.game.gpus import (
     GpuTable,
@@ -79,12 +80,8 @@ from core.game.rules import (
     NodeStats,
     QuestDef,
     QuestKind,
-    default_rules,
-    goal_for,
-    load_rules,
-    quest_reward_for,
-    sharing_hours_needed,
 )
+from core.game.rules_file import default_rules, load_rules
 from core.game.staking import (
     Account,
     Reputation,

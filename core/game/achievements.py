@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from core.game.rules import AchievementDef, GameRules, NodeStats, default_rules
+from core.game.rules import AchievementDef, GameRules, NodeStats
+from core.game.rules_file import default_rules
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from typing import Any
 
 from core.calendar import Period
 from core.game.errors import GameError
-from core.game.rules import GameRules, default_rules
+from core.game.rules import GameRules
+from core.game.rules_file import default_rules
 
 AWARD_DOMAIN = "omnitensor-award/v1"
 

@@ -17,7 +17,8 @@ from typing import Final
 
 from core.game.errors import EventError
 from core.game.rates import MAX_MULTIPLIER
-from core.game.rules import GameRules, default_rules
+from core.game.rules import GameRules
+from core.game.rules_file import default_rules
 
 EVENT_KINDS: Final = ("early-participation", "network-expansion", "stress-test", "model-launch")
 _EVENT_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")

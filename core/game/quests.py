@@ -17,16 +17,10 @@ from typing import Any, Final, Literal, get_args
 
 from core.calendar import period_at
 from core.game.amounts import Exact, exact, number_text
+from core.game.capability import goal_for, quest_reward_for
 from core.game.errors import QuestError
-from core.game.rules import (
-    QUEST_UNITS,
-    GameRules,
-    QuestDef,
-    QuestKind,
-    default_rules,
-    goal_for,
-    quest_reward_for,
-)
+from core.game.rules import QUEST_UNITS, GameRules, QuestDef, QuestKind
+from core.game.rules_file import default_rules
 from core.money import omnit_text
 
 QuestStatus = Literal["offered", "accepted", "in_progress", "completed", "claimed", "expired"]

@@ -7,7 +7,8 @@ from fractions import Fraction
 from core.game.amounts import Exact, exact, floor_int
 from core.game.gpus import GpuTable, GpuType, lookup_gpu
 from core.game.rates import compute_reward
-from core.game.rules import GameRules, default_rules
+from core.game.rules import GameRules
+from core.game.rules_file import default_rules
 from core.money import format_omnit
 
 SECONDS_PER_DAY = 86_400

@@ -14,7 +14,8 @@ from fractions import Fraction
 
 from core.game.amounts import floor_int
 from core.game.errors import StakeError
-from core.game.rules import GameRules, default_rules
+from core.game.rules import GameRules
+from core.game.rules_file import default_rules
 from core.money import omnit_text
 
 

@@ -110,7 +110,7 @@ async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_pa
 
 
 async def test_events_are_capped_at_3x(tmp_path: Path) -> None:
-    from core.coordinator.ledger import CoordinatorStore
+    from core.coordinator.store import CoordinatorStore
 
     now = time.time()
     start = now + 2 * 86400

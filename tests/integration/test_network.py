@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from core.config import load_config
-from core.coordinator.ledger import CoordinatorStore
 from core.coordinator.service import Coordinator, CoordinatorSettings
+from core.coordinator.store import CoordinatorStore
 from core.node.fake_nvml import FakeNvml
 from core.node.service import Node
 from core.transport.mqtt import cancel_and_wait

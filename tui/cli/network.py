@@ -424,7 +424,7 @@ async def _announce(args: argparse.Namespace, as_json: bool) -> int:
     from fractions import Fraction
 
     from core.coordinator.game_store import GameService
-    from core.coordinator.ledger import CoordinatorStore
+    from core.coordinator.store import CoordinatorStore
     from core.game import EventError, MultiplierEvent
 
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.coordinator.game_store import GameService
-from core.coordinator.ledger import CoordinatorStore
+from core.coordinator.store import CoordinatorStore
 from core.game import season_by_id
 from core.money import parse_omnit
 

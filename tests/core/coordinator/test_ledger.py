@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.calendar import month_id, season_bounds, season_id
-from core.coordinator.ledger import CoordinatorStore, SupplyCapReached, WorkVerdict
+from core.coordinator.ledger import SupplyCapReached
+from core.coordinator.store import CoordinatorStore
+from core.coordinator.work_records import WorkVerdict
 from core.game.boards import ALL_TIME
 from core.money import MAX_SUPPLY, format_omnit, parse_omnit
 

@@ -19,7 +19,7 @@ from core.game import (
     work_reward,
 )
 from core.game.rates import CALIBRATION_TFLOPS
-from core.game.rules import default_rules
+from core.game.rules_file import default_rules
 from core.money import parse_omnit
 
 

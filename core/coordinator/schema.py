@@ -1,0 +1,126 @@
+"""The coordinator's SQLite schema (``coordinator.db``): append-only migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE nodes (
+        node_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        online INTEGER NOT NULL DEFAULT 0,
+        backend TEXT NOT NULL DEFAULT '',
+        device TEXT NOT NULL DEFAULT '',
+        gemm_tflops REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        dtype TEXT NOT NULL,
+        issued_ts REAL NOT NULL,
+        deadline_ts REAL NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tasks_open ON tasks (node_id, done);
+    CREATE TABLE work (
+        sender TEXT NOT NULL,
+        work_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        accepted INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        credited INTEGER NOT NULL,
+        entry_id INTEGER,
+        PRIMARY KEY (sender, work_id),
+        UNIQUE (sender, seq)
+    );
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        account TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (length(reason) > 0),
+        category TEXT NOT NULL DEFAULT '',
+        season TEXT NOT NULL DEFAULT '',
+        ref TEXT,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX ledger_account ON ledger (account, id);
+    CREATE INDEX ledger_board ON ledger (season, category, account);
+    CREATE UNIQUE INDEX ledger_ref ON ledger (kind, account, ref) WHERE ref IS NOT NULL;
+    -- Running totals per board, kept in the same transaction as the ledger so a page of a
+    -- 100,000-node board is an index range scan, not a GROUP BY over the whole ledger.
+    CREATE TABLE board (
+        period TEXT NOT NULL,
+        category TEXT NOT NULL,
+        account TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        PRIMARY KEY (period, category, account)
+    );
+    CREATE INDEX board_rank ON board (period, category, total DESC, account);
+    CREATE TABLE supply (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        minted INTEGER NOT NULL CHECK (minted >= 0 AND minted <= 1000000000000000000),
+        burned INTEGER NOT NULL CHECK (burned >= 0 AND burned <= minted)
+    );
+    INSERT INTO supply (id, minted, burned) VALUES (1, 0, 0);
+    """,
+    # 2: the game (core/coordinator/game_store.py): quests, stakes, reputation, badges,
+    # events, awards.
+    """
+    CREATE TABLE quests (
+        node_id TEXT NOT NULL,
+        quest_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (node_id, quest_id)
+    );
+    CREATE TABLE accounts (
+        node_id TEXT PRIMARY KEY,
+        staked INTEGER NOT NULL DEFAULT 0 CHECK (staked >= 0),
+        consecutive INTEGER NOT NULL DEFAULT 0,
+        verified INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        tflop_hours TEXT NOT NULL DEFAULT '0',
+        quests_claimed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE achievements (
+        node_id TEXT NOT NULL,
+        achievement TEXT NOT NULL,
+        earned_ts REAL NOT NULL,
+        PRIMARY KEY (node_id, achievement)
+    );
+    CREATE TABLE multiplier_events (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        factor TEXT NOT NULL,
+        start REAL NOT NULL,
+        "end" REAL NOT NULL,
+        announced_at REAL NOT NULL
+    );
+    CREATE TABLE awards (
+        award_id TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        entry_id INTEGER
+    );
+    CREATE TABLE game_kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+""",  # 3: replay protection that survives a restart (InboundFilter high-water marks).
+    """
+    CREATE TABLE high_water (
+        sender TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (sender, topic)
+    );
+    """,
+)

@@ -1,0 +1,386 @@
+"""Reading the game's rules: ``assets/game.toml`` into :class:`GameRules`, every value checked.
+
+Every bad value is a :class:`core.errors.ConfigError` naming the file and the dotted key, so
+an operator editing the rules sees exactly what to fix. Cross-checks catch what a single
+value cannot show: a quest naming an unknown achievement, a board the ledger does not keep,
+and a quest too hard to finish in its window (the failure of earlier gamified clients).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from decimal import InvalidOperation
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final, cast
+
+from core.assets import asset_path
+from core.calendar import PeriodKind
+from core.errors import ConfigError
+from core.game.boards import BOARDS, MONTHLY_VALIDATORS
+from core.game.capability import sharing_hours_needed
+from core.game.rates import MAX_MULTIPLIER
+from core.game.rules import (
+    COUNTED_KINDS,
+    ID_RE,
+    PERIOD_KINDS,
+    QUEST_ACTIONS,
+    QUEST_KINDS,
+    QUEST_UNITS,
+    STAT_NAMES,
+    AchievementDef,
+    BoardRules,
+    GameRules,
+    MultiplierRules,
+    QuestDef,
+    QuestKind,
+    QuestRules,
+    ReputationRules,
+    StakingRules,
+)
+from core.money import parse_omnit
+
+_MISSING: Final = object()
+
+
+class _Table:
+    """One TOML table with typed getters whose errors name the file and the dotted key."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any], where: str = "") -> None:
+        self.path = path
+        self.data = data
+        self.where = where
+        self._seen: set[str] = set()
+
+    def key(self, key: str) -> str:
+        if not key:
+            return self.where or "(top level)"
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {self.key(key)}: {problem}")
+
+    def _get(self, key: str, default: object = _MISSING) -> Any:
+        self._seen.add(key)
+        if key in self.data:
+            return self.data[key]
+        if default is _MISSING:
+            raise self.error(key, "missing")
+        return default
+
+    def table(self, key: str) -> _Table:
+        value = self._get(key)
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a table")
+        return _Table(self.path, value, self.key(key))
+
+    def tables(self) -> Iterator[tuple[str, _Table]]:
+        """Every entry of this table, each itself a table (``[quests.<id>]``)."""
+        for key in self.data:
+            if not ID_RE.fullmatch(key):
+                raise self.error(key, "ids are lowercase letters, digits and '-' (max 48)")
+            yield key, self.table(key)
+
+    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        value = self._get(key, _MISSING if default is None else default)
+        if not isinstance(value, str) or not value.strip() or len(value) > 500:
+            raise self.error(key, f"{value!r} must be a non-empty string (max 500 characters)")
+        if choices and value not in choices:
+            raise self.error(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        if key not in self.data:
+            self._seen.add(key)
+            return None
+        return self.text(key)
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise self.error(key, f"{value!r} must be true or false")
+        return value
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        return self._check_int(key, self._get(key), low, high)
+
+    def _check_int(self, key: str, value: object, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"{value!r} must be a whole number")
+        if not low <= value <= high:
+            raise self.error(key, f"{value} is outside {low}..{high}")
+        return value
+
+    def fraction(
+        self, key: str, low: Fraction, high: Fraction, *, low_open: bool = False
+    ) -> Fraction:
+        value = self._get(key)
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, float):
+                number = Fraction(repr(value))  # exactly the decimal as written
+            elif isinstance(value, int | str):
+                number = Fraction(value.strip() if isinstance(value, str) else value)
+            else:
+                raise TypeError
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise self.error(key, f'{value!r} is not a number (write "3/2" or "1.5")') from None
+        too_low = number <= low if low_open else number < low
+        if too_low or number > high:
+            bound = "above" if low_open else "at least"
+            raise self.error(key, f"{number} must be {bound} {low} and at most {high}")
+        return number
+
+    def optional_fraction(self, key: str, low: Fraction, high: Fraction) -> Fraction | None:
+        if key not in self.data:
+            self._seen.add(key)
+            return None
+        return self.fraction(key, low, high)
+
+    def omnit(self, key: str, default: int | None = None) -> int:
+        value = self._get(key, _MISSING if default is None else default)
+        return self._check_omnit(key, value)
+
+    def _check_omnit(self, key: str, value: object) -> int:
+        if isinstance(value, float):
+            raise self.error(
+                key, f'{value!r}: write OMNIT as a whole number or a quoted decimal ("0.5")'
+            )
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.error(key, f"{value!r} is not an amount of OMNIT")
+        try:
+            amount = parse_omnit(value.strip() if isinstance(value, str) else value)
+        except (ValueError, InvalidOperation):
+            raise self.error(key, f"{value!r} is not an exact amount of OMNIT") from None
+        if amount < 0:
+            raise self.error(key, f"{value!r} must not be negative")
+        return amount
+
+    def _list(self, key: str, length: int | None) -> list[Any]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            raise self.error(key, "must be a list")
+        if length is not None and len(value) != length:
+            raise self.error(key, f"has {len(value)} values; it needs {length} (one per rank)")
+        return value
+
+    def omnit_list(self, key: str, length: int) -> tuple[int, ...]:
+        return tuple(self._check_omnit(key, v) for v in self._list(key, length))
+
+    def integer_list(self, key: str, length: int, low: int, high: int) -> tuple[int, ...]:
+        return tuple(self._check_int(key, v, low, high) for v in self._list(key, length))
+
+    def text_list(self, key: str) -> tuple[str, ...]:
+        values = self._list(key, None)
+        if not values or not all(isinstance(v, str) and ID_RE.fullmatch(v) for v in values):
+            raise self.error(key, "must be a non-empty list of ids (lowercase, digits, '-')")
+        if len(set(values)) != len(values):
+            raise self.error(key, "lists a value twice")
+        return tuple(values)
+
+    def finish(self) -> None:
+        """Refuse keys nobody read: a typo must not silently fall back to a default."""
+        unknown = [key for key in self.data if key not in self._seen]
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+ONE: Final = Fraction(1)
+ZERO: Final = Fraction(0)
+BIG: Final = Fraction(10**12)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+
+
+def load_rules(path: Path | None = None) -> GameRules:
+    """Load and check the game rules (default: the packaged ``game.toml``)."""
+    path = asset_path("game.toml") if path is None else path
+    root = _Table(path, _read_toml(path))
+    root.integer("version", 1, 1)
+
+    liveness = root.table("liveness")
+    liveness_per_day = liveness.omnit("omnit_per_day")
+    liveness.finish()
+
+    multipliers = _multiplier_rules(root.table("multipliers"))
+
+    seasons = root.table("seasons")
+    calendar = seasons.text("calendar", choices=("quarterly",))
+    seasons.finish()
+
+    boards = tuple(_board(category, table) for category, table in root.table("boards").tables())
+
+    quest_rules = _quest_rules(root.table("quest_rules"))
+    achievements = tuple(
+        _achievement(aid, table) for aid, table in root.table("achievements").tables()
+    )
+    achievement_ids = {a.id for a in achievements}
+    quests_table = root.table("quests")
+    quests = tuple(
+        _quest(qid, table, quest_rules, achievement_ids) for qid, table in quests_table.tables()
+    )
+    if not quests:
+        raise quests_table.error("", "defines no quest")
+
+    staking = root.table("staking")
+    staking_rules = StakingRules(
+        free_task_value=staking.omnit("free_task_value_omnit"),
+        min_stake=staking.omnit("min_stake_omnit"),
+        stake_per_task_value=staking.fraction("stake_per_task_value", ZERO, BIG),
+        slash_fraction=staking.fraction("slash_fraction", ZERO, ONE, low_open=True),
+    )
+    staking.finish()
+
+    reputation = root.table("reputation")
+    reputation_rules = ReputationRules(
+        trusted_after=reputation.integer("trusted_after", 1, 1_000_000),
+        spot_check_fraction=reputation.fraction("spot_check_fraction", ZERO, ONE, low_open=True),
+    )
+    reputation.finish()
+    root.finish()
+    return GameRules(
+        source=path,
+        liveness_per_day=liveness_per_day,
+        multipliers=multipliers,
+        season_calendar=calendar,
+        boards=boards,
+        quest_rules=quest_rules,
+        quests=quests,
+        achievements=achievements,
+        staking=staking_rules,
+        reputation=reputation_rules,
+    )
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> GameRules:
+    """The packaged rules, loaded once."""
+    return load_rules()
+
+
+def _multiplier_rules(table: _Table) -> MultiplierRules:
+    rules = MultiplierRules(
+        kinds=table.text_list("kinds"),
+        # The reward arithmetic refuses multipliers above MAX_MULTIPLIER: the cap cannot be more.
+        max_combined=table.fraction("max_combined", ONE, MAX_MULTIPLIER),
+        min_notice_s=table.integer("min_notice_hours", 0, 24 * 365) * 3600,
+    )
+    table.finish()
+    return rules
+
+
+def _board(category: str, table: _Table) -> BoardRules:
+    if category not in BOARDS:
+        raise table.error(
+            "", f"the ledger keeps no board {category!r} (it has {', '.join(BOARDS)})"
+        )
+    period = cast(PeriodKind, table.text("period", choices=("season", "month")))
+    # The ledger keeps a monthly board only for the Data Validators of the Month.
+    expected = "month" if category == MONTHLY_VALIDATORS else "season"
+    if period != expected:
+        raise table.error("period", f"the ledger's {category} board is per {expected}")
+    top_n = table.integer("top_n", 1, 1000)
+    board = BoardRules(
+        category=category,
+        title=table.text("title"),
+        period=period,
+        top_n=top_n,
+        bonus=table.omnit_list("bonus_omnit", top_n),
+        governance_weight=table.integer_list("governance_weight", top_n, 0, 1_000_000),
+        collectible=table.text("collectible"),
+    )
+    table.finish()
+    return board
+
+
+def _quest_rules(table: _Table) -> QuestRules:
+    rules = QuestRules(
+        reference_tflops=table.fraction("reference_tflops", ZERO, BIG, low_open=True),
+        unknown_capability_tflops=table.fraction(
+            "unknown_capability_tflops", ZERO, BIG, low_open=True
+        ),
+        max_capability_tflops=table.fraction("max_capability_tflops", ZERO, BIG, low_open=True),
+        reward_scales_with_capability=table.boolean("reward_scales_with_capability"),
+        max_fill=table.fraction("max_fill", ZERO, ONE, low_open=True),
+        records_per_tflop_hour=table.fraction("records_per_tflop_hour", ZERO, BIG, low_open=True),
+        quality_round_interval_s=table.integer("quality_round_interval_hours", 1, 24 * 30) * 3600,
+        benchmark_s=table.integer("benchmark_minutes", 1, 24 * 60) * 60,
+    )
+    table.finish()
+    return rules
+
+
+def _quest(quest_id: str, table: _Table, rules: QuestRules, achievements: set[str]) -> QuestDef:
+    kind = cast(QuestKind, table.text("kind", choices=QUEST_KINDS))
+    goal = table.fraction("goal", ZERO, BIG, low_open=True)
+    if kind in COUNTED_KINDS and goal.denominator != 1:
+        raise table.error("goal", f"{goal}: {QUEST_UNITS[kind]} are counted in whole numbers")
+    min_uptime = None
+    if kind == "uptime":
+        min_uptime = table.fraction("min_uptime", ZERO, ONE, low_open=True)
+    achievement = table.optional_text("achievement")
+    if achievement is not None and achievement not in achievements:
+        raise table.error("achievement", f"no achievement {achievement!r} is defined")
+    action = table.optional_text("action")
+    if action is not None and action not in QUEST_ACTIONS:
+        raise table.error("action", f"{action!r} is not one of {', '.join(sorted(QUEST_ACTIONS))}")
+    reward = table.omnit("reward_omnit", default=0)
+    if reward == 0 and achievement is None:
+        raise table.error("reward_omnit", "a quest needs an OMNIT reward or an achievement")
+    quest = QuestDef(
+        id=quest_id,
+        kind=kind,
+        title=table.text("title"),
+        description=table.text("description"),
+        goal=goal,
+        period=cast(PeriodKind, table.text("period", choices=PERIOD_KINDS)),
+        duration_s=table.integer("duration_hours", 1, 24 * 92) * 3600,
+        reward=reward,
+        achievement=achievement,
+        min_uptime=min_uptime,
+        action=action,
+    )
+    table.finish()
+    # The guard against levels too hard to reach: at full-time sharing, any node must be able
+    # to finish within max_fill of the window (so it can miss the rest and still make it).
+    needed = sharing_hours_needed(quest, rules.reference_tflops, rules)
+    allowed = Fraction(quest.duration_s, 3600) * rules.max_fill
+    if needed > allowed:
+        raise table.error(
+            "goal",
+            f"needs {float(needed):g} h of full-time sharing, more than {float(allowed):g} h "
+            f"({rules.max_fill} of its {quest.duration_s // 3600} h window)",
+        )
+    return quest
+
+
+def _achievement(achievement_id: str, table: _Table) -> AchievementDef:
+    stat = table.optional_text("stat")
+    at_least = None
+    if stat is not None:
+        if stat not in STAT_NAMES:
+            raise table.error("stat", f"{stat!r} is not one of {', '.join(sorted(STAT_NAMES))}")
+        at_least = table.fraction("at_least", ZERO, BIG, low_open=True)
+    achievement = AchievementDef(
+        id=achievement_id,
+        name=table.text("name"),
+        description=table.text("description"),
+        stat=stat,
+        at_least=at_least,
+    )
+    table.finish()
+    return achievement
+
+
+# --------------------------------------------------------------------------------------------
+# Quest goals (here because the loader's feasibility check needs them)
