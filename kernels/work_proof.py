@@ -54,8 +54,8 @@ _MAGIC = b"OTWP"
 _VERSION = 1
 _HEADER = struct.Struct("<4sBBH32s")
 MAX_PROOF_BYTES = _HEADER.size + MAX_SAMPLES * (4 + MAX_DEPTH * 32)
-# Samples regenerated per batch: 8 blocks of 8 rows x 8192 stay within a few MiB of cache.
-_BATCH = 8
+# Operand bytes regenerated per batch of samples: small enough to stay in cache.
+_BATCH_BYTES = 2 << 20
 
 
 class ProofError(ValueError):
@@ -163,8 +163,9 @@ def expected_blocks(spec: WorkSpec, indices: Sequence[int]) -> npt.NDArray[np.in
     key_a, key_b = operand_key(spec.seed, "A"), operand_key(spec.seed, "Bt")
     out = np.empty((len(indices), b, b), dtype=np.int32)
     span = np.arange(b, dtype=np.int64)
-    for start in range(0, len(indices), _BATCH):
-        batch = indices[start : start + _BATCH]
+    step = max(1, _BATCH_BYTES // (2 * b * k * 4))
+    for start in range(0, len(indices), step):
+        batch = indices[start : start + step]
         origins = np.array([spec.block_origin(i) for i in batch], dtype=np.int64)
         a = host_rows(key_a, (origins[:, :1] + span).reshape(-1), k).reshape(-1, b, k)
         bt = host_rows(key_b, (origins[:, 1:] + span).reshape(-1), k).reshape(-1, b, k)

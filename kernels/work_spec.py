@@ -41,6 +41,7 @@ MN_MAX = 1 << 18  # m and n each; bounds the tree to 2**32 leaves
 # sampled block); tying k to the unit's duration keeps verification a fixed share of it.
 K_PER_SECOND = 8192
 MIN_RATE = 1e9  # flop/s assumed for a node never measured (a slow CPU core)
+CPU_CLASS_RATE = 1e12  # below this a node hashes on the CPU: bigger blocks, fewer hashlib calls
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def spec_for(
     flops_per_s: float,
     target_s: float = 1.0,
     *,
-    block: int = 8,
+    block: int | None = None,
     k_per_second: int = K_PER_SECOND,
     seed: bytes | None = None,
 ) -> WorkSpec:
@@ -128,13 +129,17 @@ def spec_for(
 
     k is tied to ``target_s`` (verification cost per unit is proportional to k), then m x n
     is sized to the FLOPs, as square as the tile grid allows. Tiny budgets get one tile and
-    a shorter k; huge ones are capped at MN_MAX x MN_MAX.
+    a shorter k; huge ones are capped at MN_MAX x MN_MAX. ``block`` defaults to 16 below
+    CPU_CLASS_RATE (hashlib's per-call cost dominates there) and 8 above; the verifier's
+    work is proportional to block x k, so k scales by 8 / block.
     """
     if not math.isfinite(flops_per_s) or not math.isfinite(target_s) or target_s <= 0:
         raise ValueError("flops_per_s and target_s must be finite, target_s positive")
     work = max(flops_per_s, MIN_RATE) * target_s
+    if block is None:
+        block = 16 if flops_per_s < CPU_CLASS_RATE else 8
     tile = TILE_BLOCKS * block
-    k = _align(min(k_per_second * target_s, K_MAX))
+    k = _align(min(k_per_second * target_s * 8 / block, K_MAX))
     tiles = work / (2.0 * tile * tile * k)
     if tiles < 1:
         k = _align(work / (2.0 * tile * tile))

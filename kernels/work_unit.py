@@ -69,6 +69,7 @@ PRECISIONS = ("float32", "float16")
 # is an fp16: exact even with fp16 accumulation. Chunks are then summed in fp32.
 FP16_CHUNK = 512
 LEAVES_PER_TILE = TILE_BLOCKS * TILE_BLOCKS
+BT_CACHE_BYTES = 256 << 20
 
 
 @dataclass
@@ -127,6 +128,10 @@ def compute_unit(
     levels = {lv: np.empty((spec.n_tiles << (TILE_HEIGHT - lv), 8), np.uint32) for lv in kept}
     timings = dict.fromkeys(("generate", "gemm", "hash", "tree"), 0.0)
     key_a, key_b = operand_key(spec.seed, "A"), operand_key(spec.seed, "Bt")
+    # Bt is needed once per row panel: keep its panels when it is small, else regenerate.
+    itemsize = 4 if precision == "float32" else 2
+    cache_bt = tiles_m > side and spec.n * spec.k * itemsize <= BT_CACHE_BYTES
+    bt_panels: dict[int, Array] = {}
 
     def timed(stage: str, fn: Callable[..., Array], *args: Any) -> Array:
         out: list[Array] = []
@@ -139,8 +144,12 @@ def compute_unit(
         a = timed("generate", _rows, backend, key_a, rows_a, spec.k, dtype)
         for tc in range(0, tiles_n, side):
             pc = min(side, tiles_n - tc)
-            rows_b = xp.arange(tc * tile, (tc + pc) * tile)
-            bt = timed("generate", _rows, backend, key_b, rows_b, spec.k, dtype)
+            bt = bt_panels.get(tc)
+            if bt is None:
+                rows_b = xp.arange(tc * tile, (tc + pc) * tile)
+                bt = timed("generate", _rows, backend, key_b, rows_b, spec.k, dtype)
+                if cache_bt:
+                    bt_panels[tc] = bt
             c = timed("gemm", exact_gemm, xp, a, bt, precision)
             leaves = tile_leaves(xp, c, spec.block, pr, pc)
             level = timed("hash", hasher.hash, leaves.view(xp.uint32), LEAF_TAG, True)

@@ -164,7 +164,12 @@ def test_largest_possible_proof_is_within_the_bandwidth_target() -> None:
     assert proof_size(DEFAULT_SAMPLES, spec_for(1e18, 10.0).depth) <= 64 * KiB
 
 
-def test_k_grows_with_the_target_duration() -> None:
+def test_k_grows_with_the_target_duration_and_block_times_k_is_the_same_for_all() -> None:
     assert spec_for(3e13, 2.0).k == 2 * spec_for(3e13, 1.0).k
+    cpu, gpu = spec_for(1e11, 1.0), spec_for(3e13, 1.0)
+    assert (cpu.block, gpu.block) == (16, 8)
+    # The verifier's work per sample is proportional to block x k: equal for both.
+    assert cpu.block * cpu.k == gpu.block * gpu.k == 8 * 8192
+    assert spec_for(3e13, 1.0, block=4).k == 2 * gpu.k
     with pytest.raises(ValueError):
         spec_for(float("nan"), 1.0)
