@@ -109,7 +109,7 @@ def compute_unit(
     spec: WorkSpec,
     *,
     precision: str = "float32",
-    keep_leaves_max: int = 1 << 22,
+    keep_leaves_max: int = 1 << 20,
     panel: int | None = None,
     hasher: Hasher | None = None,
 ) -> UnitResult:
