@@ -68,7 +68,8 @@ def operand_rows(xp: Any, key: int, rows: Array, k: int, dtype: Any = None) -> A
     by = ((h[:, :, None] >> shifts8[None, None, :]) & xp.uint64(0xFF)).astype(xp.uint8)
     bits = (by[..., None] >> xp.arange(8, dtype=xp.uint8)) & xp.uint8(1)
     bits = bits.reshape(len(rows), 2, k).astype(xp.int8)
-    values = (xp.int8(2) * bits[:, 0] - xp.int8(1)) * (xp.int8(1) + bits[:, 1])
+    # Array first in every operation: CuPy arrays then never meet a NumPy scalar's operator.
+    values = (bits[:, 0] * xp.int8(2) - xp.int8(1)) * (bits[:, 1] + xp.int8(1))
     return values.astype(out_dtype)
 
 

@@ -106,9 +106,10 @@ def decode_proof(data: bytes) -> Proof:
     """Parse wire bytes; raises :class:`ProofError` for anything malformed or oversized."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ProofError("a proof is bytes")
+    size = memoryview(data).nbytes  # checked before copying anything
+    if size > MAX_PROOF_BYTES:
+        raise ProofError(f"proof is {size} bytes, more than the {MAX_PROOF_BYTES} allowed")
     data = bytes(data)
-    if len(data) > MAX_PROOF_BYTES:
-        raise ProofError(f"proof is {len(data)} bytes, more than the {MAX_PROOF_BYTES} allowed")
     if len(data) < _HEADER.size:
         raise ProofError(f"proof is {len(data)} bytes, shorter than its header")
     magic, version, depth, count, spec_id = _HEADER.unpack_from(data)

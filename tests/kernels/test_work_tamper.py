@@ -173,3 +173,11 @@ def test_decode_round_trips() -> None:
     )
     with pytest.raises(ValueError):
         encode_proof(Proof(spec_id=bytes(32), indices=(1,), paths=[[b"short"]]))
+
+
+def test_memoryview_and_bytearray_proofs_decode_like_bytes(
+    unit: UnitResult, indices: tuple[int, ...]
+) -> None:
+    proof = encode_proof(answer(unit, indices))
+    assert verify(SPEC, unit.root, indices, memoryview(proof)).ok  # type: ignore[arg-type]
+    assert verify(SPEC, unit.root, indices, bytearray(proof)).ok  # type: ignore[arg-type]
