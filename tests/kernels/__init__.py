@@ -1,0 +1,1 @@
+"""Tests of the kernels added for verifiable work units."""
