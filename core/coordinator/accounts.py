@@ -1,7 +1,14 @@
-"""Accounts on the coordinator: balances net of stake, staking, reputation and slashing."""
+"""Accounts on the coordinator: balances net of deposits, staking, unbonding, slashing.
+
+A node's balance is what the ledger holds for it minus its deposit: what is staked and what
+is unbonding (unstaked, locked and still slashable until ``unbond_at``). The unbonding part
+is released lazily: reads count it as spendable once its time has come, and the next write
+transaction on the account records the release.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,12 +30,26 @@ from core.money import format_omnit
 class AccountBook(GameBase):
     """Stakes move in one write transaction each; a slash lands with its burn or not at all."""
 
-    async def account(self, node_id: str) -> Account:
+    async def account(self, node_id: str, now: float | None = None) -> Account:
+        now = time.time() if now is None else now
         row = await self._account_row(node_id)
         owned = await self.store.balance(node_id)
         staked = int(row[0]) if row else 0
+        unbonding = int(row[6]) if row and float(row[7]) > now else 0
         reputation = Reputation(*(int(x) for x in row[1:4])) if row else Reputation()
-        return Account(balance=max(0, owned - staked), staked=staked, reputation=reputation)
+        return Account(
+            balance=max(0, owned - staked - unbonding),
+            staked=staked,
+            reputation=reputation,
+            unbonding=unbonding,
+        )
+
+    async def unbonding_until(self, node_id: str) -> float | None:
+        """When the unbonding part becomes spendable (None when nothing is unbonding)."""
+        row = await self._account_row(node_id)
+        if row is None or int(row[6]) == 0 or float(row[7]) <= time.time():
+            return None
+        return float(row[7])
 
     async def stake(self, node_id: str, amount: int) -> dict[str, Any]:
         return await self._move_stake(node_id, amount, stake_rule)
@@ -40,26 +61,44 @@ class AccountBook(GameBase):
         self, node_id: str, amount: int, rule: Callable[[Account, int], Account]
     ) -> dict[str, Any]:
         """Check and apply a stake change in one write transaction (no lost updates)."""
+        now = time.time()
         async with self.store.transaction() as db:
-            account = await self._locked_account(db, node_id)
+            account = await self._locked_account(db, node_id, now)
             after = rule(account, amount)
-            await db.execute(
-                "INSERT INTO accounts (node_id, staked) VALUES (?, ?) ON CONFLICT (node_id)"
-                " DO UPDATE SET staked = staked + ?",
-                (node_id, after.staked - account.staked, after.staked - account.staked),
+            # Every unstake (re)starts the unbonding clock of what is unbonding.
+            unbond_at = (
+                now + self.rules.staking.unbonding_s if after.unbonding > account.unbonding else 0
             )
-        return {"staked": after.staked, "balance": after.balance}
+            await db.execute(
+                "INSERT INTO accounts (node_id, staked, unbonding, unbond_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (node_id) DO UPDATE SET staked = excluded.staked,"
+                " unbonding = excluded.unbonding,"
+                " unbond_at = MAX(accounts.unbond_at, excluded.unbond_at)",
+                (node_id, after.staked, after.unbonding, unbond_at),
+            )
+        return {"staked": after.staked, "balance": after.balance, "unbonding": after.unbonding}
 
-    async def _locked_account(self, db: aiosqlite.Connection, node_id: str) -> Account:
+    async def _locked_account(
+        self, db: aiosqlite.Connection, node_id: str, now: float | None = None
+    ) -> Account:
+        """The account inside a write transaction, with a due release recorded."""
+        now = time.time() if now is None else now
         async with db.execute(
             "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = ?", (node_id,)
         ) as cur:
             owned_row = await cur.fetchone()
-        async with db.execute("SELECT staked FROM accounts WHERE node_id = ?", (node_id,)) as cur:
-            staked_row = await cur.fetchone()
+        async with db.execute(
+            "SELECT staked, unbonding, unbond_at FROM accounts WHERE node_id = ?", (node_id,)
+        ) as cur:
+            row = await cur.fetchone()
         owned = int(owned_row[0]) if owned_row else 0
-        staked = int(staked_row[0]) if staked_row else 0
-        return Account(balance=max(0, owned - staked), staked=staked)
+        staked, unbonding = (int(row[0]), int(row[1])) if row else (0, 0)
+        if row is not None and unbonding and float(row[2]) <= now:
+            await db.execute("UPDATE accounts SET unbonding = 0 WHERE node_id = ?", (node_id,))
+            unbonding = 0
+        return Account(
+            balance=max(0, owned - staked - unbonding), staked=staked, unbonding=unbonding
+        )
 
     async def reputations(self, node_ids: Iterable[str]) -> dict[str, Reputation]:
         """Reputations of several nodes in one query (the ingest path)."""
@@ -107,10 +146,11 @@ class AccountBook(GameBase):
         )
 
     async def on_failed_work(self, node_id: str, work_id: str, reason: str) -> int:
-        """Work proven wrong: slash the stake (burned, with the reason), reset reputation.
+        """Work proven wrong: slash the deposit (burned, with the reason), reset reputation.
 
-        One transaction, once per piece of work: the stake cut and its burn entry land
-        together or not at all, and a second call for the same work changes nothing.
+        One transaction, once per piece of work: the cut and its burn entry land together or
+        not at all, and a second call for the same work changes nothing. The deposit is read
+        now, at slash time: staked plus what is still unbonding.
         """
         fraction = self.rules.staking.slash_fraction
         async with self.store.transaction() as db:
@@ -121,11 +161,11 @@ class AccountBook(GameBase):
                 if await cur.fetchone() is not None:
                     return 0
             account = await self._locked_account(db, node_id)
-            _after, slashed = slash(account, fraction)
+            after, slashed = slash(account, fraction)
             await db.execute(
                 "INSERT INTO accounts (node_id, failed) VALUES (?, 1) ON CONFLICT (node_id)"
-                " DO UPDATE SET staked = staked - ?, consecutive = 0, failed = failed + 1",
-                (node_id, slashed),
+                " DO UPDATE SET staked = ?, unbonding = ?, consecutive = 0, failed = failed + 1",
+                (node_id, after.staked, after.unbonding),
             )
             if slashed > 0:
                 await self.store._insert_entry(

@@ -27,8 +27,8 @@ class GameBase:
 
     async def _account_row(self, node_id: str) -> Any:
         async with self.store.db.execute(
-            "SELECT staked, consecutive, verified, failed, tflop_hours, quests_claimed"
-            " FROM accounts WHERE node_id = ?",
+            "SELECT staked, consecutive, verified, failed, tflop_hours, quests_claimed,"
+            " unbonding, unbond_at FROM accounts WHERE node_id = ?",
             (node_id,),
         ) as cur:
             return await cur.fetchone()

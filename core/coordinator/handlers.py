@@ -1,7 +1,14 @@
-"""The coordinator's answers to node requests: boards, wallet, quests, season, stakes."""
+"""The coordinator's answers to node requests: boards, wallet, quests, season, stakes.
+
+Requests are served off the work path: the message loop only checks and queues them (a
+bounded queue), and a few workers answer. Each sender has a token bucket; a sender over its
+rate gets one "rate limited" answer a second and the rest of its flood is dropped, so one
+identity cannot slow the answers everyone else gets.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -11,26 +18,44 @@ from typing import Any
 
 import aiomqtt
 
-from core.coordinator.ingest import MAX_PLAUSIBLE_TFLOPS
+from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import quest_view
 from core.coordinator.state import CoordinatorState
+from core.errors import ProtocolError
 from core.game import GameError, QuestState
 from core.game.boards import BOARDS, board_period
 from core.identity import short_id
 from core.protocol import DEFAULT_TOPICS, Request, Response, raw_json
+from core.protocol.methods import (
+    AmountParams,
+    LeaderboardParams,
+    QuestParams,
+    WalletParams,
+    parse_params,
+)
 
 log = logging.getLogger("omnitensor.coordinator")
 
+QUEUE_MAX = 2_000
+WORKERS = 4
+REQUESTS_PER_S = 10.0  # per sender, sustained
+REQUEST_BURST = 40.0
+BENCH_EVERY_S = 600.0  # one benchmark unit per node per ten minutes
+
+Handler = Callable[[str, Any], Awaitable[Any]]
+
 
 class RequestHandlers:
-    """One handler per request method; ``handle`` answers, whatever happens."""
+    """One handler per method of ``core.protocol.methods``; every request is answered once."""
 
     def __init__(self, state: CoordinatorState) -> None:
         self.state = state
-
-    async def handle(self, sender: str, request: Request) -> None:
-        """Answer one request with a signed response (an error response when it fails)."""
-        handlers: dict[str, Callable[[str, dict[str, Any]], Awaitable[Any]]] = {
+        self.queue: asyncio.Queue[tuple[str, Request]] = asyncio.Queue(QUEUE_MAX)
+        self._limiter = RateLimiter(REQUESTS_PER_S, REQUEST_BURST)
+        self._told_limited = RateLimiter(1.0, 1.0)  # one "rate limited" answer a second
+        self._bench = RateLimiter(1.0 / BENCH_EVERY_S, 1.0)
+        self._refusals: set[asyncio.Task[None]] = set()
+        self._handlers: dict[str, Handler] = {
             "leaderboard": self._leaderboard_query,
             "wallet": self._wallet_query,
             "ping": self._ping,
@@ -41,84 +66,121 @@ class RequestHandlers:
             "season": self._season_query,
             "stake": self._stake,
             "unstake": self._unstake,
-            "bench.report": self._bench_report,
+            "bench.challenge": self._bench_challenge,
         }
-        handler = handlers.get(request.method)
+
+    def offer(self, sender: str, request: Request, now: float) -> None:
+        """Queue a request, or refuse it (rate limited, queue full) without waiting."""
+        if not self._limiter.allow(sender, now):
+            if self._told_limited.allow(sender, now):
+                self._answer_soon(sender, request, "rate limited: too many requests, slow down")
+            return
         try:
-            if handler is None:
-                raise ValueError(f"unknown method {request.method!r}")
-            result = await handler(sender, dict(request.params))
-            response = Response(request_id=request.request_id, ok=True, result=raw_json(result))
-        except (ValueError, TypeError, GameError) as exc:
-            response = Response(request_id=request.request_id, ok=False, error=str(exc)[:500])
+            self.queue.put_nowait((sender, request))
+        except asyncio.QueueFull:
+            self._answer_soon(sender, request, "busy: the coordinator's request queue is full")
+
+    def _answer_soon(self, sender: str, request: Request, error: str) -> None:
+        response = Response(request_id=request.request_id, recipient=sender, ok=False, error=error)
+        task = asyncio.get_running_loop().create_task(self._send(sender, response))
+        self._refusals.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._refusals.discard)
+
+    async def run(self) -> None:
+        """The workers: as many answers in flight as there are workers."""
+        await asyncio.gather(*(self._worker() for _ in range(WORKERS)))
+
+    async def _worker(self) -> None:
+        while True:
+            sender, request = await self.queue.get()
+            try:
+                await self.handle(sender, request)
+            except Exception:
+                log.exception("answering %s from %s failed", request.method, short_id(sender))
+
+    async def handle(self, sender: str, request: Request) -> None:
+        """Answer one request with a signed response (an error response when it fails)."""
+        try:
+            params = parse_params(request.method, request.params)
+            result = await self._handlers[request.method](sender, params)
+            response = Response(
+                request_id=request.request_id, recipient=sender, ok=True, result=raw_json(result)
+            )
+        except (ValueError, TypeError, GameError, ProtocolError) as exc:
+            error = exc.detail if isinstance(exc, ProtocolError) else str(exc)
+            response = Response(
+                request_id=request.request_id, recipient=sender, ok=False, error=error[:500]
+            )
         except Exception as exc:
             # A request must never take the coordinator off the broker.
             log.exception("request %s from %s failed", request.method, short_id(sender))
             response = Response(
                 request_id=request.request_id,
+                recipient=sender,
                 ok=False,
                 error=f"internal error: {type(exc).__name__}",
             )
+        await self._send(sender, response)
+
+    async def _send(self, sender: str, response: Response) -> None:
         with contextlib.suppress(aiomqtt.MqttError):  # the node's request times out
             await self.state.publish(
                 DEFAULT_TOPICS.node_response(sender), Response.TYPE, response, False
             )
 
-    async def _events_query(self, sender: str, params: dict[str, Any]) -> Any:
+    async def _events_query(self, sender: str, params: Any) -> Any:
         return await self.state.game.events_view(time.time())
 
-    def _capability(self, sender: str) -> float:
-        node = self.state.nodes.get(sender)
-        return node.tflops_claim if node is not None and node.tflops_claim > 0 else 0.0
+    async def _capability(self, sender: str) -> float:
+        """The node's capability in TFLOPS, as measured on its verified work (0: unknown)."""
+        return await self.state.store.node_rate(sender) / 1e12
 
-    async def _quests_query(self, sender: str, params: dict[str, Any]) -> Any:
+    async def _quests_query(self, sender: str, params: Any) -> Any:
         now = time.time()
-        states = await self.state.game.quests(sender, self._capability(sender) or 0.1, now)
+        states = await self.state.game.quests(sender, await self._capability(sender), now)
         return {"quests": [quest_json(s, now) for s in states]}
 
-    async def _quest_accept(self, sender: str, params: dict[str, Any]) -> Any:
+    async def _quest_accept(self, sender: str, params: QuestParams) -> Any:
         now = time.time()
-        state = await self.state.game.accept_quest(sender, str(params.get("id", "")), now)
+        state = await self.state.game.accept_quest(sender, params.id, now)
         return {"quest": quest_json(state, now), "message": f"accepted {state.title}"}
 
-    async def _quest_claim(self, sender: str, params: dict[str, Any]) -> Any:
-        result = await self.state.game.claim_quest(sender, str(params.get("id", "")), time.time())
+    async def _quest_claim(self, sender: str, params: QuestParams) -> Any:
+        result = await self.state.game.claim_quest(sender, params.id, time.time())
         self.state.boards_dirty = True
         return result
 
-    async def _season_query(self, sender: str, params: dict[str, Any]) -> Any:
+    async def _season_query(self, sender: str, params: Any) -> Any:
         return await self.state.game.season_view(sender, time.time())
 
-    async def _stake(self, sender: str, params: dict[str, Any]) -> Any:
-        return await self.state.game.stake(sender, _amount(params))
+    async def _stake(self, sender: str, params: AmountParams) -> Any:
+        return await self.state.game.stake(sender, params.amount)
 
-    async def _unstake(self, sender: str, params: dict[str, Any]) -> Any:
-        return await self.state.game.unstake(sender, _amount(params))
+    async def _unstake(self, sender: str, params: AmountParams) -> Any:
+        result = await self.state.game.unstake(sender, params.amount)
+        until = await self.state.game.unbonding_until(sender)
+        return {**result, "unbonding_until": until}
 
-    async def _bench_report(self, sender: str, params: dict[str, Any]) -> Any:
-        """A node ran the benchmark suite (its own Freivalds check passed): quest progress."""
-        if params.get("verified") is not True:
-            raise ValueError("only a verified benchmark counts")
-        tflops = params.get("tflops")
-        node = self.state.node(sender)
-        if isinstance(tflops, int) and tflops > 0:
-            node.tflops_claim = min(tflops / 1000.0, MAX_PLAUSIBLE_TFLOPS)
-        now = time.time()
-        await self.state.game.on_benchmark(sender, now, now)
-        return {"message": "benchmark recorded"}
+    async def _bench_challenge(self, sender: str, params: Any) -> Any:
+        """Benchmark quests progress by a benchmark unit the coordinator issues and verifies."""
+        node = self.state.nodes.get(sender)
+        if node is None or not node.online:
+            raise ValueError("say hello first: this node is not registered as online")
+        if not self._bench.allow(sender, time.time()):
+            raise ValueError(f"one benchmark unit per {BENCH_EVERY_S / 60:g} minutes")
+        node.bench_wanted = True
+        return {"message": "a benchmark unit is on its way; it counts once verified"}
 
-    async def _ping(self, sender: str, params: dict[str, Any]) -> Any:
+    async def _ping(self, sender: str, params: Any) -> Any:
         return {"coordinator": self.state.node_id, "ts": time.time()}
 
-    async def _leaderboard_query(self, sender: str, params: dict[str, Any]) -> Any:
-        category = str(params.get("category") or "gpu-contributors")
+    async def _leaderboard_query(self, sender: str, params: LeaderboardParams) -> Any:
+        category = params.category
         if category not in BOARDS:
             raise ValueError(f"unknown category {category!r}; one of {', '.join(BOARDS)}")
-        period = str(params.get("season") or board_period(category, time.time()))
-        offset = min(max(0, int(params.get("offset") or 0)), 10**9)
-        limit = min(max(1, int(params.get("limit") or 10)), 1000)
+        period = params.season or board_period(category, time.time())
         rows, total = await self.state.store.leaderboard(
-            category, period, offset=offset, limit=limit
+            category, period, offset=params.offset, limit=params.limit
         )
         own_rank, own_amount = await self.state.store.rank_of(category, period, sender)
         return {
@@ -133,13 +195,15 @@ class RequestHandlers:
             ],
         }
 
-    async def _wallet_query(self, sender: str, params: dict[str, Any]) -> Any:
-        limit = min(max(1, int(params.get("limit") or 100)), 1000)
+    async def _wallet_query(self, sender: str, params: WalletParams) -> Any:
+        limit = params.limit
         entries = await self.state.store.entries(sender, limit)
         today = time.time() - time.time() % 86400
         account = await self.state.game.account(sender)
         return {
             "staked": account.staked,
+            "unbonding": account.unbonding,
+            "unbonding_until": await self.state.game.unbonding_until(sender),
             "available": account.balance,
             "reputation": account.reputation.consecutive,
             "reputation_detail": {
@@ -153,14 +217,6 @@ class RequestHandlers:
             "earned_today": sum(e.amount for e in entries if e.ts >= today and e.amount > 0),
             "work": await self.state.store.work_counts(sender),
         }
-
-
-def _amount(params: dict[str, Any]) -> int:
-    """An OMNIT amount from a request: integer base units only (no floats in money)."""
-    value = params.get("amount")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("amount must be a positive whole number of base units")
-    return value
 
 
 def quest_json(state: QuestState, now: float) -> dict[str, Any]:

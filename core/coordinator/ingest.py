@@ -1,10 +1,15 @@
-"""Work results in, verdicts and receipts out: verify, credit, record, answer.
+"""Work in, verdicts and receipts out: commitment, challenge, proof, verification, credit.
 
-Ingest is batched: results are queued as they arrive, verified in a worker thread a batch at
-a time (Freivalds' check, its random vectors drawn only after the node committed to its
-result), and a batch's verdicts are written in one SQLite transaction before its receipts go
-out. A message processed twice changes nothing (the ledger is keyed by sender and work id),
-and a duplicate result gets its stored receipt again, so a node that missed a receipt
+A unit's life (docs/work-units.md): the node commits to a Merkle root over its result's
+blocks; only then does the coordinator draw the blocks to check, from a secret only it
+holds; the node answers with their Merkle paths; the coordinator recomputes the sampled
+blocks from the seed and checks them against the root. Every unit is checked this way: a
+failed check forfeits the unit and slashes the stake, a late one is forfeited.
+
+Messages are queued as they arrive (a bounded queue: when it is full a message is dropped,
+and the node's outbox sends it again) and handled a batch at a time. A batch's verdicts are
+written in one SQLite transaction before its receipts go out; a message seen twice changes
+nothing and gets the stored answer again, so a node that missed a receipt or a challenge
 (broker restart, node killed) is made whole.
 """
 
@@ -13,39 +18,63 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
-import numpy as np
-
+from core.coordinator.scheduler import Scheduler, unit_spec
 from core.coordinator.state import CoordinatorState
-from core.coordinator.work_records import WorkVerdict
-from core.game import combined_factor, should_spot_check
-from core.game.rates import compute_reward
+from core.coordinator.work_records import Credit, Unit, Verdict
+from core.game import MultiplierEvent, combined_factor
+from core.game.rates import pay_for_flops
 from core.identity import short_id
-from core.protocol import DEFAULT_TOPICS, Message, Receipt, WorkResult
+from core.protocol import (
+    DEFAULT_TOPICS,
+    Challenge,
+    Message,
+    Receipt,
+    WorkCommit,
+    WorkProof,
+)
+from kernels.work_proof import challenge_indices, verify
 
 log = logging.getLogger("omnitensor.coordinator")
 
-# Results whose sender clock says they were made this long after the deadline are late.
+# Messages about a unit this long past its deadline are late: the unit is forfeited.
 DEADLINE_GRACE_S = 30.0
-# No single card reaches this; a claim above it is capped (timing is the node's own).
-MAX_PLAUSIBLE_TFLOPS = 2000.0
+QUEUE_MAX = 10_000
+# No device delivers more: a unit answered faster than this rate allows is credited only
+# for the work that fits in the wall time it covered.
+MAX_NODE_FLOPS = 2e15
+
+WorkMessage = tuple[Message, WorkCommit | WorkProof]
+
+
+@dataclass(frozen=True)
+class _Check:
+    unit: Unit
+    proof: bytes
 
 
 class Ingest:
     """Owns the work queue and the verify thread; ``run()`` drains the queue in batches."""
 
-    def __init__(self, state: CoordinatorState, on_answered: Callable[[str, str], None]) -> None:
+    def __init__(self, state: CoordinatorState, scheduler: Scheduler, secret: bytes) -> None:
         self.state = state
-        self.on_answered = on_answered
-        self.queue: asyncio.Queue[tuple[Message, str]] = asyncio.Queue()
+        self.scheduler = scheduler
+        self._secret = secret
+        self.queue: asyncio.Queue[WorkMessage] = asyncio.Queue(QUEUE_MAX)
         self._verify_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify")
 
     def close(self) -> None:
         self._verify_thread.shutdown(wait=True, cancel_futures=True)
+
+    def offer(self, message: Message, data: WorkCommit | WorkProof) -> None:
+        """Queue a work message; when the queue is full it is dropped (the node re-sends)."""
+        try:
+            self.queue.put_nowait((message, data))
+        except asyncio.QueueFull:
+            self.state.stats["dropped"] += 1
 
     async def run(self) -> None:
         while True:
@@ -57,199 +86,220 @@ class Ingest:
             except Exception:
                 # Nothing was committed for this batch (one transaction): its nodes re-send
                 # and get verdicts then. The loop itself must live on.
-                log.exception("a batch of %d work results failed; dropped", len(batch))
+                log.exception("a batch of %d work messages failed; dropped", len(batch))
 
-    async def process_batch(self, batch: list[tuple[Message, str]]) -> None:
-        pending: list[tuple[Message, WorkResult, dict[str, Any] | None]] = []
-        replies: list[WorkVerdict] = []
-        works = [(message, message.expect(WorkResult)) for message, _topic in batch]
-        stored, tasks = await self.state.store.lookup_batch(
-            [(m.sender, w.work_id, m.seq, w.task_id) for m, w in works]
-        )
-        for message, work in works:
-            known = stored.get((message.sender, work.work_id)) or stored.get(
-                (message.sender, f"#{message.seq}")
-            )
-            if known is not None:
-                self.state.stats["duplicates"] += 1
-                replies.append(known)
+    # -- one batch ---------------------------------------------------------------------------
+
+    async def process_batch(self, batch: list[WorkMessage], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        store = self.state.store
+        units = await store.units(data.task_id for _m, data in batch)
+        known = await store.verdicts((m.sender, data.task_id) for m, data in batch)
+        receipts: dict[tuple[str, str], Verdict] = {}
+        late: dict[str, Unit] = {}
+        commits: dict[str, tuple[Unit, str]] = {}  # task -> (unit, root): newly committed
+        challenges: dict[str, tuple[Unit, str]] = {}
+        checks: dict[str, _Check] = {}
+        for message, data in batch:
+            unit = units.get(data.task_id)
+            if unit is None or unit.node_id != message.sender:
+                # Another node's unit (or none): it changes nothing, not even a reply.
+                self.state.stats["dropped"] += 1
                 continue
-            pending.append((message, work, tasks.get(work.task_id)))
-        # BOINC-style: a node with a long run of verified results is spot-checked only.
-        reputations = await self.state.game.reputations(m.sender for m, _w, _t in pending)
-        stakes = await self.state.game.stakes(m.sender for m, _w, _t in pending)
-        full_check = [
-            should_spot_check(reputations[m.sender], self.state.game.rules) for m, _w, _t in pending
-        ]
-        loop = asyncio.get_running_loop()
-        checked = await loop.run_in_executor(
-            self._verify_thread, self._verify_all, pending, full_check
-        )
-        events = await self.state.game.events()
-        records = []
-        for (message, work, task), (accepted, reason) in zip(pending, checked, strict=True):
-            credited = 0
-            details: dict[str, Any] | None = None
-            if accepted:
-                tflops = self._credited_tflops(message.sender, work)
-                factor = combined_factor(events, effective_ts(message.ts, task or {"issued_ts": 0}))
-                value = compute_reward(
-                    tflops, Fraction(self.state.settings.task_interval_s), factor
-                )
-                credited, capped = self.state.game.cap_for_stake(value, stakes[message.sender])
-                details = {
-                    "reason": (
-                        f"verified GEMM {work.n}x{work.n} {work.dtype} ({work.work_id}): "
-                        f"{tflops:.3f} TFLOPS x {self.state.settings.task_interval_s:g} s, "
-                        f"multiplier {factor}x" + (f"; {capped}" if capped else "")
-                    ),
-                    "category": "gpu-contributors",
-                    "data": {"task_id": work.task_id, "tflops": tflops},
-                }
-            verdict = WorkVerdict(
-                message.sender, work.work_id, message.seq, accepted, reason, credited, None
+            key = (unit.node_id, unit.task_id)
+            if key in known:
+                receipts[key] = known[key]  # a duplicate: the stored answer again
+                continue
+            if now > unit.deadline_ts + DEADLINE_GRACE_S:
+                late[unit.task_id] = unit
+                continue
+            committed = commits.get(unit.task_id)
+            root = committed[1] if committed else unit.root
+            if isinstance(data, WorkCommit):
+                if root is None:
+                    commits[unit.task_id] = (unit, data.root)
+                    challenges[unit.task_id] = (unit, data.root)
+                elif root == data.root:
+                    challenges[unit.task_id] = (unit, root)  # lost challenge: the same again
+                else:
+                    log.info("unit %s keeps its first root; another ignored", unit.task_id)
+            elif root is None:
+                log.info("proof before commitment for unit %s ignored", unit.task_id)
+            else:
+                # A proof must answer the root it committed to; anything else fails below.
+                proof = data.proof_bytes() if data.root == root else b""
+                checks[unit.task_id] = _Check(_with_root(unit, root), proof)
+        if commits:
+            await store.commit_roots(
+                (unit.node_id, task_id, root, now) for task_id, (unit, root) in commits.items()
             )
-            records.append((verdict, work.task_id, details))
-            if task is not None:
-                self.on_answered(message.sender, work.task_id)
-        if records:
-            inserted: set[tuple[str, str]] = set()
-            stored_verdicts = await self.state.store.record_work(records, inserted)
-            for verdict in stored_verdicts:
-                self.state.stats["verified" if verdict.accepted else "rejected"] += 1
-            replies.extend(stored_verdicts)
-            self.state.boards_dirty = True
-            # Side effects (reputation, quests, slashing) for new verdicts only: a duplicate
-            # in the same batch must change nothing.
-            fresh = {
-                (v.sender, v.work_id): v
-                for v in stored_verdicts
-                if (v.sender, v.work_id) in inserted
-            }
-            await self._game_after_work(list(fresh.values()), records)
-        receipts = [
-            self.state.publish(
-                DEFAULT_TOPICS.node_receipt(verdict.sender),
-                Receipt.TYPE,
-                Receipt(
-                    work_id=verdict.work_id,
-                    accepted=verdict.accepted,
-                    reason=verdict.reason,
-                    credited_base_units=verdict.credited,
-                    entry_id=verdict.entry_id,
-                ),
-                False,
-            )
-            for verdict in replies
+        results = await self._verify(list(checks.values()))
+        events = await self.state.game.events() if results else []
+        stakes = await self.state.game.stakes(c.unit.node_id for c, _ in results)
+        judged = [self._judge(check, outcome, now, events, stakes) for check, outcome in results]
+        judged += [
+            (Verdict(u.node_id, u.task_id, False, "deadline missed", 0, 0, None), None)
+            for u in late.values()
         ]
-        # Published together (PUBACKs overlap). An unsent receipt (link down) is not lost:
-        # the node re-sends its result and gets the stored verdict again.
-        await asyncio.gather(*receipts, return_exceptions=True)
+        if judged:
+            judged_units = {**units, **{c.unit.task_id: c.unit for c in checks.values()}}
+            await self._record(judged, judged_units, now, receipts)
+        sends = [self._challenge(unit, root) for unit, root in challenges.values()]
+        sends += [self._receipt(verdict) for verdict in receipts.values()]
+        # Published together (PUBACKs overlap). An unsent answer is not lost: the node
+        # re-sends its message and gets the stored answer again.
+        await asyncio.gather(*sends, return_exceptions=True)
 
-    async def _game_after_work(
+    async def _verify(self, checks: list[_Check]) -> list[tuple[_Check, tuple[bool, str]]]:
+        if not checks:
+            return []
+        loop = asyncio.get_running_loop()
+        verdicts = await loop.run_in_executor(self._verify_thread, self._verify_all, checks)
+        return list(zip(checks, verdicts, strict=True))
+
+    def _verify_all(self, checks: list[_Check]) -> list[tuple[bool, str]]:
+        """Runs in the verify thread: each proof against its unit's spec, root and challenge."""
+        out: list[tuple[bool, str]] = []
+        for check in checks:
+            unit = check.unit
+            assert unit.root is not None
+            root = bytes.fromhex(unit.root)
+            spec = unit_spec(unit)
+            indices = challenge_indices(self._secret, spec, root, self.state.settings.samples)
+            verdict = verify(spec, root, indices, check.proof)
+            out.append((verdict.ok, "" if verdict.ok else f"verification failed: {verdict.reason}"))
+        return out
+
+    def _judge(
         self,
-        verdicts: list[WorkVerdict],
-        records: list[tuple[WorkVerdict, str, dict[str, Any] | None]],
+        check: _Check,
+        outcome: tuple[bool, str],
+        now: float,
+        events: list[MultiplierEvent],
+        stakes: dict[str, int],
+    ) -> tuple[Verdict, Credit | None]:
+        ok, reason = outcome
+        unit = check.unit
+        if not ok:
+            return Verdict(unit.node_id, unit.task_id, False, reason, 0, 0, None), None
+        # Credit what was verified, for the wall time it covered (no more than physics allows).
+        covered = max(now - unit.issued_ts, 0.0)
+        flops = min(unit.flops, int(covered * MAX_NODE_FLOPS))
+        at = unit.committed_ts or now
+        factor = combined_factor(events, at)
+        value = pay_for_flops(flops, factor)
+        credited, capped = self.state.game.cap_for_stake(value, stakes.get(unit.node_id, 0))
+        tflops = Fraction(flops, 10**12)
+        credit = Credit(
+            reason=(
+                f"verified work unit {unit.task_id} ({unit.m}x{unit.k}x{unit.n}, "
+                f"{float(tflops):.6g} TFLOP), multiplier {factor}x"
+                + (f"; {capped}" if capped else "")
+            ),
+            data={"task_id": unit.task_id, "flops": flops, "purpose": unit.purpose},
+        )
+        return Verdict(unit.node_id, unit.task_id, True, "", flops, credited, None), credit
+
+    async def _record(
+        self,
+        judged: list[tuple[Verdict, Credit | None]],
+        units: dict[str, Unit],
+        now: float,
+        receipts: dict[tuple[str, str], Verdict],
     ) -> None:
-        """Reputation, quests, badges for credited work; slashing for work proven wrong."""
-        now = time.time()
-        by_key = {(v.sender, v.work_id): d for v, _task, d in records}
+        stored, fresh = await self.state.store.record_verdicts(judged, now)
+        for verdict in stored:
+            receipts[(verdict.node_id, verdict.task_id)] = verdict
+        self.state.boards_dirty = True
+        # Side effects (reputation, quests, slashing, sizing) for new verdicts only: a
+        # duplicate in the same batch must change nothing.
+        new = [v for v in stored if (v.node_id, v.task_id) in fresh]
+        for verdict in new:
+            self.state.stats["verified" if verdict.accepted else "rejected"] += 1
+            unit = units[verdict.task_id]
+            if verdict.accepted:
+                await self.scheduler.on_verified(unit, now)
+            else:
+                self.scheduler.on_failed(unit, missed_deadline=verdict.reason == "deadline missed")
+        await self._game_after(new, units, now)
+
+    async def _game_after(
+        self, verdicts: list[Verdict], units: dict[str, Unit], now: float
+    ) -> None:
+        """Reputation, quests, badges for verified work; a slash for work proven wrong."""
+        game = self.state.game
         credited: list[tuple[str, str, float, float]] = []
         for verdict in verdicts:
-            details = by_key.get((verdict.sender, verdict.work_id))
+            unit = units[verdict.task_id]
             if verdict.accepted:
-                self.state.last_work[verdict.sender] = now
-            if verdict.accepted and verdict.entry_id is not None and details is not None:
-                credited.append(
-                    (
-                        verdict.sender,
-                        verdict.work_id,
-                        float(details["data"]["tflops"]),
-                        self.state.settings.task_interval_s,
-                    )
-                )
-            elif not verdict.accepted and verdict.reason.startswith("verification failed"):
-                slashed = await self.state.game.on_failed_work(
-                    verdict.sender, verdict.work_id, verdict.reason
+                self.state.last_work[verdict.node_id] = now
+                # TFLOP-hours = FLOPs / 1e12 / 3600: as ``tflops`` for one second.
+                credited.append((verdict.node_id, verdict.task_id, verdict.flops / 1e12, 1.0))
+                if unit.purpose == "benchmark":
+                    await game.on_benchmark(verdict.node_id, now, now)
+            elif verdict.reason.startswith("verification failed"):
+                slashed = await game.on_failed_work(
+                    verdict.node_id, verdict.task_id, verdict.reason
                 )
                 log.warning(
-                    "work %s from %s failed verification; slashed %d base units",
-                    verdict.work_id,
-                    short_id(verdict.sender),
+                    "unit %s from %s failed verification; slashed %d base units",
+                    verdict.task_id,
+                    short_id(verdict.node_id),
                     slashed,
                 )
         if credited:
-            await self.state.game.on_verified_batch(credited, now)
+            await game.on_verified_batch(credited, now)
 
-    def _verify_all(
-        self,
-        pending: list[tuple[Message, WorkResult, dict[str, Any] | None]],
-        full_check: list[bool] | None = None,
-    ) -> list[tuple[bool, str]]:
-        """Runs in the verify thread: Freivalds' check of each result against its task.
+    # -- answers -----------------------------------------------------------------------------
 
-        Where ``full_check`` is False (a trusted node not drawn for a spot check) the result
-        is still matched against its task and its commitment, but not multiplied out.
-        """
-        out: list[tuple[bool, str]] = []
-        checks = full_check if full_check is not None else [True] * len(pending)
-        for (message, work, task), check in zip(pending, checks, strict=True):
-            try:
-                out.append(self._verify_one(message, work, task, check))
-            except Exception as exc:
-                # One malformed result must not stop the ingest of everyone else's.
-                log.warning("work %s cannot be checked: %r", work.work_id, exc)
-                out.append((False, "verification failed: malformed result"))
-        return out
-
-    def _verify_one(
-        self, message: Message, work: WorkResult, task: dict[str, Any] | None, check: bool
-    ) -> tuple[bool, str]:
-        from kernels.freivalds import commit, verify_seeded
-
-        if task is None or task["node_id"] != message.sender:
-            return False, f"unknown task {work.task_id}"
-        if task["done"]:
-            return False, "task already answered"
-        if (work.seed, work.n, work.dtype) != (task["seed"], task["n"], task["dtype"]):
-            return False, "result is for other operands than the task's"
-        if effective_ts(message.ts, task) > task["deadline_ts"] + DEADLINE_GRACE_S:
-            return False, "deadline missed"
-        matrix = np.frombuffer(work.result_bytes(), dtype=np.dtype(work.dtype).newbyteorder("<"))
-        matrix = matrix.reshape(work.n, work.n)
-        if not check:
-            if commit(matrix) == work.commitment:
-                return True, ""
-            return False, "verification failed: result does not match its commitment"
-        # The random vectors are drawn here, after the node committed to its result.
-        result = verify_seeded(
-            work.seed,
-            work.n,
-            work.dtype,
-            matrix,
-            work.commitment,
-            rounds=self.state.settings.freivalds_rounds,
+    async def _challenge(self, unit: Unit, root: str) -> None:
+        indices = challenge_indices(
+            self._secret, unit_spec(unit), bytes.fromhex(root), self.state.settings.samples
         )
-        return result.ok, "" if result.ok else f"verification failed: {result.reason}"
+        message = Challenge(
+            task_id=unit.task_id, recipient=unit.node_id, root=root, indices=list(indices)
+        )
+        await self.state.publish(
+            DEFAULT_TOPICS.node_task(unit.node_id), Challenge.TYPE, message, False
+        )
 
-    def _credited_tflops(self, sender: str, work: WorkResult) -> float:
-        """The throughput a verified work unit is paid at.
+    async def _receipt(self, verdict: Verdict) -> None:
+        receipt = Receipt(
+            task_id=verdict.task_id,
+            recipient=verdict.node_id,
+            accepted=verdict.accepted,
+            reason=verdict.reason[:512],
+            flops=verdict.flops,
+            credited_base_units=verdict.credited,
+            entry_id=verdict.entry_id,
+        )
+        await self.state.publish(
+            DEFAULT_TOPICS.node_receipt(verdict.node_id), Receipt.TYPE, receipt, False
+        )
 
-        A work unit is small (its GEMM takes milliseconds), so its own timing says little
-        about the card; the node's benchmark (announced in its hello) is its sustained
-        capability. Both are the node's own measurements: capped by physics here, and
-        verified work is what makes them count at all.
-        """
-        node = self.state.nodes.get(sender)
-        claim = node.tflops_claim if node is not None and node.tflops_claim > 0 else work.tflops
-        return max(0.0, min(claim, MAX_PLAUSIBLE_TFLOPS))
+    # -- deadlines ----------------------------------------------------------------------------
+
+    async def expire(self, now: float | None = None) -> int:
+        """Forfeit every open unit past its deadline (no slash: a timeout proves nothing)."""
+        now = time.time() if now is None else now
+        late = [
+            u for u in await self.state.store.open_units() if now > u.deadline_ts + DEADLINE_GRACE_S
+        ]
+        if not late:
+            return 0
+        judged: list[tuple[Verdict, Credit | None]] = [
+            (Verdict(u.node_id, u.task_id, False, "deadline missed", 0, 0, None), None)
+            for u in late
+        ]
+        receipts: dict[tuple[str, str], Verdict] = {}
+        await self._record(judged, {u.task_id: u for u in late}, now, receipts)
+        for unit in late:
+            log.info("unit %s of %s missed its deadline", unit.task_id, short_id(unit.node_id))
+        await asyncio.gather(*(self._receipt(v) for v in receipts.values()), return_exceptions=True)
+        return len(late)
 
 
-def effective_ts(claimed: float, task: dict[str, Any]) -> float:
-    """When a result counts as made: the node's signed clock, clamped to [issued, now].
-
-    A node cannot date its work before the task existed (to reach an old multiplier) nor in
-    the future; within that window its clock is trusted, so a result that waited in its
-    outbox through an outage still counts as made on time.
-    """
-    return min(max(claimed, float(task["issued_ts"])), time.time())
+def _with_root(unit: Unit, root: str) -> Unit:
+    if unit.root == root:
+        return unit
+    return Unit(**{**unit.__dict__, "root": root, "state": "committed"})

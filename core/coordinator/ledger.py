@@ -167,6 +167,16 @@ class LedgerStore(SqliteStore):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    async def quest_paid_since(self, account: str, since: float) -> int:
+        """Base units of quest rewards credited to ``account`` since ``since``."""
+        async with self.db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = ? AND kind = 'quest'"
+            " AND ts >= ?",
+            (account, since),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def entries(self, account: str, limit: int = 200) -> list[LedgerEntry]:
         async with self.db.execute(
             "SELECT id, ts, account, amount, kind, reason, category, season, ref FROM ledger"

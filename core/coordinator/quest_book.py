@@ -96,16 +96,17 @@ class QuestBook(AccountBook):
         if state is None:
             raise QuestError(f"quest {quest_id}: not offered to this node")
         state, reward = claim(state, now)
+        amount, note = await self._payout_room(node_id, quest_id, reward.base_units, now)
         self._has_active_quests.pop(node_id, None)
         entry_id = None
-        if reward.base_units > 0:
+        if amount > 0:
             # The ledger's unique (kind, account, ref) index is the last guard against a
             # double credit, should two claims race.
             entry_id = await self.store.add_entry(
                 account=node_id,
-                amount=reward.base_units,
+                amount=amount,
                 kind="quest",
-                reason=reward.reason,
+                reason=reward.reason + note,
                 ref=reward.ref,
             )
         await self._save_quests(node_id, [state])
@@ -120,12 +121,50 @@ class QuestBook(AccountBook):
         await self._milestones(node_id, now)
         return {
             "quest_id": quest_id,
-            "credited": reward.base_units,
+            "credited": amount,
             "achievement": reward.achievement,
             "entry_id": entry_id,
-            "message": f"claimed {state.title}: {format_omnit(reward.base_units, exact=True)} "
-            f"OMNIT" + (f" and the {reward.achievement} badge" if reward.achievement else ""),
+            "message": f"claimed {state.title}: {format_omnit(amount, exact=True)} "
+            f"OMNIT"
+            + (f" and the {reward.achievement} badge" if reward.achievement else "")
+            + note,
         }
+
+    async def _payout_room(
+        self, node_id: str, quest_id: str, reward: int, now: float
+    ) -> tuple[int, str]:
+        """What a claim may pay now, and a note when capped (Sybil resistance).
+
+        A node claims only with enough verified work on record, and its quest payouts in
+        the payout window stay within a share of what its verified work earned there (and
+        an absolute cap): quests add to real work, they cannot replace it.
+        """
+        rules = self.rules.quest_rules
+        units, _ = await self.store.verified_since(node_id, 0.0)
+        if units < rules.min_verified_units:
+            raise QuestError(
+                f"quest {quest_id}: claims need {rules.min_verified_units} verified work units "
+                f"on record and this node has {units}; keep sharing, then claim"
+            )
+        if reward <= 0:
+            return 0, ""
+        since = now - rules.payout_window_s
+        _, earned = await self.store.verified_since(node_id, since)
+        paid = await self.store.quest_paid_since(node_id, since)
+        share = rules.max_payout_share_of_work * earned
+        room = min(rules.max_payout_per_window, share.numerator // share.denominator) - paid
+        days = rules.payout_window_s // 86_400
+        if room <= 0:
+            raise QuestError(
+                f"quest {quest_id}: quest rewards of the last {days} days are at this node's "
+                f"cap (they stay within what its verified work earned); claim it later"
+            )
+        if room >= reward:
+            return reward, ""
+        return room, (
+            f" (capped from {format_omnit(reward, exact=True)} OMNIT: quest rewards of "
+            f"{days} days stay within what verified work earned)"
+        )
 
     async def _progress(self, node_id: str, event: ProgressEvent, now: float) -> None:
         states = await self._quest_states(node_id)

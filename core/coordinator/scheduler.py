@@ -1,4 +1,12 @@
-"""Which nodes get work, and when: registration (hello), presence, and issuing tasks."""
+"""Which nodes get work, how much, and when: registration, liveness, sizing and issuing units.
+
+Nothing a node says sets its work size: each unit is sized from the node's throughput as the
+coordinator measured it on verified units (issue to verified result), grown at most 4x per
+unit and halved by a missed deadline. A node never measured starts at 1 GFLOP/s. Hellos and
+presence only say a node is there: a node with no traffic for ``GHOST_AFTER_S`` gets no
+work, and presence re-published while online changes nothing (only an offline -> online
+edge does).
+"""
 
 from __future__ import annotations
 
@@ -6,93 +14,169 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import statistics
 import time
 
 import aiomqtt
 
 from core.coordinator.state import CoordinatorState, NodeState
+from core.coordinator.work_records import Unit
 from core.identity import short_id
-from core.protocol import DEFAULT_TOPICS, Hello, TaskGemm
+from core.protocol import DEFAULT_TOPICS, Hello, TaskUnit
+from kernels.work_spec import MIN_RATE, WorkSpec, deadline_s, spec_flops, spec_for
 
 log = logging.getLogger("omnitensor.coordinator")
 
+# A node heartbeats (re-sends its hello) every minute; two missed and it gets no new work.
+GHOST_AFTER_S = 150.0
+GROWTH_CAP = 4.0  # a unit is sized for at most this many times the last sizing rate
+
 
 class Scheduler:
-    """Keeps one open task per online node, one per task interval."""
+    """Keeps at most one open unit per live node, one per task interval."""
 
     def __init__(self, state: CoordinatorState) -> None:
         self.state = state
 
-    async def on_hello(self, sender: str, hello: Hello) -> None:
-        await self.state.store.upsert_node(
-            sender,
-            name=hello.name,
-            online=True,
-            backend=hello.backend,
-            device=hello.device,
-            gemm_tflops=hello.gemm_tflops,
-        )
-        node = self.state.node(sender)
-        node.online = True
-        node.tflops_claim = hello.gemm_tflops
-        # A hello starts a node session: tasks it held in memory may be gone with a restart.
-        node.open_task = None
-        log.info("node %s (%s) registered: %s", hello.name, short_id(sender), hello.device)
+    # -- what nodes tell us ----------------------------------------------------------------
 
-    async def on_presence(self, sender: str, online: bool) -> None:
-        store = self.state.store
-        if not await store.known_node(sender):
+    async def on_hello(self, sender: str, hello: Hello, now: float) -> None:
+        node = self.state.node(sender)
+        first = node.last_traffic == 0.0
+        node.last_traffic = now
+        if first or hello.name != node.name:
+            # The claimed figures are stored for display; nothing reads them for pay or size.
+            await self.state.store.upsert_node(
+                sender,
+                name=hello.name,
+                online=True,
+                backend=hello.backend,
+                device=hello.device,
+                gemm_tflops=hello.claimed_tflops,
+            )
+            node.name = hello.name
+            if first:
+                node.sizing_rate = max(await self.state.store.node_rate(sender), MIN_RATE)
+                log.info("node %s (%s) registered: %s", hello.name, short_id(sender), hello.device)
+        if not node.online:
+            node.online = True
+            node.next_issue = min(node.next_issue, now)
+
+    async def on_presence(self, sender: str, online: bool, now: float) -> None:
+        node = self.state.nodes.get(sender)
+        if node is None:
             return  # presence before hello: wait for the hello to register it
-        await store.upsert_node(sender, online=online)
-        node = self.state.node(sender)
+        node.last_traffic = now
+        if online == node.online:
+            return  # a re-published presence is not an edge: it changes nothing
         node.online = online
+        await self.state.store.upsert_node(sender, online=online)
         if online:
-            node.next_issue = 0.0
+            node.next_issue = min(node.next_issue, now)
 
-    def on_answered(self, sender: str, task_id: str) -> None:
-        """A result for ``task_id`` came in: the node may get its next task."""
-        node = self.state.node(sender)
-        if node.open_task == task_id:
+    def seen(self, sender: str, now: float) -> None:
+        """Any authentic traffic from a node keeps it live."""
+        node = self.state.nodes.get(sender)
+        if node is not None:
+            node.last_traffic = now
+
+    # -- what the coordinator measured ----------------------------------------------------
+
+    async def on_verified(self, unit: Unit, now: float) -> None:
+        """A unit verified: the node's measured rate is its FLOPs over issue-to-verified."""
+        node = self.state.node(unit.node_id)
+        rate = unit.flops / max(now - unit.issued_ts, 1e-3)
+        node.rates.append(rate)
+        measured = statistics.median(node.rates)
+        node.sizing_rate = min(measured, node.sizing_rate * GROWTH_CAP)
+        node.missed = 0
+        await self.state.store.set_node_rate(unit.node_id, measured)
+        self._answered(unit)
+
+    def on_failed(self, unit: Unit, *, missed_deadline: bool) -> None:
+        node = self.state.node(unit.node_id)
+        if missed_deadline:
+            node.sizing_rate = max(node.sizing_rate / 2, MIN_RATE)
+            node.missed += 1
+        self._answered(unit)
+
+    def _answered(self, unit: Unit) -> None:
+        node = self.state.node(unit.node_id)
+        if node.open_task == unit.task_id:
             node.open_task = None
+
+    # -- issuing ---------------------------------------------------------------------------
+
+    def live(self, node: NodeState, now: float) -> bool:
+        return node.online and now - node.last_traffic < GHOST_AFTER_S
 
     async def run(self) -> None:
         interval = self.state.settings.task_interval_s
         while True:
-            now = time.time()
-            for node_id, node in list(self.state.nodes.items()):
-                if not self.state.is_connected() or not node.online or node.next_issue > now:
-                    continue
-                if node.open_task is not None and node.open_deadline > now:
-                    continue
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await self.issue_task(node_id, node)
-            await asyncio.sleep(min(0.5, interval / 4))
+            try:
+                await self._tick(time.time())
+            except Exception:
+                # The scheduler must outlive any bug: log it whole and keep scheduling.
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(min(0.5, max(interval / 4, 0.05)))
 
-    async def issue_task(self, node_id: str, node: NodeState) -> None:
+    async def _tick(self, now: float) -> None:
+        if not self.state.is_connected():
+            return
+        for node_id, node in list(self.state.nodes.items()):
+            if node.bench_wanted and node.open_task is None and self.live(node, now):
+                node.bench_wanted = False
+                await self._issue_safely(node_id, node, "benchmark", now)
+                continue
+            if not self.live(node, now) or node.next_issue > now or node.open_task is not None:
+                continue
+            await self._issue_safely(node_id, node, "work", now)
+
+    async def _issue_safely(self, node_id: str, node: NodeState, purpose: str, now: float) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):  # not sent: issued again once reconnected
+            await self.issue(node_id, node, purpose, now)
+
+    async def issue(self, node_id: str, node: NodeState, purpose: str, now: float) -> Unit:
         settings = self.state.settings
-        task_id = f"t{int(time.time() * 1000):x}{secrets.token_hex(4)}"
-        seed = secrets.randbits(62)
-        # The deadline leaves a node that went offline time to come back and deliver.
-        deadline = time.time() + max(60.0, settings.task_interval_s * 6)
-        await self.state.store.add_task(
-            task_id,
-            node_id,
-            seed=seed,
-            n=settings.task_n,
-            dtype=settings.task_dtype,
-            deadline_ts=deadline,
+        spec = spec_for(node.sizing_rate, settings.unit_seconds)
+        unit = Unit(
+            task_id=f"u{int(now * 1000):x}{secrets.token_hex(4)}",
+            node_id=node_id,
+            purpose=purpose,
+            seed=spec.seed,
+            m=spec.m,
+            n=spec.n,
+            k=spec.k,
+            block=spec.block,
+            flops=spec_flops(spec),
+            issued_ts=now,
+            deadline_ts=now + deadline_s(spec, node.sizing_rate),
         )
-        node.open_task, node.open_deadline = task_id, deadline
-        node.next_issue = time.time() + settings.task_interval_s
-        task = TaskGemm(
-            task_id=task_id,
-            seed=seed,
-            n=settings.task_n,
-            dtype=settings.task_dtype,
-            deadline_ts=deadline,
+        await self.state.store.add_unit(unit)
+        node.open_task = unit.task_id
+        node.next_issue = now + settings.task_interval_s
+        message = TaskUnit(
+            task_id=unit.task_id,
+            recipient=node_id,
+            purpose=purpose,
+            seed=unit.seed.hex(),
+            m=unit.m,
+            n=unit.n,
+            k=unit.k,
+            block=unit.block,
+            issued_ts=unit.issued_ts,
+            deadline_ts=unit.deadline_ts,
         )
         try:
-            await self.state.publish(DEFAULT_TOPICS.node_task(node_id), TaskGemm.TYPE, task, False)
+            await self.state.publish(
+                DEFAULT_TOPICS.node_task(node_id), TaskUnit.TYPE, message, False
+            )
         except aiomqtt.MqttError:
-            node.open_task = None  # never sent: issue another once reconnected
+            node.open_task = None  # never sent: forget it, so nobody is judged for it
+            await self.state.store.discard_unit(unit.task_id)
             raise
+        return unit
+
+
+def unit_spec(unit: Unit) -> WorkSpec:
+    return WorkSpec(seed=unit.seed, m=unit.m, n=unit.n, k=unit.k, block=unit.block)

@@ -123,4 +123,43 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (sender, topic)
     );
     """,
+    # 4: protocol v2. Work units (a spec, a committed Merkle root, sampled verification)
+    # replace the toy GEMM tasks; capability is measured from verified units; unstaking has
+    # an unbonding period. v1 tasks and results mean nothing to v2 nodes: dropped.
+    """
+    DROP TABLE tasks;
+    DROP TABLE work;
+    CREATE TABLE units (
+        task_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        seed BLOB NOT NULL,
+        m INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        block INTEGER NOT NULL,
+        flops INTEGER NOT NULL,
+        issued_ts REAL NOT NULL,
+        deadline_ts REAL NOT NULL,
+        root TEXT,
+        committed_ts REAL,
+        state TEXT NOT NULL CHECK (state IN ('issued', 'committed', 'done'))
+    );
+    CREATE INDEX units_open ON units (state, issued_ts);
+    CREATE TABLE verdicts (
+        node_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        flops INTEGER NOT NULL,
+        credited INTEGER NOT NULL,
+        entry_id INTEGER,
+        ts REAL NOT NULL,
+        PRIMARY KEY (node_id, task_id)
+    );
+    CREATE INDEX verdicts_recent ON verdicts (node_id, ts);
+    ALTER TABLE nodes ADD COLUMN rate_flops REAL NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN unbonding INTEGER NOT NULL DEFAULT 0 CHECK (unbonding >= 0);
+    ALTER TABLE accounts ADD COLUMN unbond_at REAL NOT NULL DEFAULT 0;
+    """,
 )

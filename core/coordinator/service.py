@@ -12,19 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import sqlite3
 import time
+from pathlib import Path
 
 import aiomqtt
 
 from core.coordinator.game_store import GameService
 from core.coordinator.handlers import RequestHandlers
 from core.coordinator.ingest import Ingest
+from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import Publisher
 from core.coordinator.scheduler import Scheduler
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
 from core.coordinator.store import CoordinatorStore
 from core.datadir import DataDirLock, prepare_data_dir
+from core.errors import DataDirError
 from core.game import liveness_reward
 from core.identity import Identity, load_or_create_identity, short_id
 from core.protocol import (
@@ -35,11 +40,19 @@ from core.protocol import (
     Presence,
     Request,
     SequenceCounter,
-    WorkResult,
+    WorkCommit,
+    WorkProof,
 )
+from core.protocol.methods import METHODS
 from core.transport.session import PeerSession, SessionSettings
 
 log = logging.getLogger("omnitensor.coordinator")
+
+SECRET_FILE = "challenge.key"  # noqa: S105 - a file name, not a secret
+# A request is a question for now: an old one (replayed, or stuck in a queue) is dropped.
+REQUEST_MAX_AGE_S = 120.0
+HELLOS_PER_S = 0.2  # per node: its heartbeat is one a minute
+NEW_NODES_PER_S = 5.0  # registrations of identities never seen, network-wide
 
 __all__ = ["Coordinator", "CoordinatorSettings", "coordinator_banner"]
 
@@ -85,9 +98,10 @@ class Coordinator:
         try:
             self.identity, _ = load_or_create_identity(data_dir)
             seqs = SequenceCounter(data_dir / "seq")
+            secret = load_or_create_secret(data_dir / SECRET_FILE)
             self.store = CoordinatorStore(data_dir / "coordinator.db")
             await self.store.connect()
-            self.game = GameService(self.store)
+            self.game = GameService(self.store, self.settings.rules)
         except BaseException:
             self._lock.release()
             raise
@@ -117,9 +131,14 @@ class Coordinator:
             is_connected=lambda: session.is_up,
         )
         self.scheduler = Scheduler(self.state)
-        self.ingest = Ingest(self.state, self.scheduler.on_answered)
+        self.ingest = Ingest(self.state, self.scheduler, secret)
         self.handlers = RequestHandlers(self.state)
         self.publisher = Publisher(self.state)
+        self._hellos = RateLimiter(HELLOS_PER_S, 3.0)
+        self._new_nodes = RateLimiter(NEW_NODES_PER_S, 50.0)
+        # Units issued before a restart are still open: their nodes may answer them.
+        for unit in await self.store.open_units():
+            self.state.node(unit.node_id).open_task = unit.task_id
         # Replay protection survives restarts: the high-water marks are stored (every board
         # tick and at exit) and loaded here, so an old signed request cannot be replayed.
         self._saved_high_water = await self.store.load_high_water()
@@ -146,9 +165,11 @@ class Coordinator:
         # while it is down, and nodes re-send what went unanswered.
         loops = [
             asyncio.create_task(self.ingest.run(), name="coordinator.ingest"),
+            asyncio.create_task(self.handlers.run(), name="coordinator.requests"),
             asyncio.create_task(self.scheduler.run(), name="coordinator.tasks"),
             asyncio.create_task(self._board_loop(), name="coordinator.boards"),
             asyncio.create_task(self._liveness_loop(), name="coordinator.liveness"),
+            asyncio.create_task(self._deadline_loop(), name="coordinator.deadlines"),
         ]
         try:
             await self.session.run()
@@ -172,45 +193,77 @@ class Coordinator:
         log.warning("broker %s: %s; retrying in %.1fs", self.session.display_url, exc, delay)
 
     async def _on_message(self, message: Message, topic: str, retained: bool) -> None:
-        reason = self._filter.accept(message, topic=topic, retained=retained)
+        now = time.time()
         data = message.data
+        reason = self._filter.accept(message, topic=topic, retained=retained)
         if reason is not None:
-            if isinstance(data, WorkResult) and reason.startswith("replayed"):
-                # An authentic result seen before: answer with its stored receipt again.
-                await self.ingest.queue.put((message, topic))
+            if isinstance(data, WorkCommit | WorkProof) and reason.startswith("replayed"):
+                # An authentic work message seen before: its stored answer goes out again.
+                self.ingest.offer(message, data)
             else:
                 self.state.stats["dropped"] += 1
             return
-        if isinstance(data, WorkResult):
-            await self.ingest.queue.put((message, topic))
-        elif isinstance(data, Hello):
-            await self.scheduler.on_hello(message.sender, data)
-        elif isinstance(data, Presence):
-            await self.scheduler.on_presence(message.sender, data.online)
+        if isinstance(data, WorkCommit | WorkProof):
+            self.scheduler.seen(message.sender, now)
+            self.ingest.offer(message, data)
         elif isinstance(data, Request):
-            await self.handlers.handle(message.sender, data)
+            if message.ts < now - REQUEST_MAX_AGE_S:
+                self.state.stats["dropped"] += 1
+                return
+            self.scheduler.seen(message.sender, now)
+            spec = METHODS.get(data.method)
+            if spec is not None and spec.mutating:
+                # Record the replay mark before the effect: after a crash, this request can
+                # not be replayed (it may be lost instead, which the node sees as a timeout).
+                await self.save_high_water()
+            self.handlers.offer(message.sender, data, now)
+        elif isinstance(data, Hello):
+            if not self._hellos.allow(message.sender, now):
+                return
+            if message.sender not in self.state.nodes and not self._new_nodes.allow("", now):
+                self.state.stats["dropped"] += 1
+                return
+            await self.scheduler.on_hello(message.sender, data, now)
+        elif isinstance(data, Presence):
+            await self.scheduler.on_presence(message.sender, data.online, now)
 
     # -- loops ---------------------------------------------------------------------------
 
     async def _board_loop(self) -> None:
         """Publish each board's top 100 (retained) when it changed; events; season ends."""
+        while True:
+            try:
+                await self._board_tick()
+            except Exception:
+                # A background loop outlives any bug: log it whole and try again next tick.
+                log.exception("board tick failed")
+            await asyncio.sleep(self.settings.board_interval_s)
+
+    async def _board_tick(self) -> None:
         assert self.game is not None
         state, publisher = self.state, self.publisher
-        while True:
-            if self.session.is_up:
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await publisher.publish_events()
-                    await publisher.publish_calendar()
-            if await self.game.roll_over(time.time()):
+        if self.session.is_up:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await publisher.publish_events()
+                await publisher.publish_calendar()
+        if await self.game.roll_over(time.time()):
+            state.boards_dirty = True
+        await self.save_high_water()
+        if state.boards_dirty and self.session.is_up:
+            state.boards_dirty = False
+            try:
+                await publisher.publish_boards()
+            except aiomqtt.MqttError:
                 state.boards_dirty = True
-            await self.save_high_water()
-            if state.boards_dirty and self.session.is_up:
-                state.boards_dirty = False
-                try:
-                    await publisher.publish_boards()
-                except aiomqtt.MqttError:
-                    state.boards_dirty = True
-            await asyncio.sleep(self.settings.board_interval_s)
+
+    async def _deadline_loop(self) -> None:
+        """Forfeit units past their deadline (every few seconds)."""
+        while True:
+            try:
+                await self.ingest.expire()
+            except Exception:
+                log.exception("deadline check failed")
+            await asyncio.sleep(min(5.0, self.settings.board_interval_s))
 
     async def save_high_water(self) -> None:
         """Store the replay high-water marks that moved since the last save."""
@@ -226,7 +279,10 @@ class Coordinator:
         while True:
             end = (time.time() // window + 1) * window
             await asyncio.sleep(max(0.0, end - time.time()))
-            await self.credit_liveness(end - window, end)
+            try:
+                await self.credit_liveness(end - window, end)
+            except Exception:
+                log.exception("liveness credit for the window ending %s failed", end)
 
     async def credit_liveness(self, start: float, end: float) -> int:
         """Credit one liveness reward per node that worked in [start, end); once per window.
@@ -269,3 +325,27 @@ def coordinator_banner(coordinator: Coordinator) -> str:
         f"coordinator public key {coordinator.node_id} "
         f"(nodes pin it with --coordinator-key {coordinator.node_id})"
     )
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The coordinator's challenge secret: 32 random bytes in a 0600 file, made once.
+
+    Challenges are HMACs under it; a node that knew it could pick roots whose challenge
+    misses its skipped blocks. It never leaves this file (not sent, not logged).
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return data
+    except OSError as exc:
+        raise DataDirError(f"cannot read the challenge secret {path}: {exc.strerror}") from None
+    if len(data) != 32:
+        raise DataDirError(f"challenge secret {path} is corrupt (not 32 bytes)")
+    return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from core.config import BrokerConfig
 from core.coordinator.game_store import GameService
 from core.coordinator.store import CoordinatorStore
+from core.game.rules import GameRules
 
 # Publishes a signed payload: (topic, type name, payload, retain) -> None; raises MqttError.
 Publish = Callable[[str, str, Any, bool], Awaitable[None]]
@@ -20,24 +22,30 @@ class CoordinatorSettings:
     data_dir: Path
     broker_url: str
     broker: BrokerConfig = field(default_factory=BrokerConfig)
-    task_interval_s: float = 10.0  # one work unit covers this much shared time
-    task_n: int = 128
-    task_dtype: str = "float32"
+    # A unit is sized to take this long at the node's measured rate; the next is issued
+    # once it is judged and ``task_interval_s`` after the last one was issued.
+    unit_seconds: float = 2.0
+    task_interval_s: float = 10.0
+    samples: int = 32  # blocks drawn per unit (docs/work-units.md: P(caught) vs f)
     board_interval_s: float = 5.0
-    freivalds_rounds: int = 2
     batch_max: int = 256
     liveness_interval_s: float = 3600.0  # one liveness credit per node per window
+    rules: GameRules | None = None  # None: assets/game.toml
 
 
 @dataclass
 class NodeState:
     """What the scheduler knows of one node (in memory; the store keeps the record)."""
 
-    open_task: str | None = None
-    open_deadline: float = 0.0
-    next_issue: float = 0.0
+    name: str = ""
     online: bool = False
-    tflops_claim: float = 0.0
+    last_traffic: float = 0.0  # the last authentic message from it (hello is its heartbeat)
+    open_task: str | None = None
+    next_issue: float = 0.0
+    sizing_rate: float = 1e9  # FLOP/s the next unit is sized for (measured, grown, halved)
+    rates: deque[float] = field(default_factory=lambda: deque(maxlen=3))  # measured, FLOP/s
+    missed: int = 0  # deadlines missed in a row
+    bench_wanted: bool = False  # the node asked for a benchmark unit
 
 
 @dataclass

@@ -87,6 +87,11 @@ class QuestRules:
     records_per_tflop_hour: Fraction
     quality_round_interval_s: int
     benchmark_s: int
+    # Sybil resistance (assets/game.toml explains): quest payouts need verified work.
+    min_verified_units: int
+    payout_window_s: int
+    max_payout_share_of_work: Fraction
+    max_payout_per_window: int  # base units
 
 
 @dataclass(frozen=True)
@@ -127,12 +132,12 @@ class StakingRules:
     min_stake: int  # base units
     stake_per_task_value: Fraction
     slash_fraction: Fraction
+    unbonding_s: int
 
 
 @dataclass(frozen=True)
 class ReputationRules:
     trusted_after: int
-    spot_check_fraction: Fraction
 
 
 @dataclass(frozen=True)

@@ -238,13 +238,13 @@ def load_rules(path: Path | None = None) -> GameRules:
         min_stake=staking.omnit("min_stake_omnit"),
         stake_per_task_value=staking.fraction("stake_per_task_value", ZERO, BIG),
         slash_fraction=staking.fraction("slash_fraction", ZERO, ONE, low_open=True),
+        unbonding_s=staking.integer("unbonding_hours", 0, 24 * 90) * 3600,
     )
     staking.finish()
 
     reputation = root.table("reputation")
     reputation_rules = ReputationRules(
         trusted_after=reputation.integer("trusted_after", 1, 1_000_000),
-        spot_check_fraction=reputation.fraction("spot_check_fraction", ZERO, ONE, low_open=True),
     )
     reputation.finish()
     root.finish()
@@ -315,6 +315,10 @@ def _quest_rules(table: _Table) -> QuestRules:
         records_per_tflop_hour=table.fraction("records_per_tflop_hour", ZERO, BIG, low_open=True),
         quality_round_interval_s=table.integer("quality_round_interval_hours", 1, 24 * 30) * 3600,
         benchmark_s=table.integer("benchmark_minutes", 1, 24 * 60) * 60,
+        min_verified_units=table.integer("min_verified_units", 0, 1_000_000),
+        payout_window_s=table.integer("payout_window_days", 1, 366) * 86_400,
+        max_payout_share_of_work=table.fraction("max_payout_share_of_work", ZERO, BIG),
+        max_payout_per_window=table.omnit("max_payout_per_window_omnit"),
     )
     table.finish()
     return rules

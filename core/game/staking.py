@@ -1,14 +1,13 @@
 """Staking, slashing and reputation, BOINC-style; exact integers in base units.
 
-An account's ``balance`` is what it can spend; ``staked`` is its security deposit. Reputation
-counts consecutive verified results: after ``trusted_after`` in a row the coordinator checks
-only a fraction of a node's results, and one failure starts the count again.
+An account's ``balance`` is what it can spend; ``staked`` is its security deposit and
+``unbonding`` what it asked back, locked (and still slashable) until the unbonding period
+ends. Reputation counts verified results (in a row, and in total); one failure starts the
+run again. Every result is verified whatever the reputation (docs/work-units.md, section 8).
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -37,12 +36,15 @@ class Account:
     balance: int = 0  # spendable base units
     staked: int = 0  # base units held as a security deposit
     reputation: Reputation = field(default_factory=Reputation)
+    unbonding: int = 0  # unstaked, locked until the unbonding period ends (still slashable)
 
     def __post_init__(self) -> None:
         if _check_amount(self.balance, "balance") < 0:
             raise ValueError("balance cannot be negative")
         if _check_amount(self.staked, "staked") < 0:
             raise ValueError("stake cannot be negative")
+        if _check_amount(self.unbonding, "unbonding") < 0:
+            raise ValueError("unbonding cannot be negative")
 
 
 def stake(account: Account, amount: int) -> Account:
@@ -57,28 +59,42 @@ def stake(account: Account, amount: int) -> Account:
 
 
 def unstake(account: Account, amount: int) -> Account:
-    """Move ``amount`` of the stake back to the balance."""
+    """Start returning ``amount`` of the stake: it unbonds (locked, slashable) first."""
     if _check_amount(amount, "amount") <= 0:
         raise StakeError("the amount to unstake must be positive")
     if amount > account.staked:
         raise StakeError(
             f"cannot unstake {omnit_text(amount)}: staked is {omnit_text(account.staked)}"
         )
-    return replace(account, balance=account.balance + amount, staked=account.staked - amount)
+    return replace(account, staked=account.staked - amount, unbonding=account.unbonding + amount)
+
+
+def release(account: Account) -> Account:
+    """The unbonding period ended: what was unbonding is spendable again."""
+    return replace(account, balance=account.balance + account.unbonding, unbonding=0)
 
 
 def slash(account: Account, fraction: Fraction) -> tuple[Account, int]:
-    """Work proven wrong: forfeit ``fraction`` of the stake (rounded down) and reset reputation.
+    """Work proven wrong: forfeit ``fraction`` of the deposit (rounded down), reset reputation.
 
-    Returns the new account and the amount slashed (to burn or redistribute).
+    The deposit is what is staked and unbonding at the time of the slash, so unstaking just
+    before a bad result is judged saves nothing. Returns the new account and the amount
+    slashed (to burn); the stake is cut first, then the unbonding part.
     """
     if isinstance(fraction, float | bool) or not isinstance(fraction, Fraction | int):
         raise TypeError("the slash fraction is a Fraction (floats are not exact)")
     if not 0 <= fraction <= 1:
         raise ValueError(f"slash fraction {fraction} is outside 0..1")
-    slashed = floor_int(account.staked * Fraction(fraction))
+    slashed = floor_int((account.staked + account.unbonding) * Fraction(fraction))
+    from_stake = min(slashed, account.staked)
     reputation = record_failed(account.reputation)
-    return replace(account, staked=account.staked - slashed, reputation=reputation), slashed
+    after = replace(
+        account,
+        staked=account.staked - from_stake,
+        unbonding=account.unbonding - (slashed - from_stake),
+        reputation=reputation,
+    )
+    return after, slashed
 
 
 def record_verified(reputation: Reputation) -> Reputation:
@@ -91,24 +107,6 @@ def record_verified(reputation: Reputation) -> Reputation:
 def record_failed(reputation: Reputation) -> Reputation:
     """A result failed verification: the run of verified results starts again."""
     return replace(reputation, consecutive=0, failed=reputation.failed + 1)
-
-
-def spot_check_probability(reputation: Reputation, rules: GameRules | None = None) -> Fraction:
-    """How likely the coordinator checks the next result: 1 until trusted, then a fraction."""
-    rules = default_rules() if rules is None else rules
-    if reputation.consecutive < rules.reputation.trusted_after:
-        return Fraction(1)
-    return rules.reputation.spot_check_fraction
-
-
-def should_spot_check(
-    reputation: Reputation,
-    rules: GameRules | None = None,
-    randbelow: Callable[[int], int] = secrets.randbelow,
-) -> bool:
-    """Draw whether to check the next result, exactly at :func:`spot_check_probability`."""
-    probability = spot_check_probability(reputation, rules)
-    return randbelow(probability.denominator) < probability.numerator
 
 
 def stake_required(task_value: int, rules: GameRules | None = None) -> int:

@@ -31,6 +31,7 @@ from core.node.outbox import Outbox
 from core.node.worker import Worker
 from core.protocol import (
     DEFAULT_TOPICS,
+    Challenge,
     Hello,
     InboundFilter,
     Leaderboard,
@@ -43,7 +44,7 @@ from core.protocol import (
     Response,
     SeasonInfo,
     SequenceCounter,
-    TaskGemm,
+    TaskUnit,
 )
 from core.transport.mqtt import parse_broker_url
 from core.transport.session import NotConnected, PeerSession, SessionSettings
@@ -52,6 +53,8 @@ log = logging.getLogger("omnitensor.link")
 
 PINNED_KEY_SETTING = "coordinator_key"
 REQUEST_TIMEOUT_S = 10.0
+HEARTBEAT_S = 60.0  # the hello is re-sent this often: the coordinator's sign of life
+MARKS_EVERY_S = 5.0  # replay marks saved this often (and at the end)
 
 
 class NetworkLink:
@@ -80,6 +83,7 @@ class NetworkLink:
         self._filter = InboundFilter()
         self._requests: dict[str, asyncio.Future[Response]] = {}
         self._session: PeerSession | None = None
+        self._saved_marks: dict[tuple[str, str], int] = {}
         self.game = GameCache(self.request, self._is_up, lambda: node.publish({"type": "game"}))
         self.outbox: Outbox | None = None
         self.worker: Worker | None = None
@@ -99,7 +103,12 @@ class NetworkLink:
             await store.set_setting(PINNED_KEY_SETTING, configured)
         else:
             self.pinned_key = pinned
-        self._filter = InboundFilter(coordinator_ids={self.pinned_key} if self.pinned_key else ())
+        # Replay protection survives restarts: marks are loaded here, saved as they move.
+        self._saved_marks = await store.load_high_water()
+        self._filter = InboundFilter(
+            coordinator_ids={self.pinned_key} if self.pinned_key else (),
+            load_high_water=lambda sender, topic: self._saved_marks.get((sender, topic), 0),
+        )
         seqs = await asyncio.to_thread(SequenceCounter, self.node.config.data_dir / "seq")
         node_id = identity.node_id
         self._session = PeerSession(
@@ -120,6 +129,7 @@ class NetworkLink:
             store, self._session.publish_raw, self._is_up, resend_interval=self.resend_interval
         )
         self.worker = Worker(self.node, seqs, self.outbox.flush_soon)
+        await self.worker.resume()
 
     async def run(self) -> None:
         """Connect, reconnect with backoff and jitter, and work, until ``close()``."""
@@ -132,6 +142,7 @@ class NetworkLink:
             asyncio.create_task(self.worker.run(), name="link.work"),
             asyncio.create_task(self.outbox.run(), name="link.outbox"),
             asyncio.create_task(self.game.run(), name="link.game"),
+            asyncio.create_task(self._heartbeat_loop(), name="link.heartbeat"),
         ]
         try:
             await self._session.run()
@@ -140,6 +151,36 @@ class NetworkLink:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            with contextlib.suppress(Exception):
+                await self.save_marks()
+
+    async def _heartbeat_loop(self) -> None:
+        """Re-send the hello every minute (the coordinator's sign of life); save marks."""
+        last_hello = time.monotonic()
+        while True:
+            await asyncio.sleep(MARKS_EVERY_S)
+            try:
+                await self.save_marks()
+                if time.monotonic() - last_hello >= HEARTBEAT_S and self._is_up():
+                    last_hello = time.monotonic()
+                    await self._publish_hello()
+            except (aiomqtt.MqttError, CommandError):
+                pass  # offline: the next connection says hello anyway
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def save_marks(self) -> None:
+        """Store the replay high-water marks that moved since the last save."""
+        store = self.node.store
+        if store is None:
+            return
+        moved = {
+            key: seq
+            for key, seq in self._filter.high_water.items()
+            if self._saved_marks.get(key, 0) < seq
+        }
+        await store.save_high_water(moved)
+        self._saved_marks.update(moved)
 
     def close(self) -> None:
         """Ask ``run()`` to end; the caller then cancels its task."""
@@ -199,16 +240,10 @@ class NetworkLink:
     def refresh_soon(self) -> None:
         self.game.refresh_soon()
 
-    async def report_benchmark(self, result: JSON) -> None:
-        """Tell the coordinator a verified benchmark ran (benchmark quests progress by it)."""
-        fp32 = result.get("gemm", {}).get("fp32", {})
-        params = {
-            "verified": bool(result.get("verified")),
-            # Milli-TFLOPS: request parameters are integers, never floats.
-            "tflops": int(float(fp32.get("tflops", 0.0)) * 1000),
-        }
-        with contextlib.suppress(CommandError):
-            await self.request("bench.report", params, wait_s=5.0)
+    async def request_benchmark_unit(self) -> JSON:
+        """Ask for a benchmark unit: benchmark quests progress once the coordinator verifies it."""
+        answer = await self.request("bench.challenge", {})
+        return answer if isinstance(answer, dict) else {}
 
     async def announce(self) -> None:
         """Re-send this node's hello (after a benchmark changed its capability)."""
@@ -220,6 +255,7 @@ class NetworkLink:
         store = self.node.store
         assert store is not None
         last = await store.last_benchmark()
+        # The local benchmark's figure, for display: the coordinator measures its own.
         tflops = (
             float(last.result.get("gemm", {}).get("fp32", {}).get("tflops", 0.0)) if last else 0.0
         )
@@ -231,7 +267,7 @@ class NetworkLink:
             backend=self.node.backend_name,
             device=(self.node.backend_device or "unknown")[:512],
             gpus=[g[:512] for g in gpus[:64]],
-            gemm_tflops=max(0.0, tflops),
+            claimed_tflops=max(0.0, tflops),
         )
         await self._publish(
             DEFAULT_TOPICS.node_hello(self.node.node_id), Hello.TYPE, hello, retain=True
@@ -306,8 +342,15 @@ class NetworkLink:
     async def _dispatch(self, message: Message, topic: str) -> None:
         assert self.worker is not None and self.outbox is not None
         data = message.data
-        if isinstance(data, TaskGemm):
-            await self.worker.queue.put(data)
+        recipient = getattr(data, "recipient", None)
+        if recipient is not None and recipient != self.node.node_id:
+            # Signed by the coordinator, but for another node: never act on it.
+            log.warning("dropped %s for another node (%s)", message.type, short_id(recipient))
+            return
+        if isinstance(data, TaskUnit):
+            await self.worker.accept(data)
+        elif isinstance(data, Challenge):
+            await self.worker.challenges.put(data)
         elif isinstance(data, Receipt):
             await self._on_receipt(data)
         elif isinstance(data, Response):
@@ -331,28 +374,31 @@ class NetworkLink:
         store = self.node.store
         assert store is not None
         settled = await store.apply_receipt(
-            receipt.work_id,
+            receipt.task_id,
             accepted=receipt.accepted,
             reason=receipt.reason,
+            flops=receipt.flops,
             credited=receipt.credited_base_units,
             entry_id=receipt.entry_id,
         )
+        if self.worker is not None:
+            self.worker.forget(receipt.task_id)
         if not settled:
             return
         if receipt.accepted:
             await self.node.emit_log(
                 "info",
                 "work",
-                f"work {receipt.work_id} verified: credited "
+                f"unit {receipt.task_id} verified ({receipt.flops / 1e12:.6g} TFLOP): credited "
                 f"{format_omnit(receipt.credited_base_units, exact=True)} OMNIT",
-                {"work_id": receipt.work_id, "credited": receipt.credited_base_units},
+                {"task_id": receipt.task_id, "credited": receipt.credited_base_units},
             )
         else:
             await self.node.emit_log(
                 "warning",
                 "work",
-                f"work {receipt.work_id} rejected: {receipt.reason}",
-                {"work_id": receipt.work_id, "reason": receipt.reason},
+                f"unit {receipt.task_id} rejected: {receipt.reason}",
+                {"task_id": receipt.task_id, "reason": receipt.reason},
             )
-        self.node.publish({"type": "work", "receipt": receipt.work_id})
+        self.node.publish({"type": "work", "receipt": receipt.task_id})
         self.game.refresh_soon()

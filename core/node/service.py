@@ -51,6 +51,8 @@ NETWORK_COMMANDS = {
 # Commands that change what the console shows: refresh the cached game state after them.
 REFRESHING_COMMANDS = frozenset({"quest.accept", "quest.claim", "stake", "unstake"})
 
+# How long `quest start` waits for the coordinator to verify the benchmark unit.
+QUEST_START_WAIT_S = 300.0
 # Subscribers that fall this far behind lose events rather than slow the node down.
 SUBSCRIBER_QUEUE_SIZE = 512
 
@@ -398,27 +400,38 @@ class Node:
         raise CommandError(f"unknown command {name!r}")
 
     async def _start_quest(self, quest_id: str) -> JSON:
-        """Run a quest's action (the benchmark suite) now, with progress events."""
+        """A benchmark quest's action: a benchmark unit from the coordinator, verified by it."""
         if self.link is None:
             raise CommandError("this node is not on a network (no broker configured)")
+        quest = await self._quest(quest_id)
+        if quest.get("action") != "bench":
+            raise CommandError(f"quest {quest_id}: has no action to start; it progresses by work")
+        if quest.get("state") == "completed":
+            return {"message": f"{quest.get('title')} is already complete: claim it"}
+        if quest.get("state") not in ("accepted", "in_progress"):
+            raise CommandError(f"quest {quest_id}: accept it first (it is {quest.get('state')})")
+        await self.link.request_benchmark_unit()
+        await self.emit_log("info", "bench", f"benchmark unit requested for {quest.get('title')}")
+        # The quest completes when the coordinator has verified the unit this node computes.
+        deadline = time.monotonic() + QUEST_START_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            quest = await self._quest(quest_id)
+            if quest.get("state") == "completed":
+                self.link.refresh_soon()
+                return {"message": f"benchmark unit verified for {quest.get('title')}: claim it"}
+        raise CommandError(
+            f"quest {quest_id}: the benchmark unit was not verified within "
+            f"{QUEST_START_WAIT_S:g}s; it still counts if it is"
+        )
+
+    async def _quest(self, quest_id: str) -> JSON:
+        assert self.link is not None
         quests = await self.link.request("quests", {})
         quest = next((q for q in quests.get("quests", []) if q.get("id") == quest_id), None)
         if quest is None:
             raise CommandError(f"quest {quest_id}: not offered to this node")
-        if quest.get("action") != "bench":
-            raise CommandError(f"quest {quest_id}: has no action to start; it progresses by work")
-        if quest.get("state") == "completed":
-            # A benchmark that finished after acceptance (the first-run one) already counted.
-            return {"message": f"{quest.get('title')} is already complete: claim it"}
-        if quest.get("state") not in ("accepted", "in_progress"):
-            raise CommandError(f"quest {quest_id}: accept it first (it is {quest.get('state')})")
-        if self._bench_task is not None and not self._bench_task.done():
-            # One is running already (the first-run benchmark): its result counts for this.
-            result = await asyncio.shield(self._bench_task)
-        else:
-            result = await self.run_benchmark(quick=True)
-        self.link.refresh_soon()
-        return {"message": f"benchmark done for {quest.get('title')}", "result": result}
+        return dict(quest)
 
     async def run_benchmark(self, *, quick: bool = True) -> JSON:
         """Run the benchmark suite in the kernel thread, publishing progress events."""
@@ -476,9 +489,8 @@ class Node:
         )
         self.publish({"type": "bench.done", "result": result})
         if self.link is not None:
-            # The network learns the new capability (it scales rewards by it).
+            # Display only: the hello carries it; the network measures capability itself.
             await self.link.announce()
-            await self.link.report_benchmark(result)
         return result
 
     def _on_bench_progress(self, event: JSON) -> None:

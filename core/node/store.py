@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.protocol.envelope import MAX_MESSAGE_BYTES
 from core.sqlite import SqliteStore
 
 # Append only: a released migration is never edited, a new one is added.
@@ -67,7 +68,51 @@ MIGRATIONS: Sequence[str] = (
         value TEXT NOT NULL
     );
     """,
+    # 3: protocol v2. A unit is received, computed and committed (a Merkle root), then proved
+    # (a challenge answered), then settled by the receipt; the outbox holds the one message
+    # of its current stage. Replay marks survive restarts. v1 work means nothing to v2.
+    """
+    DROP TABLE outbox;
+    DROP TABLE work;
+    CREATE TABLE units (
+        task_id TEXT PRIMARY KEY,
+        purpose TEXT NOT NULL,
+        seed TEXT NOT NULL,
+        m INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        block INTEGER NOT NULL,
+        issued_ts REAL NOT NULL,
+        deadline_ts REAL NOT NULL,
+        received_ts REAL NOT NULL,
+        root TEXT,
+        elapsed_s REAL NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'received',
+        reason TEXT NOT NULL DEFAULT '',
+        flops INTEGER NOT NULL DEFAULT 0,
+        credited INTEGER NOT NULL DEFAULT 0,
+        entry_id INTEGER,
+        receipt_ts REAL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT NOT NULL UNIQUE REFERENCES units (task_id),
+        stage TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_ts REAL NOT NULL
+    );
+    CREATE TABLE high_water (
+        sender TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (sender, topic)
+    );
+    """,
 )
+
+# Unit statuses on the node, in order; "accepted" and "rejected" are settled by a receipt.
+UNIT_STATUSES = ("received", "committed", "proved", "accepted", "rejected")
 
 
 @dataclass(frozen=True)
@@ -94,9 +139,30 @@ class BenchmarkRow:
 @dataclass(frozen=True)
 class OutboxRow:
     id: int
-    work_id: str
+    task_id: str
+    stage: str
     topic: str
     payload: bytes
+
+
+@dataclass(frozen=True)
+class ReceivedUnit:
+    """A work unit as the node received it (its spec) and how far it got."""
+
+    task_id: str
+    purpose: str
+    seed: str  # hex
+    m: int
+    n: int
+    k: int
+    block: int
+    issued_ts: float
+    deadline_ts: float
+    root: str | None = None
+    status: str = "received"
+
+
+_UNIT_COLUMNS = "task_id, purpose, seed, m, n, k, block, issued_ts, deadline_ts, root, status"
 
 
 class NodeStore(SqliteStore):
@@ -163,55 +229,120 @@ class NodeStore(SqliteStore):
                 (key, value),
             )
 
-    async def add_work(self, work: dict[str, Any], topic: str, payload: bytes) -> None:
-        """Record a result and its outgoing message in ONE transaction (store-and-forward)."""
+    async def add_unit(self, unit: ReceivedUnit) -> bool:
+        """Keep a unit the coordinator sent; False when it was already here (a re-delivery)."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO units (task_id, purpose, seed, m, n, k, block, issued_ts,"
+                " deadline_ts, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    unit.task_id,
+                    unit.purpose,
+                    unit.seed,
+                    unit.m,
+                    unit.n,
+                    unit.k,
+                    unit.block,
+                    unit.issued_ts,
+                    unit.deadline_ts,
+                    time.time(),
+                ),
+            )
+        return cur.rowcount > 0
+
+    async def unit(self, task_id: str) -> ReceivedUnit | None:
+        async with self.db.execute(
+            f"SELECT {_UNIT_COLUMNS} FROM units WHERE task_id = ?", (task_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else ReceivedUnit(*row)
+
+    async def units_to_compute(self, now: float) -> list[ReceivedUnit]:
+        """Units received but not committed yet whose deadline has not passed (restarts)."""
+        async with self.db.execute(
+            f"SELECT {_UNIT_COLUMNS} FROM units WHERE status = 'received' AND deadline_ts > ?"
+            " ORDER BY issued_ts",
+            (now,),
+        ) as cur:
+            return [ReceivedUnit(*row) async for row in cur]
+
+    async def advance_unit(
+        self,
+        task_id: str,
+        stage: str,
+        topic: str,
+        payload: bytes,
+        *,
+        root: str | None = None,
+        elapsed_s: float | None = None,
+    ) -> None:
+        """Record a unit's new stage and its outgoing message in ONE transaction.
+
+        ``stage`` is "committed" (the root) or "proved" (the challenge's answer); the outbox
+        keeps one message per unit, the latest stage's, until the receipt settles it.
+        """
+        if stage not in ("committed", "proved"):
+            raise ValueError(f"unknown unit stage {stage!r}")
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"{stage} message of {len(payload)} bytes is over the message cap")
         async with self.transaction() as db:
             await db.execute(
-                "INSERT INTO work (work_id, task_id, ts, n, dtype, tflops, elapsed_s, commitment)"
-                " VALUES (:work_id, :task_id, :ts, :n, :dtype, :tflops, :elapsed_s, :commitment)",
-                work,
+                "UPDATE units SET status = ?, root = COALESCE(?, root),"
+                " elapsed_s = COALESCE(?, elapsed_s) WHERE task_id = ?",
+                (stage, root, elapsed_s, task_id),
             )
             await db.execute(
-                "INSERT INTO outbox (work_id, topic, payload, created_ts) VALUES (?, ?, ?, ?)",
-                (work["work_id"], topic, payload, time.time()),
+                "INSERT INTO outbox (task_id, stage, topic, payload, created_ts)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
+                " stage = excluded.stage, topic = excluded.topic, payload = excluded.payload",
+                (task_id, stage, topic, payload, time.time()),
             )
 
     async def outbox(self, limit: int = 1000) -> list[OutboxRow]:
         async with self.db.execute(
-            "SELECT id, work_id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+            "SELECT id, task_id, stage, topic, payload FROM outbox ORDER BY id LIMIT ?",
+            (limit,),
         ) as cur:
             rows = await cur.fetchall()
-        return [OutboxRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+        return [OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
     async def apply_receipt(
-        self, work_id: str, *, accepted: bool, reason: str, credited: int, entry_id: int | None
+        self,
+        task_id: str,
+        *,
+        accepted: bool,
+        reason: str,
+        flops: int,
+        credited: int,
+        entry_id: int | None,
     ) -> bool:
-        """Settle a work item from the coordinator's receipt; False if nothing was pending."""
+        """Settle a unit from the coordinator's receipt; False if it was settled already."""
         async with self.transaction() as db:
-            cur = await db.execute("DELETE FROM outbox WHERE work_id = ?", (work_id,))
+            cur = await db.execute(
+                "UPDATE units SET status = ?, reason = ?, flops = ?, credited = ?, entry_id = ?,"
+                " receipt_ts = ? WHERE task_id = ? AND status NOT IN ('accepted', 'rejected')",
+                (
+                    "accepted" if accepted else "rejected",
+                    reason,
+                    flops,
+                    credited,
+                    entry_id,
+                    time.time(),
+                    task_id,
+                ),
+            )
             settled = cur.rowcount > 0
-            if settled:
-                await db.execute(
-                    "UPDATE work SET status = ?, reason = ?, credited = ?, entry_id = ?,"
-                    " receipt_ts = ? WHERE work_id = ?",
-                    (
-                        "accepted" if accepted else "rejected",
-                        reason,
-                        credited,
-                        entry_id,
-                        time.time(),
-                        work_id,
-                    ),
-                )
+            await db.execute("DELETE FROM outbox WHERE task_id = ?", (task_id,))
         return settled
 
     async def work_counters(self) -> dict[str, int]:
         async with self.db.execute(
-            "SELECT (SELECT COUNT(*) FROM work),"
-            " (SELECT COUNT(*) FROM work WHERE status != 'pending'),"
+            "SELECT (SELECT COUNT(*) FROM units WHERE status != 'received'),"
+            " (SELECT COUNT(*) FROM units WHERE status IN ('accepted', 'rejected')),"
             " (SELECT COUNT(*) FROM outbox),"
-            " (SELECT COUNT(*) FROM work WHERE status = 'rejected'),"
-            " (SELECT COALESCE(SUM(credited), 0) FROM work)"
+            " (SELECT COUNT(*) FROM units WHERE status = 'rejected'),"
+            " (SELECT COALESCE(SUM(credited), 0) FROM units),"
+            " (SELECT COALESCE(SUM(flops), 0) FROM units WHERE status = 'accepted')"
         ) as cur:
             row = await cur.fetchone()
         assert row is not None
@@ -221,4 +352,19 @@ class NodeStore(SqliteStore):
             "outbox.pending": int(row[2]),
             "work.rejected": int(row[3]),
             "work.credited": int(row[4]),
+            "work.verified_flops": int(row[5]),
         }
+
+    async def load_high_water(self) -> dict[tuple[str, str], int]:
+        async with self.db.execute("SELECT sender, topic, seq FROM high_water") as cur:
+            return {(r[0], r[1]): int(r[2]) async for r in cur}
+
+    async def save_high_water(self, marks: dict[tuple[str, str], int]) -> None:
+        if not marks:
+            return
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO high_water (sender, topic, seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (sender, topic) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                [(sender, topic, seq) for (sender, topic), seq in marks.items()],
+            )

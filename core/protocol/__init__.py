@@ -19,10 +19,11 @@ from core.protocol.envelope import (
     register_message_type,
 )
 from core.protocol.fields import (
-    DTYPE_ITEMSIZE,
     BaseUnits,
     Category,
     Count,
+    Digest,
+    Flops,
     FractionText,
     Ident,
     Name,
@@ -34,6 +35,7 @@ from core.protocol.fields import (
 from core.protocol.game import AwardRecord, MultiplierEvents, QuestBoard, QuestView, SeasonInfo
 from core.protocol.inbound import InboundFilter
 from core.protocol.payloads import (
+    Challenge,
     Hello,
     Leaderboard,
     LeaderboardEntry,
@@ -41,8 +43,10 @@ from core.protocol.payloads import (
     Receipt,
     Request,
     Response,
-    TaskGemm,
-    WorkResult,
+    TaskUnit,
+    WorkCommit,
+    WorkProof,
+    check_display_name,
     presence_messages,
 )
 from core.protocol.sequence import SequenceCounter
@@ -50,7 +54,6 @@ from core.protocol.topics import DEFAULT_TOPICS, TOPIC_PREFIX, Topics
 
 __all__ = [
     "DEFAULT_TOPICS",
-    "DTYPE_ITEMSIZE",
     "MAX_MESSAGE_BYTES",
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
@@ -58,7 +61,10 @@ __all__ = [
     "AwardRecord",
     "BaseUnits",
     "Category",
+    "Challenge",
     "Count",
+    "Digest",
+    "Flops",
     "FractionText",
     "Hello",
     "Ident",
@@ -81,10 +87,12 @@ __all__ = [
     "Response",
     "SeasonInfo",
     "SequenceCounter",
-    "TaskGemm",
+    "TaskUnit",
     "Text",
     "Topics",
-    "WorkResult",
+    "WorkCommit",
+    "WorkProof",
+    "check_display_name",
     "decode",
     "encode",
     "presence_messages",

@@ -35,9 +35,10 @@ from core.errors import ProtocolError
 from core.identity import Identity, verify_signature
 from core.protocol.topics import TOPIC_SPECS
 
-PROTOCOL_VERSION: Final = 1
-# Larger than any result we expect (a 256x256 float32 product is ~350 kB of base64) yet small
-# enough that a hostile peer cannot make a receiver parse megabytes per message.
+PROTOCOL_VERSION: Final = 2
+# Larger than any message we send (a leaderboard page of 1,000 rows is ~200 kB; a work
+# proof at most ~90 kB) yet small enough that a hostile peer cannot make a receiver parse
+# megabytes per message.
 MAX_MESSAGE_BYTES: Final = 1_048_576
 SIGNATURE_BYTES: Final = 64
 SEQ_MAX: Final = 2**63 - 1

@@ -6,7 +6,7 @@ money is integer base units; fractions travel as ``"n/d"`` text, never floats.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated
 
 import msgspec
 
@@ -19,24 +19,19 @@ Name = Annotated[str, msgspec.Meta(max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=512)]
 Category = Annotated[str, msgspec.Meta(pattern="^[a-z0-9][a-z0-9_-]{0,63}$")]
 Method = Annotated[str, msgspec.Meta(pattern="^[a-z][a-z0-9_.]{0,63}$")]
-DType = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
-Seed = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-MatrixSize = Annotated[int, msgspec.Meta(ge=1, le=65_536)]
+# 32 bytes as 64 lowercase hex digits: work seeds and Merkle roots.
+Digest = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+# Work unit geometry (kernels/work_spec.py checks the finer rules: multiples, block sizes).
+MatrixSide = Annotated[int, msgspec.Meta(ge=1, le=1 << 18)]
+ReductionDepth = Annotated[int, msgspec.Meta(ge=1, le=1 << 20)]
+BlockSide = Annotated[int, msgspec.Meta(ge=1, le=64)]
+LeafIndex = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Flops = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 BaseUnits = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 Rank = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 EntryId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 ParamValue = str | int | bool | None
-
-# Bytes per element of each matrix dtype a result may carry; extend when a kernel adds one.
-DTYPE_ITEMSIZE: Final[dict[str, int]] = {
-    "float16": 2,
-    "bfloat16": 2,
-    "float32": 4,
-    "float64": 8,
-    "int8": 1,
-    "int32": 4,
-}
 
 FractionText = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9]{1,24}(/[1-9][0-9]{0,23})?$", max_length=49)

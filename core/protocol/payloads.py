@@ -1,4 +1,4 @@
-"""The network's core messages: hello, presence, tasks, work results, receipts, requests."""
+"""The network's core messages: hello, presence, work units, commitments, proofs, receipts."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ from core.errors import ProtocolError
 from core.identity import Identity
 from core.protocol.envelope import Payload, b64decode_strict, encode, register_message_type
 from core.protocol.fields import (
-    DTYPE_ITEMSIZE,
     BaseUnits,
+    BlockSide,
     Category,
-    DType,
+    Digest,
     EntryId,
+    Flops,
     Ident,
-    MatrixSize,
+    LeafIndex,
+    MatrixSide,
     Method,
     Name,
     NodeId,
     NonNegFloat,
     ParamValue,
     Rank,
-    Seed,
+    ReductionDepth,
     Text,
 )
 from core.protocol.sequence import SequenceCounter
@@ -32,9 +34,22 @@ from core.protocol.sequence import SequenceCounter
 T = TypeVar("T")
 
 
+# Base64 of a work proof: kernels/work_proof.py caps proofs at 65,832 bytes (64 samples of
+# depth 32); a little headroom, and nothing a receiver must parse is bigger.
+MAX_PROOF_B64 = 90_000
+PURPOSES = ("work", "benchmark")
+
+
+def check_display_name(name: str) -> None:
+    """Display names end up on terminals and in logs: printable characters only."""
+    if not name.strip() or not name.isprintable():
+        raise ProtocolError("bad-payload", "display name must be non-empty printable text")
+
+
 @register_message_type
 class Hello(Payload, frozen=True, kw_only=True):
-    """A node announces itself and its hardware (retained)."""
+    """A node announces itself (retained; re-sent as its heartbeat). Display only: nothing
+    here moves pay, capability or quests; the coordinator measures those itself."""
 
     TYPE = "hello"
     TOPIC_KINDS = frozenset({"node.hello"})
@@ -44,7 +59,10 @@ class Hello(Payload, frozen=True, kw_only=True):
     backend: Name
     device: Text
     gpus: Annotated[list[Text], msgspec.Meta(max_length=64)]
-    gemm_tflops: NonNegFloat
+    claimed_tflops: NonNegFloat
+
+    def validate(self) -> None:
+        check_display_name(self.name)
 
 
 @register_message_type
@@ -58,67 +76,88 @@ class Presence(Payload, frozen=True, kw_only=True):
 
 
 @register_message_type
-class WorkResult(Payload, frozen=True, kw_only=True):
-    """A node's answer to a task; ``work_id`` is unique per node (the credit key)."""
+class TaskUnit(Payload, frozen=True, kw_only=True):
+    """A work unit for one node (``recipient``): multiply the seeded operands, commit a root.
 
-    TYPE = "work.result"
-    TOPIC_KINDS = frozenset({"node.work"})
+    ``purpose`` is "benchmark" for a unit a node asked for to prove its capability (quests).
+    """
 
-    work_id: Ident
+    TYPE = "task.unit"
+    TOPIC_KINDS = frozenset({"node.task"})
+
     task_id: Ident
-    kind: Name
-    seed: Seed
-    n: MatrixSize
-    dtype: DType
-    commitment: Text
-    result_b64: str
-    elapsed_s: NonNegFloat
-    tflops: NonNegFloat
+    recipient: NodeId
+    purpose: Name
+    seed: Digest
+    m: MatrixSide
+    n: MatrixSide
+    k: ReductionDepth
+    block: BlockSide
+    issued_ts: NonNegFloat
+    deadline_ts: NonNegFloat
 
     def validate(self) -> None:
-        if self.dtype not in DTYPE_ITEMSIZE:
-            raise ProtocolError("bad-payload", f"unknown dtype {self.dtype!r}")
-        if self.kind != "gemm":
-            raise ProtocolError("bad-payload", f"unknown work kind {self.kind!r}")
-        size = len(b64decode_strict(self.result_b64, "result_b64"))
-        if size != self.n * self.n * DTYPE_ITEMSIZE[self.dtype]:
-            raise ProtocolError("bad-payload", f"result is {size} bytes, not {self.n}x{self.n}")
+        if self.purpose not in PURPOSES:
+            raise ProtocolError("bad-payload", f"unknown purpose {self.purpose!r}")
 
-    def result_bytes(self) -> bytes:
-        """The product matrix bytes (row-major)."""
-        return b64decode_strict(self.result_b64, "result_b64")
+
+@register_message_type
+class Challenge(Payload, frozen=True, kw_only=True):
+    """The blocks the coordinator draws, after it stored the node's root, for one task."""
+
+    TYPE = "task.challenge"
+    TOPIC_KINDS = frozenset({"node.task"})
+
+    task_id: Ident
+    recipient: NodeId
+    root: Digest
+    indices: Annotated[list[LeafIndex], msgspec.Meta(min_length=1, max_length=64)]
+
+
+@register_message_type
+class WorkCommit(Payload, frozen=True, kw_only=True):
+    """A node's commitment to a unit's result: the Merkle root over its blocks."""
+
+    TYPE = "work.commit"
+    TOPIC_KINDS = frozenset({"node.work"})
+
+    task_id: Ident
+    root: Digest
+    elapsed_s: NonNegFloat  # the node's own timing: display only
+
+
+@register_message_type
+class WorkProof(Payload, frozen=True, kw_only=True):
+    """A node's answer to a challenge: the sampled blocks' Merkle paths (kernels' format)."""
+
+    TYPE = "work.proof"
+    TOPIC_KINDS = frozenset({"node.work"})
+
+    task_id: Ident
+    root: Digest
+    proof_b64: Annotated[str, msgspec.Meta(max_length=MAX_PROOF_B64)]
+
+    def validate(self) -> None:
+        b64decode_strict(self.proof_b64, "proof_b64")
+
+    def proof_bytes(self) -> bytes:
+        return b64decode_strict(self.proof_b64, "proof_b64")
 
 
 @register_message_type
 class Receipt(Payload, frozen=True, kw_only=True):
-    """The coordinator's verdict on one work result."""
+    """The coordinator's verdict on one task, to the node that had it."""
 
     TYPE = "receipt"
     TOPIC_KINDS = frozenset({"node.receipt"})
 
-    work_id: Ident
+    task_id: Ident
+    recipient: NodeId
     accepted: bool
     reason: Text
+    flops: Flops  # verified work credited (0 when rejected)
     credited_base_units: BaseUnits
     entry_id: EntryId | None
-
-
-@register_message_type
-class TaskGemm(Payload, frozen=True, kw_only=True):
-    """A GEMM task for one node: multiply two seeded n x n matrices before the deadline."""
-
-    TYPE = "task.gemm"
-    TOPIC_KINDS = frozenset({"node.task"})
-
-    task_id: Ident
-    seed: Seed
-    n: MatrixSize
-    dtype: DType
-    deadline_ts: NonNegFloat
-
-    def validate(self) -> None:
-        if self.dtype not in DTYPE_ITEMSIZE:
-            raise ProtocolError("bad-payload", f"unknown dtype {self.dtype!r}")
 
 
 class LeaderboardEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,6 +202,7 @@ class Response(Payload, frozen=True, kw_only=True):
     TOPIC_KINDS = frozenset({"node.response"})
 
     request_id: Ident
+    recipient: NodeId
     ok: bool
     error: Text = ""
     result: msgspec.Raw = msgspec.Raw(b"null")

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-TOPIC_PREFIX: Final = "omnitensor/v1"
+TOPIC_PREFIX: Final = "omnitensor/v2"
 _NODE_ID_RE: Final = re.compile(r"[0-9a-f]{64}")
 _SEGMENT_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 

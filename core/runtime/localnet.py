@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from core.config import Config
 from core.coordinator.service import Coordinator, CoordinatorSettings
+from core.game import GameRules, default_rules
 from core.node.service import Node
 from core.transport.embedded_broker import EmbeddedBroker
 from core.transport.mqtt import cancel_and_wait
@@ -39,6 +42,7 @@ class LocalNetwork:
                 data_dir=data_dir,
                 broker_url="",  # set once the broker has its port
                 task_interval_s=task_interval_s,
+                rules=local_rules(),
             )
         )
         self._task: asyncio.Task[None] | None = None
@@ -71,6 +75,19 @@ class LocalNetwork:
             await cancel_and_wait(self._task)
         await self.coordinator.__aexit__(None, None, None)
         await self.broker.stop()
+
+
+def local_rules() -> GameRules:
+    """The game's rules for a one-machine demo network: Sybil gates relaxed.
+
+    On a network of one user there is nobody to split identities against, and a newcomer
+    should see a quest pay after the first verified unit, not after a week of work.
+    """
+    rules = default_rules()
+    gates = dataclasses.replace(
+        rules.quest_rules, min_verified_units=1, max_payout_share_of_work=Fraction(10**6)
+    )
+    return dataclasses.replace(rules, quest_rules=gates)
 
 
 async def open_node(

@@ -30,7 +30,7 @@ from core.protocol import (
     InboundFilter,
     Presence,
     SequenceCounter,
-    WorkResult,
+    WorkProof,
     encode,
     presence_messages,
 )
@@ -224,19 +224,12 @@ async def test_qos1_delivers_full_size_signed_results_in_order(any_broker: Broke
     topic = DEFAULT_TOPICS.node_work(node.node_id)
     sent = []
     for i in range(10):
-        result = WorkResult(
-            work_id=f"w{i}",
+        result = WorkProof(
             task_id=f"t{i}",
-            kind="gemm",
-            seed=i,
-            n=128,
-            dtype="float32",
-            commitment="c",
-            result_b64=base64.b64encode(os.urandom(128 * 128 * 4)).decode(),
-            elapsed_s=0.01,
-            tflops=0.4,
+            root="ab" * 32,
+            proof_b64=base64.b64encode(os.urandom(60_000)).decode(),
         )
-        sent.append(encode(node, seqs.next(), WorkResult.TYPE, result))
+        sent.append(encode(node, seqs.next(), WorkProof.TYPE, result))
     inbound = node_filter()
 
     async with connect(any_broker, "coordinator") as coordinator:
@@ -248,7 +241,7 @@ async def test_qos1_delivers_full_size_signed_results_in_order(any_broker: Broke
     assert [payload_of(m) for m in got] == sent
     assert all(m.qos == 1 for m in got)
     accepted = [inbound.receive(payload_of(m), topic=str(m.topic)) for m in got]
-    assert [m.expect(WorkResult).work_id for m in accepted if m] == [f"w{i}" for i in range(10)]
+    assert [m.expect(WorkProof).task_id for m in accepted if m] == [f"t{i}" for i in range(10)]
 
 
 async def test_clients_reconnect_after_a_restart_on_the_same_port(

@@ -419,7 +419,7 @@ async def test_node_and_coordinator_work_over_tls_with_per_node_credentials(
             ca_file=ca, username=net.coordinator.username, password=net.coordinator.password
         ),
         task_interval_s=0.2,
-        task_n=64,
+        unit_seconds=0.2,
         board_interval_s=0.2,
     )
     node_url = net.broker.url_for(net.alice)

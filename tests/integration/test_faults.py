@@ -40,6 +40,8 @@ class CoordinatorProcess:
             str(data_dir),
             "--task-interval",
             TASK_INTERVAL,
+            "--unit-seconds",
+            "0.3",
         ]
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -100,13 +102,14 @@ def settled(data_dir: Path, at_least: int) -> dict[str, int] | None:
 def assert_credited_once(node_dir: Path, coordinator_dir: Path) -> None:
     with sqlite3.connect(node_dir / "node.db") as node_db:
         accepted = {
-            row[0] for row in node_db.execute("SELECT work_id FROM work WHERE status = 'accepted'")
+            row[0] for row in node_db.execute("SELECT task_id FROM units WHERE status = 'accepted'")
         }
-        credited = dict(node_db.execute("SELECT work_id, credited FROM work"))
+        credited = dict(node_db.execute("SELECT task_id, credited FROM units"))
     with sqlite3.connect(coordinator_dir / "coordinator.db") as coord_db:
         refs = [row[0] for row in coord_db.execute("SELECT ref FROM ledger WHERE kind = 'reward'")]
         amounts = dict(coord_db.execute("SELECT ref, amount FROM ledger WHERE kind = 'reward'"))
         minted = coord_db.execute("SELECT minted FROM supply").fetchone()[0]
+    assert accepted, "no work was verified"
     assert len(refs) == len(set(refs)), "a piece of work was credited twice"
     assert accepted <= set(refs), "accepted work missing from the ledger"
     assert all(credited[w] == amounts[w] for w in accepted)

@@ -42,7 +42,7 @@ async def running_coordinator(
         data_dir=data_dir,
         broker_url=url,
         task_interval_s=task_interval_s,
-        task_n=64,
+        unit_seconds=0.2,
         board_interval_s=0.2,
     )
     async with Coordinator(settings) as coordinator:

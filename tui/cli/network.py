@@ -40,9 +40,16 @@ def add_network_parsers(
     coordinator.add_argument(
         "--task-interval",
         type=float,
-        default=10.0,
+        default=0.0,
         metavar="S",
-        help="seconds of shared time one work unit covers (default 10)",
+        help="least seconds between two units for one node (default 0: back to back)",
+    )
+    coordinator.add_argument(
+        "--unit-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="a unit's size, in seconds of the node's measured throughput (default 2)",
     )
     devnet = sub.add_parser(
         "devnet", parents=[common], help="run a local network (broker + coordinator) only"
@@ -142,6 +149,7 @@ async def _coordinator(args: argparse.Namespace, config: Config) -> int:
         broker_url=config.broker.url,
         broker=config.broker,
         task_interval_s=args.task_interval,
+        unit_seconds=args.unit_seconds,
     )
     async with Coordinator(settings) as coordinator:
         print(coordinator_banner(coordinator), flush=True)

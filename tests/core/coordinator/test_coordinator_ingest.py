@@ -1,56 +1,50 @@
-"""The coordinator's ingest without a broker: abuse cases found in review stay fixed."""
+"""The coordinator's ingest without a broker: units committed, challenged, proved and judged.
+
+Abuse cases stay fixed: another node's unit is never touched, a unit is paid once, a unit
+keeps its first root, wrong work is slashed once, a late unit is forfeited without a slash,
+replay marks survive a restart.
+"""
 
 from __future__ import annotations
 
 import base64
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from core.coordinator.service import Coordinator, CoordinatorSettings
+from core.coordinator.work_records import Unit
 from core.identity import Identity
 from core.money import parse_omnit
-from core.protocol import DEFAULT_TOPICS, Message, WorkResult, decode, encode
+from core.protocol import (
+    DEFAULT_TOPICS,
+    Challenge,
+    Message,
+    Receipt,
+    WorkCommit,
+    WorkProof,
+    decode,
+    encode,
+)
 from kernels.backend import numpy_backend
-from kernels.gemm_task import run_work_unit
+from kernels.work_proof import encode_proof
+from kernels.work_spec import WorkSpec
+from kernels.work_unit import UnitResult, answer, compute_unit
 
-N = 32
 
+class Sent:
+    """What the coordinator published, instead of a broker."""
 
-def result_message(
-    node: Identity,
-    seq: int,
-    work_id: str,
-    task_id: str,
-    seed: int,
-    *,
-    corrupt: bool = False,
-    ts: float | None = None,
-) -> tuple[Message, str]:
-    product = run_work_unit(numpy_backend(), N, "float32", seed)
-    data = product.result
-    commitment = product.commitment
-    if corrupt:
-        from kernels.freivalds import commit
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.messages: list[tuple[str, str, Any]] = []
 
-        matrix = np.frombuffer(data, dtype="<f4").reshape(N, N).copy()
-        matrix[3, 4] += 100.0
-        data, commitment = matrix.tobytes(), commit(matrix)
-    work = WorkResult(
-        work_id=work_id,
-        task_id=task_id,
-        kind="gemm",
-        seed=seed,
-        n=N,
-        dtype="float32",
-        commitment=commitment,
-        result_b64=base64.b64encode(data).decode(),
-        elapsed_s=0.001,
-        tflops=0.01,
-    )
-    raw = encode(node, seq, WorkResult.TYPE, work, ts=ts)
-    return decode(raw), DEFAULT_TOPICS.node_work(node.node_id)
+        async def publish(topic: str, kind: str, data: Any, retain: bool) -> None:
+            self.messages.append((topic, kind, data))
+
+        coordinator.state.publish = publish
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [data for _t, _k, data in self.messages if isinstance(data, kind)]
 
 
 async def started(tmp_path: Path) -> Coordinator:
@@ -58,65 +52,161 @@ async def started(tmp_path: Path) -> Coordinator:
     return await Coordinator(settings).__aenter__()
 
 
-async def test_one_task_is_paid_once_whatever_the_work_id(tmp_path: Path) -> None:
-    coordinator = await started(tmp_path)
-    store, game = coordinator.store, coordinator.game
-    assert store is not None and game is not None
-    node = Identity.generate()
-    await store.add_task(
-        "t1", node.node_id, seed=7, n=N, dtype="float32", deadline_ts=time.time() + 600
+async def issued(coordinator: Coordinator, node: Identity, *, deadline_s: float = 600) -> Unit:
+    """A small unit for ``node``, as the scheduler issues it."""
+    await coordinator.state.store.upsert_node(node.node_id, name="n", online=True)
+    state = coordinator.state.node(node.node_id)
+    state.online, state.last_traffic = True, time.time()
+    unit = await coordinator.scheduler.issue(node.node_id, state, "work", time.time())
+    if deadline_s != 600:
+        await coordinator.state.store.discard_unit(unit.task_id)
+        unit = Unit(**{**unit.__dict__, "deadline_ts": time.time() + deadline_s})
+        await coordinator.state.store.add_unit(unit)
+    return unit
+
+
+def spec_of(unit: Unit) -> WorkSpec:
+    return WorkSpec(unit.seed, unit.m, unit.n, unit.k, unit.block)
+
+
+def message(node: Identity, seq: int, data: WorkCommit | WorkProof) -> tuple[Message, Any]:
+    raw = encode(node, seq, data.TYPE, data)
+    return decode(raw), data
+
+
+def commit_msg(node: Identity, seq: int, unit: Unit, result: UnitResult) -> tuple[Message, Any]:
+    return message(node, seq, WorkCommit(task_id=unit.task_id, root=result.root.hex(), elapsed_s=1))
+
+
+def proof_msg(
+    node: Identity, seq: int, unit: Unit, result: UnitResult, challenge: Challenge
+) -> tuple[Message, Any]:
+    proof = encode_proof(answer(result, challenge.indices))
+    data = WorkProof(
+        task_id=unit.task_id,
+        root=result.root.hex(),
+        proof_b64=base64.b64encode(proof).decode(),
     )
-    first = result_message(node, 1, "w1", "t1", 7)
-    again = result_message(node, 2, "w1-again", "t1", 7)
-    # The same message twice in one batch, then the same task under another work id.
-    await coordinator.ingest.process_batch([first, first])
-    await coordinator.ingest.process_batch([again])
-    rewards = [e for e in await store.entries(node.node_id) if e.kind == "reward"]
-    assert len(rewards) == 1
-    [rejected] = await store.rejected_work(node.node_id)
-    assert rejected["reason"] == "task already answered"
-    # Side effects once: one verified result on the node's record.
-    reputation = (await game.reputations([node.node_id]))[node.node_id]
+    return message(node, seq, data)
+
+
+async def test_an_honest_unit_is_verified_and_paid_once(tmp_path: Path) -> None:
+    coordinator = await started(tmp_path)
+    sent = Sent(coordinator)
+    node = Identity.generate()
+    unit = await issued(coordinator, node)
+    result = compute_unit(numpy_backend(), spec_of(unit))
+    commit = commit_msg(node, 1, unit, result)
+    await coordinator.ingest.process_batch([commit, commit])  # a duplicate in the batch: one
+    await coordinator.ingest.process_batch([commit])  # re-sent: the same challenge again
+    [challenge, again] = sent.of(Challenge)
+    assert challenge == again and challenge.recipient == node.node_id
+    assert challenge.root == result.root.hex() and len(challenge.indices) == 32
+    proof = proof_msg(node, 2, unit, result, challenge)
+    await coordinator.ingest.process_batch([proof])
+    await coordinator.ingest.process_batch([proof])  # re-sent: the stored receipt again
+    first, second = sent.of(Receipt)
+    assert first == second and first.accepted and first.recipient == node.node_id
+    assert first.flops == unit.flops > 0 and first.credited_base_units > 0
+    rewards = [e for e in await coordinator.state.store.entries(node.node_id) if e.kind == "reward"]
+    assert len(rewards) == 1 and rewards[0].amount == first.credited_base_units
+    reputation = (await coordinator.state.game.reputations([node.node_id]))[node.node_id]
     assert reputation.verified == 1
+    # Capability is measured: the node's rate now comes from this unit, not from any claim.
+    assert await coordinator.state.store.node_rate(node.node_id) > 0
     await coordinator.__aexit__(None, None, None)
 
 
-async def test_an_old_timestamp_does_not_reach_an_old_multiplier(tmp_path: Path) -> None:
+async def test_messages_about_another_nodes_unit_change_nothing(tmp_path: Path) -> None:
     coordinator = await started(tmp_path)
-    store = coordinator.store
-    assert store is not None
+    sent = Sent(coordinator)
+    honest, thief = Identity.generate(), Identity.generate()
+    unit = await issued(coordinator, honest)
+    result = compute_unit(numpy_backend(), spec_of(unit))
+    # The thief names the honest node's unit: no challenge, no receipt, the unit untouched.
+    await coordinator.ingest.process_batch([commit_msg(thief, 1, unit, result)])
+    assert sent.of(Challenge) == [] and sent.of(Receipt) == []
+    [stored] = (await coordinator.state.store.units([unit.task_id])).values()
+    assert stored.state == "issued" and stored.root is None
+    # The honest node still gets its unit verified.
+    await coordinator.ingest.process_batch([commit_msg(honest, 1, unit, result)])
+    [challenge] = sent.of(Challenge)
+    await coordinator.ingest.process_batch([proof_msg(honest, 2, unit, result, challenge)])
+    [receipt] = sent.of(Receipt)
+    assert receipt.accepted
+    await coordinator.__aexit__(None, None, None)
+
+
+async def test_a_unit_keeps_its_first_root(tmp_path: Path) -> None:
+    coordinator = await started(tmp_path)
+    sent = Sent(coordinator)
     node = Identity.generate()
-    await store.add_task(
-        "t1", node.node_id, seed=3, n=N, dtype="float32", deadline_ts=time.time() - 3600
-    )  # long past
-    late = result_message(node, 1, "w1", "t1", 3, ts=1500.0)  # dated before the task
-    await coordinator.ingest.process_batch([late])
-    [rejected] = await store.rejected_work(node.node_id)
-    assert rejected["reason"] == "deadline missed"
+    unit = await issued(coordinator, node)
+    honest = compute_unit(numpy_backend(), spec_of(unit))
+    other = compute_unit(numpy_backend(), WorkSpec(bytes(32), unit.m, unit.n, unit.k, unit.block))
+    await coordinator.ingest.process_batch([commit_msg(node, 1, unit, other)])
+    # A second, different root (e.g. after seeing the challenge) is ignored.
+    await coordinator.ingest.process_batch([commit_msg(node, 2, unit, honest)])
+    [challenge] = sent.of(Challenge)
+    assert challenge.root == other.root.hex()
     await coordinator.__aexit__(None, None, None)
 
 
 async def test_wrong_work_is_slashed_once(tmp_path: Path) -> None:
     coordinator = await started(tmp_path)
-    store, game = coordinator.store, coordinator.game
-    assert store is not None and game is not None
+    sent = Sent(coordinator)
+    store, game = coordinator.state.store, coordinator.state.game
     node = Identity.generate()
-    await store.add_entry(
-        account=node.node_id, amount=parse_omnit(100), kind="award", reason="seed"
-    )
+    await store.add_entry(account=node.node_id, amount=parse_omnit(100), kind="award", reason="s")
     await game.stake(node.node_id, parse_omnit(50))
-    await store.add_task(
-        "t1", node.node_id, seed=5, n=N, dtype="float32", deadline_ts=time.time() + 600
-    )
-    bad = result_message(node, 1, "w1", "t1", 5, corrupt=True)
+    unit = await issued(coordinator, node)
+    # Work on other operands (a node that skipped the real work) committed as this unit's.
+    fake = compute_unit(numpy_backend(), WorkSpec(bytes(32), unit.m, unit.n, unit.k, unit.block))
+    await coordinator.ingest.process_batch([commit_msg(node, 1, unit, fake)])
+    [challenge] = sent.of(Challenge)
+    bad = proof_msg(node, 2, unit, fake, challenge)
     await coordinator.ingest.process_batch([bad, bad])
     await coordinator.ingest.process_batch([bad])
+    receipts = sent.of(Receipt)
+    assert receipts and not any(r.accepted for r in receipts)
+    assert receipts[0].reason.startswith("verification failed")
     account = await game.account(node.node_id)
     burned = [e for e in await store.entries(node.node_id) if e.kind == "slash"]
     assert len(burned) == 1 and burned[0].amount == -parse_omnit(5)
     assert account.staked == parse_omnit(45)
     assert account.balance == parse_omnit(100) - parse_omnit(5) - parse_omnit(45)
     assert account.reputation.consecutive == 0
+    await coordinator.__aexit__(None, None, None)
+
+
+async def test_a_late_unit_is_forfeited_without_a_slash(tmp_path: Path) -> None:
+    coordinator = await started(tmp_path)
+    sent = Sent(coordinator)
+    store, game = coordinator.state.store, coordinator.state.game
+    node = Identity.generate()
+    await store.add_entry(account=node.node_id, amount=parse_omnit(10), kind="award", reason="s")
+    await game.stake(node.node_id, parse_omnit(10))
+    unit = await issued(coordinator, node, deadline_s=-3600)  # long past
+    result = compute_unit(numpy_backend(), spec_of(unit))
+    await coordinator.ingest.process_batch([commit_msg(node, 1, unit, result)])
+    [receipt] = sent.of(Receipt)
+    assert not receipt.accepted and receipt.reason == "deadline missed"
+    assert sent.of(Challenge) == []
+    assert (await game.account(node.node_id)).staked == parse_omnit(10)
+    # The sizing rate was halved (never below the floor), so the next unit is smaller.
+    assert coordinator.state.node(node.node_id).missed == 1
+    await coordinator.__aexit__(None, None, None)
+
+
+async def test_expired_units_are_forfeited_by_the_deadline_check(tmp_path: Path) -> None:
+    coordinator = await started(tmp_path)
+    sent = Sent(coordinator)
+    node = Identity.generate()
+    await issued(coordinator, node, deadline_s=-3600)
+    assert await coordinator.ingest.expire() == 1
+    [receipt] = sent.of(Receipt)
+    assert receipt.reason == "deadline missed"
+    assert await coordinator.ingest.expire() == 0  # judged once
     await coordinator.__aexit__(None, None, None)
 
 

@@ -12,17 +12,16 @@ from hypothesis import strategies as st
 from core.calendar import month_id, season_bounds, season_id
 from core.coordinator.ledger import SupplyCapReached
 from core.coordinator.store import CoordinatorStore
-from core.coordinator.work_records import WorkVerdict
+from core.coordinator.work_records import Verdict
 from core.game.boards import ALL_TIME
 from core.money import MAX_SUPPLY, format_omnit, parse_omnit
 
 ALICE, BOB = "a" * 64, "b" * 64
 
 
-def verdict(
-    sender: str, work_id: str, seq: int, credited: int, accepted: bool = True
-) -> WorkVerdict:
-    return WorkVerdict(sender, work_id, seq, accepted, "" if accepted else "bad", credited, None)
+def verdict(sender: str, task_id: str, credited: int, accepted: bool = True) -> Verdict:
+    flops = 10**12 if accepted else 0
+    return Verdict(sender, task_id, accepted, "" if accepted else "bad", flops, credited, None)
 
 
 def test_amount_helpers_are_exact() -> None:
@@ -47,21 +46,22 @@ def test_season_ids() -> None:
 async def test_work_credited_once_with_reason(tmp_path: Path) -> None:
     async with CoordinatorStore(tmp_path / "c.db") as store:
         await store.upsert_node(ALICE, name="alice")
-        first = await store.record_work([(verdict(ALICE, "w1", 1, 500), "t1", None)])
-        assert first[0].accepted and first[0].entry_id is not None
-        # The same message again (same seq) and the same work under a new seq: no change.
-        again = await store.record_work(
-            [(verdict(ALICE, "w1", 1, 500), "t1", None), (verdict(ALICE, "w1", 9, 500), "t1", None)]
+        first, fresh = await store.record_verdicts([(verdict(ALICE, "w1", 500), None)])
+        assert first[0].accepted and first[0].entry_id is not None and fresh == {(ALICE, "w1")}
+        # The same unit again, twice in one batch: no change, the stored verdict back.
+        again, fresh = await store.record_verdicts(
+            [(verdict(ALICE, "w1", 500), None), (verdict(ALICE, "w1", 700), None)]
         )
-        assert [v.entry_id for v in again] == [first[0].entry_id] * 2
+        assert [v.entry_id for v in again] == [first[0].entry_id] * 2 and fresh == set()
         assert await store.balance(ALICE) == 500
         [entry] = await store.entries(ALICE)
         assert entry.kind == "reward" and "w1" in entry.reason
-        rejected = await store.record_work([(verdict(ALICE, "w2", 2, 0, False), "t2", None)])
+        rejected, _ = await store.record_verdicts([(verdict(ALICE, "w2", 0, False), None)])
         assert not rejected[0].accepted
         [row] = await store.rejected_work(ALICE)
         assert (row["work_id"], row["reason"]) == ("w2", "bad")
         assert await store.supply() == (500, 0)
+        assert await store.work_counts(ALICE) == {"accepted": 1, "rejected": 1, "flops": 10**12}
 
 
 async def test_supply_cap_is_enforced_by_the_database(tmp_path: Path) -> None:
@@ -72,8 +72,8 @@ async def test_supply_cap_is_enforced_by_the_database(tmp_path: Path) -> None:
         with pytest.raises(SupplyCapReached):
             await store.add_entry(account=BOB, amount=11, kind="reward", reason="over")
         assert await store.balance(BOB) == 0
-        [v] = await store.record_work([(verdict(BOB, "w", 1, 11), "t", None)])
-        assert not v.accepted and v.reason == "maximum supply reached"
+        [v], _ = await store.record_verdicts([(verdict(BOB, "w", 11), None)])
+        assert not v.accepted and v.reason == "maximum supply reached" and v.flops == 0
         await store.add_entry(account=BOB, amount=10, kind="reward", reason="exactly to the cap")
         assert await store.supply() == (MAX_SUPPLY, 0)
         await store.add_entry(account=BOB, amount=-4, kind="burn", reason="burn test")
@@ -132,8 +132,8 @@ def test_property_never_over_cap_never_twice(
     async def run() -> None:
         path = tmp_path / f"p{abs(hash(tuple(works)))}.db"
         async with CoordinatorStore(path) as store:
-            for seq, (sender, work, amount) in enumerate(works, start=1):
-                await store.record_work([(verdict(sender, f"w{work}", seq, amount), "t", None)])
+            for sender, work, amount in works:
+                await store.record_verdicts([(verdict(sender, f"w{work}", amount), None)])
             minted, burned = await store.supply()
             assert minted <= MAX_SUPPLY and burned == 0
             for account in (ALICE, BOB):

@@ -63,7 +63,8 @@ def test_packaged_rules_load_completely() -> None:
     assert rules.staking.slash_fraction == Fraction(1, 10)
     assert rules.staking.min_stake == parse_omnit(100)
     assert rules.reputation.trusted_after == 20
-    assert rules.reputation.spot_check_fraction == Fraction(1, 10)
+    assert rules.staking.unbonding_s == 72 * 3600
+    assert rules.quest_rules.min_verified_units == 10
     assert NodeStats().verified_results == 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
@@ -18,9 +17,8 @@ from core.game import (
     default_rules,
     record_failed,
     record_verified,
-    should_spot_check,
+    release,
     slash,
-    spot_check_probability,
     stake,
     stake_required,
     unstake,
@@ -30,12 +28,31 @@ from core.money import parse_omnit
 RULES = default_rules()
 
 
-def test_stake_and_unstake_move_exact_amounts() -> None:
+def test_stake_and_unstake_move_exact_amounts_through_unbonding() -> None:
     account = Account(balance=parse_omnit(120))
     account = stake(account, parse_omnit(100))
     assert (account.balance, account.staked) == (parse_omnit(20), parse_omnit(100))
     account = unstake(account, parse_omnit("0.5"))
-    assert (account.balance, account.staked) == (parse_omnit("20.5"), parse_omnit("99.5"))
+    # Unstaked OMNIT unbonds first: not spendable yet.
+    assert (account.balance, account.staked, account.unbonding) == (
+        parse_omnit(20),
+        parse_omnit("99.5"),
+        parse_omnit("0.5"),
+    )
+    account = release(account)
+    assert (account.balance, account.unbonding) == (parse_omnit("20.5"), 0)
+
+
+def test_a_slash_reaches_what_is_unbonding() -> None:
+    account = unstake(Account(staked=parse_omnit(100)), parse_omnit(100))
+    assert account.staked == 0
+    after, slashed = slash(account, Fraction(1, 10))
+    assert slashed == parse_omnit(10) and after.unbonding == parse_omnit(90)
+    # Stake first, then unbonding.
+    mixed = Account(staked=parse_omnit(5), unbonding=parse_omnit(95))
+    after, slashed = slash(mixed, Fraction(1, 10))
+    assert slashed == parse_omnit(10)
+    assert (after.staked, after.unbonding) == (0, parse_omnit(90))
 
 
 def test_staking_refusals() -> None:
@@ -83,26 +100,14 @@ def test_slash_never_creates_or_loses_base_units(staked: int, fraction: Fraction
     assert slashed == staked * fraction.numerator // fraction.denominator
 
 
-def test_reputation_and_spot_checks() -> None:
+def test_reputation_counts_runs_and_resets_on_failure() -> None:
     reputation = Reputation()
-    trusted_after = RULES.reputation.trusted_after
-    for _ in range(trusted_after - 1):
+    for _ in range(RULES.reputation.trusted_after):
         reputation = record_verified(reputation)
-        assert spot_check_probability(reputation, RULES) == 1
-    reputation = record_verified(reputation)
-    assert reputation.consecutive == trusted_after
-    assert spot_check_probability(reputation, RULES) == Fraction(1, 10)
-
-    # Exact draws: 1 in 10 values of randbelow(10) is a check.
-    def draw(value: int) -> Callable[[int], int]:
-        return lambda n: value % n
-
-    checks = [should_spot_check(reputation, RULES, draw(i)) for i in range(10)]
-    assert checks.count(True) == 1
-    assert should_spot_check(Reputation(), RULES, lambda n: n - 1)  # untrusted: always
+    assert reputation.consecutive == reputation.verified == RULES.reputation.trusted_after
     reputation = record_failed(reputation)
     assert reputation.consecutive == 0 and reputation.failed == 1
-    assert spot_check_probability(reputation, RULES) == 1
+    assert reputation.verified == RULES.reputation.trusted_after
 
 
 def test_higher_value_tasks_need_a_stake() -> None:

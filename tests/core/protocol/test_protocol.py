@@ -22,6 +22,7 @@ from core.identity import Identity
 from core.protocol import (
     DEFAULT_TOPICS,
     MESSAGE_TYPES,
+    Challenge,
     Hello,
     InboundFilter,
     Leaderboard,
@@ -33,9 +34,10 @@ from core.protocol import (
     Request,
     Response,
     SequenceCounter,
-    TaskGemm,
+    TaskUnit,
     Topics,
-    WorkResult,
+    WorkCommit,
+    WorkProof,
     decode,
     encode,
     presence_messages,
@@ -49,21 +51,14 @@ T = DEFAULT_TOPICS
 NOW = 1_800_000_000.0
 
 
-def work_result(n: int = 4, dtype: str = "float32", **changes: Any) -> WorkResult:
+def work_proof(size: int = 1024, **changes: Any) -> WorkProof:
     fields: dict[str, Any] = {
-        "work_id": "w-1",
         "task_id": "t-1",
-        "kind": "gemm",
-        "seed": 42,
-        "n": n,
-        "dtype": dtype,
-        "commitment": "ab" * 32,
-        "result_b64": base64.b64encode(os.urandom(n * n * 4)).decode(),
-        "elapsed_s": 0.5,
-        "tflops": 1.25,
+        "root": "ab" * 32,
+        "proof_b64": base64.b64encode(os.urandom(size)).decode(),
     }
     fields.update(changes)
-    return WorkResult(**fields)
+    return WorkProof(**fields)
 
 
 SAMPLES: dict[str, Payload] = {
@@ -73,14 +68,35 @@ SAMPLES: dict[str, Payload] = {
         backend="cuda",
         device="NVIDIA RTX 4090",
         gpus=["GPU 0: RTX 4090"],
-        gemm_tflops=82.6,
+        claimed_tflops=82.6,
     ),
     "presence": Presence(online=True),
-    "work.result": work_result(),
+    "work.commit": WorkCommit(task_id="t-1", root="cd" * 32, elapsed_s=1.5),
+    "work.proof": work_proof(),
     "receipt": Receipt(
-        work_id="w-1", accepted=True, reason="", credited_base_units=10**18, entry_id=7
+        task_id="t-1",
+        recipient=NODE.node_id,
+        accepted=True,
+        reason="",
+        flops=2 * 4096**3,
+        credited_base_units=10**18,
+        entry_id=7,
     ),
-    "task.gemm": TaskGemm(task_id="t-1", seed=2**63 - 1, n=128, dtype="float32", deadline_ts=NOW),
+    "task.unit": TaskUnit(
+        task_id="t-1",
+        recipient=NODE.node_id,
+        purpose="work",
+        seed="ef" * 32,
+        m=4096,
+        n=4096,
+        k=8192,
+        block=8,
+        issued_ts=NOW,
+        deadline_ts=NOW + 60,
+    ),
+    "task.challenge": Challenge(
+        task_id="t-1", recipient=NODE.node_id, root="cd" * 32, indices=[0, 7, 2**32 - 1]
+    ),
     "leaderboard": Leaderboard(
         category="compute",
         season="s1",
@@ -90,7 +106,13 @@ SAMPLES: dict[str, Payload] = {
     "request": Request(
         request_id="r-1", method="wallet.balance", params={"a": "x", "b": 1, "c": True, "d": None}
     ),
-    "response": Response(request_id="r-1", ok=True, error="", result=raw_json({"balance": 5})),
+    "response": Response(
+        request_id="r-1",
+        recipient=NODE.node_id,
+        ok=True,
+        error="",
+        result=raw_json({"balance": 5}),
+    ),
 }
 
 
@@ -103,7 +125,7 @@ def signed(identity: Identity, body: bytes | dict[str, Any]) -> bytes:
 
 def body(**changes: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "v": 1,
+        "v": 2,
         "type": "presence",
         "sender": NODE.node_id,
         "seq": 1,
@@ -149,10 +171,10 @@ def test_wire_is_readable_json_and_signature_covers_the_exact_body_bytes() -> No
     NODE.private_key.public_key().verify(base64.b64decode(envelope["sig"]), body_bytes)
 
 
-def test_work_result_carries_the_matrix_bytes() -> None:
-    data = work_result(n=8)
-    message = decode(encode(NODE, 1, "work.result", data))
-    assert message.expect(WorkResult).result_bytes() == base64.b64decode(data.result_b64)
+def test_work_proof_carries_the_proof_bytes() -> None:
+    data = work_proof(size=300)
+    message = decode(encode(NODE, 1, "work.proof", data))
+    assert message.expect(WorkProof).proof_bytes() == base64.b64decode(data.proof_b64)
     with pytest.raises(ProtocolError):
         message.expect(Receipt)
 
@@ -169,7 +191,7 @@ def test_tampered_body_is_rejected() -> None:
     assert reason_of(wire.replace(b'"online":true', b'"online":false')) == "bad-signature"
     assert reason_of(wire.replace(b'"seq":1', b'"seq":2')) == "bad-signature"
     # Re-serialising the body (same JSON value, different bytes) also breaks the signature.
-    assert reason_of(wire.replace(b'{"v":1,', b'{"v": 1,')) == "bad-signature"
+    assert reason_of(wire.replace(b'{"v":2,', b'{"v": 2,')) == "bad-signature"
 
 
 def test_tampered_or_foreign_signature_is_rejected() -> None:
@@ -211,8 +233,8 @@ def test_malformed_envelopes_are_rejected(raw: bytes, reason: str) -> None:
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"v": 2}, "bad-version"),
-        ({"v": 2, "new_field": 1, "data": None}, "bad-version"),
+        ({"v": 1}, "bad-version"),  # protocol v1 nodes speak another protocol
+        ({"v": 3, "new_field": 1, "data": None}, "bad-version"),
         ({"v": "1"}, "bad-envelope"),
         ({"type": "no.such.type"}, "unknown-type"),
         ({"sender": "alice"}, "bad-sender"),
@@ -225,14 +247,32 @@ def test_malformed_envelopes_are_rejected(raw: bytes, reason: str) -> None:
         ({"data": {"online": "yes"}}, "bad-payload"),
         ({"data": {}}, "bad-payload"),
         ({"data": [1]}, "bad-payload"),
-        ({"type": "receipt", "data": {"work_id": "w", "accepted": True, "reason": "",
+        ({"type": "receipt", "data": {"task_id": "w", "recipient": NODE.node_id,
+                                      "accepted": True, "reason": "", "flops": 1,
                                       "credited_base_units": -1, "entry_id": None}},
          "bad-payload"),
-        ({"type": "receipt", "data": {"work_id": "w", "accepted": True, "reason": "",
+        ({"type": "receipt", "data": {"task_id": "w", "recipient": NODE.node_id,
+                                      "accepted": True, "reason": "", "flops": 1,
                                       "credited_base_units": 1.5, "entry_id": None}},
          "bad-payload"),
         ({"type": "hello", "data": {"name": "x" * 65, "version": "", "backend": "",
-                                    "device": "", "gpus": [], "gemm_tflops": 1}},
+                                    "device": "", "gpus": [], "claimed_tflops": 1}},
+         "bad-payload"),
+        ({"type": "hello", "data": {"name": "ok\x1b]0;pwned\x07", "version": "",
+                                    "backend": "", "device": "", "gpus": [],
+                                    "claimed_tflops": 1}},
+         "bad-payload"),
+        ({"type": "hello", "data": {"name": "a\n1. honest - 999999 OMNIT", "version": "",
+                                    "backend": "", "device": "", "gpus": [],
+                                    "claimed_tflops": 1}},
+         "bad-payload"),
+        ({"type": "task.unit", "data": {"task_id": "t", "recipient": NODE.node_id,
+                                        "purpose": "work", "seed": "ef" * 32, "m": 2**19,
+                                        "n": 256, "k": 64, "block": 8, "issued_ts": 1,
+                                        "deadline_ts": 2}},
+         "bad-payload"),
+        ({"type": "task.challenge", "data": {"task_id": "t", "recipient": NODE.node_id,
+                                             "root": "cd" * 32, "indices": list(range(65))}},
          "bad-payload"),
         ({"type": "request", "data": {"request_id": "../etc", "method": "a", "params": {}}},
          "bad-payload"),
@@ -248,29 +288,30 @@ def test_unknown_payload_fields_are_ignored_for_forward_compatibility() -> None:
     assert message.data == Presence(online=True)
 
 
-def test_bad_result_base64_and_wrong_result_size_are_rejected() -> None:
-    data = msgspec.to_builtins(work_result())
+def test_bad_proof_base64_and_oversized_proofs_are_rejected() -> None:
+    data = msgspec.to_builtins(work_proof())
     assert (
-        reason_of(signed(NODE, body(type="work.result", data={**data, "result_b64": "@@@@"})))
+        reason_of(signed(NODE, body(type="work.proof", data={**data, "proof_b64": "@@@@"})))
         == "bad-base64"
     )
     assert (
-        reason_of(signed(NODE, body(type="work.result", data={**data, "result_b64": "QQ="})))
+        reason_of(signed(NODE, body(type="work.proof", data={**data, "proof_b64": "QQ="})))
         == "bad-base64"
     )
-    short = base64.b64encode(b"\0" * 12).decode()
+    huge = base64.b64encode(b"\0" * 70_000).decode()  # over the proof cap
     assert (
-        reason_of(signed(NODE, body(type="work.result", data={**data, "result_b64": short})))
+        reason_of(signed(NODE, body(type="work.proof", data={**data, "proof_b64": huge})))
         == "bad-payload"
     )
     assert (
-        reason_of(signed(NODE, body(type="work.result", data={**data, "dtype": "float128"})))
+        reason_of(signed(NODE, body(type="work.commit", data={"task_id": "t", "root": "xyz",
+                                                             "elapsed_s": 1})))
         == "bad-payload"
-    )
+    )  # fmt: skip
 
 
 def test_oversized_messages_are_rejected_before_parsing() -> None:
-    wire = encode(NODE, 1, "work.result", work_result(n=64))
+    wire = encode(NODE, 1, "work.proof", work_proof(size=60_000))
     assert reason_of(wire, max_bytes=len(wire) - 1) == "oversized"
     assert reason_of(b"x" * 1_048_577) == "oversized"
     assert decode(wire, max_bytes=len(wire)).seq == 1
@@ -278,15 +319,17 @@ def test_oversized_messages_are_rejected_before_parsing() -> None:
 
 def test_encode_refuses_what_receivers_would_drop() -> None:
     with pytest.raises(ValueError, match="invalid"):
-        encode(NODE, 1, "receipt", Receipt(work_id="w", accepted=True, reason="",
-                                          credited_base_units=-5, entry_id=None))  # fmt: skip
+        encode(NODE, 1, "receipt", Receipt(task_id="w", recipient=NODE.node_id, accepted=True,
+                                          reason="", flops=0, credited_base_units=-5,
+                                          entry_id=None))  # fmt: skip
     with pytest.raises(ValueError, match="invalid"):
         encode(NODE, 1, "hello", Hello(name="x", version="", backend="", device="", gpus=[],
-                                       gemm_tflops=float("nan")))  # fmt: skip
+                                       claimed_tflops=float("nan")))  # fmt: skip
     with pytest.raises(ValueError, match="invalid"):
-        encode(NODE, 1, "work.result", work_result(result_b64="AAAA"))
+        encode(NODE, 1, "work.proof", work_proof(proof_b64="AAA"))
     with pytest.raises(ValueError, match="invalid"):
-        encode(NODE, 1, "response", Response(request_id="r", ok=True, result=msgspec.Raw(b"{")))
+        encode(NODE, 1, "response", Response(request_id="r", recipient=NODE.node_id, ok=True,
+                                            result=msgspec.Raw(b"{")))  # fmt: skip
     with pytest.raises(ValueError, match="unknown message type"):
         encode(NODE, 1, "nope", Presence(online=True))
     with pytest.raises(TypeError):
@@ -374,13 +417,13 @@ def test_topics_build_and_parse() -> None:
     [
         "",
         "omnitensor/v1",
-        "omnitensor/v2/net/season",
-        "omnitensor/v1/node/abc/work",
-        f"omnitensor/v1/node/{NODE.node_id}/wallet",
-        f"omnitensor/v1/node/{NODE.node_id}/work/extra",
-        "omnitensor/v1/net/leaderboard/UPPER",
-        "omnitensor/v1/net/leaderboard/+",
-        "omnitensor/v1/net/other",
+        "omnitensor/v3/net/season",
+        "omnitensor/v2/node/abc/work",
+        f"omnitensor/v2/node/{NODE.node_id}/wallet",
+        f"omnitensor/v2/node/{NODE.node_id}/work/extra",
+        "omnitensor/v2/net/leaderboard/UPPER",
+        "omnitensor/v2/net/leaderboard/+",
+        "omnitensor/v2/net/other",
     ],
 )
 def test_foreign_topics_do_not_parse(topic: str) -> None:
@@ -416,12 +459,12 @@ def test_node_cannot_speak_on_another_nodes_topic() -> None:
     assert f.accept(message(OTHER, 1), topic=T.node_presence(NODE.node_id)) == (
         "sender does not own the topic"
     )
-    wr = message(OTHER, 2, work_result())
+    wr = message(OTHER, 2, work_proof())
     assert f.accept(wr, topic=T.node_work(NODE.node_id)) == "sender does not own the topic"
 
 
 def test_coordinator_topics_need_the_pinned_coordinator() -> None:
-    receipt = Receipt(work_id="w", accepted=True, reason="", credited_base_units=1, entry_id=None)
+    receipt = SAMPLES["receipt"]
     f = new_filter()
     topic = T.node_receipt(NODE.node_id)
     assert f.accept(message(COORDINATOR, 1, receipt), topic=topic) is None
@@ -442,10 +485,10 @@ def test_coordinator_topics_need_the_pinned_coordinator() -> None:
 
 def test_message_types_stay_on_their_topics() -> None:
     f = new_filter()
-    wr = message(NODE, 1, work_result())
+    wr = message(NODE, 1, work_proof())
     assert (
         f.accept(wr, topic=T.node_hello(NODE.node_id))
-        == "work.result does not belong on node.hello"
+        == "work.proof does not belong on node.hello"
     )
     assert f.accept(wr, topic="somewhere/else") == "unknown topic"
 
