@@ -3,7 +3,7 @@
 Nothing a node says sets its work size: each unit is sized from the node's throughput as the
 coordinator measured it on verified units (issue to verified result), grown at most 4x per
 unit and halved by a missed deadline. A node never measured starts at 1 GFLOP/s. Hellos and
-presence only say a node is there: a node with no traffic for ``GHOST_AFTER_S`` gets no
+presence only say a node is there: a node with no traffic for ``ghost_after_s`` gets no
 work, and presence re-published while online changes nothing (only an offline -> online
 edge does).
 """
@@ -27,8 +27,6 @@ from kernels.work_spec import MIN_RATE, WorkSpec, deadline_s, spec_flops, spec_f
 
 log = logging.getLogger("omnitensor.coordinator")
 
-# A node heartbeats (re-sends its hello) every minute; two missed and it gets no new work.
-GHOST_AFTER_S = 150.0
 GROWTH_CAP = 4.0  # a unit is sized for at most this many times the last sizing rate
 
 
@@ -108,7 +106,7 @@ class Scheduler:
     # -- issuing ---------------------------------------------------------------------------
 
     def live(self, node: NodeState, now: float) -> bool:
-        return node.online and now - node.last_traffic < GHOST_AFTER_S
+        return node.online and now - node.last_traffic < self.state.settings.ghost_after_s
 
     async def run(self) -> None:
         interval = self.state.settings.task_interval_s

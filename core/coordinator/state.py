@@ -27,6 +27,8 @@ class CoordinatorSettings:
     unit_seconds: float = 2.0
     task_interval_s: float = 10.0
     samples: int = 32  # blocks drawn per unit (docs/work-units.md: P(caught) vs f)
+    # A node heartbeats (re-sends its hello) every minute; silent this long, it gets no work.
+    ghost_after_s: float = 150.0
     board_interval_s: float = 5.0
     batch_max: int = 256
     liveness_interval_s: float = 3600.0  # one liveness credit per node per window
