@@ -2,22 +2,29 @@
 
 Precedence (last wins): built-in defaults < config file < environment < command-line flags.
 ``OMNITENSOR_HOME`` sets the data dir; ``OMNITENSOR_CONFIG`` points at another config file.
+
+The broker password comes from the config file (``[broker] password`` or ``password_file``),
+``OMNITENSOR_BROKER_PASSWORD`` or ``OMNITENSOR_BROKER_PASSWORD_FILE``, never from a flag:
+a command line shows in ``ps``. Credentials in a broker URL move into ``username`` and
+``password`` here, so ``BrokerConfig.url`` never holds a secret.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 
 from core.errors import ConfigError
+from core.textsafe import redact_url
 
 APP_NAME = "omnitensor"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
@@ -33,8 +40,30 @@ class BrokerConfig:
     cert_file: Path | None = None
     key_file: Path | None = None
     username: str | None = None
-    password: str | None = None
+    # Kept out of repr: a config or settings object may end up in a log line.
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
     coordinator_key: str | None = None
+    # Pin the first coordinator key heard on a broker other than the embedded local one.
+    trust_first_use: bool = False
+
+
+def may_trust_first_use(broker: BrokerConfig, *, local: bool) -> bool:
+    """Whether a node may pin the first coordinator key it hears instead of refusing tasks.
+
+    Only on the embedded local network, or when the user said so (``--trust-first-use``,
+    ``[broker] trust_first_use = true``); otherwise it needs ``--coordinator-key``.
+    """
+    return local or broker.trust_first_use
+
+
+def untrusted_coordinator_line(key: str) -> str:
+    """What a node says when it hears a coordinator it may not trust on first use."""
+    return (
+        f"NOT TRUSTED: coordinator {key} is not pinned, so this node takes no tasks from it. "
+        f"Check the key with the network's operator, then start the node with "
+        f"--coordinator-key {key} (or --trust-first-use to accept whichever it hears first)."
+    )
 
 
 @dataclass(frozen=True)
@@ -88,19 +117,31 @@ def _check_float(value: object, where: str, low: float, high: float) -> float:
     return float(value)
 
 
-def _check_broker_url(value: object, where: str) -> str:
+def _check_broker_url(value: object, where: str) -> tuple[str, str | None, str | None]:
+    """The URL without credentials, and the user and password it carried."""
     if not isinstance(value, str):
-        raise ConfigError(f"{where}: broker {value!r} is not a URL")
-    parts = urlsplit(value)
-    if parts.scheme not in _BROKER_SCHEMES or not parts.hostname:
-        raise ConfigError(
-            f"{where}: broker {value!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT"
-        )
+        raise ConfigError(f"{where}: broker URL is not text")
+    shown = redact_url(value)
     try:
+        parts = urlsplit(value)
         _ = parts.port
     except ValueError:
-        raise ConfigError(f"{where}: broker {value!r} has a bad port") from None
-    return value
+        raise ConfigError(f"{where}: broker {shown!r} has a bad host or port") from None
+    if parts.scheme not in _BROKER_SCHEMES or not parts.hostname:
+        raise ConfigError(
+            f"{where}: broker {shown!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT"
+        )
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    bare = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    return bare, username, password
+
+
+_NOT_ON_COMMAND_LINE = (
+    "a password on the command line shows in `ps`; put it in the config file "
+    "([broker] password or password_file), in $OMNITENSOR_BROKER_PASSWORD or in a file "
+    "named by --broker-password-file"
+)
 
 
 _GUARD_KEYS = ("pause_temp_c", "resume_temp_c", "pause_power_fraction", "resume_power_fraction")
@@ -133,10 +174,15 @@ def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     return flat
 
 
-def _apply(values: dict[str, Any], table: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _apply(
+    values: dict[str, Any], table: Mapping[str, Any], where: str, *, secrets_allowed: bool = True
+) -> dict[str, Any]:
     """Validate one source's flat settings on top of ``values``."""
     out = dict(values)
     broker = dict(out.get("broker", {}))
+    from_url: dict[str, str | None] = {}
+    if "broker.password" in table and "broker.password_file" in table:
+        raise ConfigError(f"{where}: set broker password or password_file, not both")
     for key, value in table.items():
         here = f"{where}: {key}"
         if key == "name":
@@ -156,13 +202,31 @@ def _apply(values: dict[str, Any], table: Mapping[str, Any], where: str) -> dict
         elif key in ("pause_power_fraction", "resume_power_fraction"):
             out[key] = None if value is None else _check_float(value, here, 0.1, 1.5)
         elif key == "broker_url":
-            broker["url"] = _check_broker_url(value, here)
+            broker["url"], from_url["username"], from_url["password"] = _check_broker_url(
+                value, here
+            )
+            if from_url["password"] is not None and not secrets_allowed:
+                raise ConfigError(f"{here}: {_NOT_ON_COMMAND_LINE}")
         elif key in ("coordinator_key", "broker.coordinator_key"):
             if value is not None and (
                 not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value)
             ):
                 raise ConfigError(f"{here}: {value!r} is not a coordinator key (64 hex digits)")
             broker["coordinator_key"] = value
+        elif key == "broker.trust_first_use":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{here}: {value!r} is not true or false")
+            broker["trust_first_use"] = value
+        elif key == "broker.password":
+            if not secrets_allowed:
+                raise ConfigError(f"{here}: {_NOT_ON_COMMAND_LINE}")
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{here}: the password must be non-empty text")
+            broker["password"], broker["password_file"] = value, None
+        elif key == "broker.password_file":
+            if not isinstance(value, str | Path) or not str(value):
+                raise ConfigError(f"{here}: {value!r} is not a path")
+            broker["password_file"], broker["password"] = value, None
         elif key.startswith("broker."):
             bkey = key.removeprefix("broker.")
             if value is not None and not isinstance(value, str):
@@ -170,9 +234,53 @@ def _apply(values: dict[str, Any], table: Mapping[str, Any], where: str) -> dict
             broker[bkey] = value
         else:
             raise ConfigError(f"{where}: unknown setting {key!r}")
+    # A URL's credentials count as set by its source, unless that source set them apart.
+    if from_url.get("username") and "broker.username" not in table:
+        broker["username"] = from_url["username"]
+    if from_url.get("password") and not {"broker.password", "broker.password_file"} & set(table):
+        broker["password"], broker["password_file"] = from_url["password"], None
     if broker:
         out["broker"] = broker
     return out
+
+
+def _holds_password(table: Mapping[str, Any]) -> bool:
+    url = table.get("broker_url")
+    return "broker.password" in table or (isinstance(url, str) and bool(_url_password(url)))
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def check_private_file(path: Path, what: str) -> None:
+    """Refuse a file holding a secret that other users can read or change."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path}: {what} is open to other users (mode {mode:04o}); run: chmod 600 {path}"
+        )
+
+
+def read_password_file(path: Path) -> str:
+    """The password in ``path`` (its first line); ConfigError when unsafe, unreadable or empty."""
+    check_private_file(path, "password file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: password file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read password file ({exc.strerror})") from None
+    password = text.split("\n", 1)[0].rstrip("\r")
+    if not password:
+        raise ConfigError(f"{path}: password file is empty")
+    return password
 
 
 def load_config(
@@ -191,7 +299,10 @@ def load_config(
         if not config_file.is_file():
             raise ConfigError(f"{config_file}: config file not found")
         where = str(config_file)
-        values = _apply(values, _flatten_file(_read_file(config_file), where), where)
+        table = _flatten_file(_read_file(config_file), where)
+        if _holds_password(table):
+            check_private_file(config_file, "config file with a broker password")
+        values = _apply(values, table, where)
         used_file = config_file
 
     env_table: dict[str, Any] = {}
@@ -199,6 +310,10 @@ def load_config(
         env_table["data_dir"] = env["OMNITENSOR_HOME"]
     if env.get("OMNITENSOR_BROKER"):
         env_table["broker_url"] = env["OMNITENSOR_BROKER"]
+    if env.get("OMNITENSOR_BROKER_PASSWORD"):
+        env_table["broker.password"] = env["OMNITENSOR_BROKER_PASSWORD"]
+    if env.get("OMNITENSOR_BROKER_PASSWORD_FILE"):
+        env_table["broker.password_file"] = env["OMNITENSOR_BROKER_PASSWORD_FILE"]
     if env.get("OMNITENSOR_NAME"):
         env_table["name"] = env["OMNITENSOR_NAME"]
     if env.get("OMNITENSOR_FAKE_GPUS"):
@@ -207,9 +322,11 @@ def load_config(
             raise ConfigError(f"environment OMNITENSOR_FAKE_GPUS: {raw!r} is not a whole number")
         env_table["fake_gpus"] = int(raw)
     values = _apply(values, env_table, "environment")
-    values = _apply(values, overrides, "command line")
+    values = _apply(values, overrides, "command line", secrets_allowed=False)
 
     broker = BrokerConfig(**{k: _as_path(k, v) for k, v in values.pop("broker", {}).items()})
+    if broker.password_file is not None:
+        broker = replace(broker, password=read_password_file(broker.password_file))
     data_dir = Path(values.pop("data_dir", default_data_dir())).expanduser().absolute()
     config = Config(data_dir=data_dir, config_file=used_file, broker=broker, **values)
     if config.resume_temp_c >= config.pause_temp_c:

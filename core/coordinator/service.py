@@ -44,6 +44,7 @@ from core.protocol import (
     WorkProof,
 )
 from core.protocol.methods import METHODS
+from core.transport.mqtt import client_id_for
 from core.transport.session import PeerSession, SessionSettings
 
 log = logging.getLogger("omnitensor.coordinator")
@@ -109,7 +110,7 @@ class Coordinator:
             SessionSettings(
                 url=self.settings.broker_url,
                 broker=self.settings.broker,
-                client_id=f"omnitensor-coordinator-{self.node_id[:16]}",
+                client_id=client_id_for(data_dir, "coordinator"),
                 presence_topic=DEFAULT_TOPICS.coordinator_presence,
                 subscriptions=DEFAULT_TOPICS.coordinator_subscriptions(),
             ),

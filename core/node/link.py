@@ -22,6 +22,7 @@ from typing import Any
 import aiomqtt
 
 from core.api.client import JSON
+from core.config import may_trust_first_use, untrusted_coordinator_line
 from core.errors import CommandError
 from core.identity import short_id
 from core.money import format_omnit
@@ -46,7 +47,8 @@ from core.protocol import (
     SequenceCounter,
     TaskUnit,
 )
-from core.transport.mqtt import parse_broker_url
+from core.textsafe import redact_url
+from core.transport.mqtt import client_id_for, parse_broker_url
 from core.transport.session import NotConnected, PeerSession, SessionSettings
 
 log = logging.getLogger("omnitensor.link")
@@ -71,7 +73,7 @@ class NetworkLink:
         self.node = node
         self.url = url
         # Shown in the snapshot and the log: never the credentials a URL may carry.
-        self.display_url = parse_broker_url(url).url
+        self.display_url = redact_url(parse_broker_url(url).url)
         self.mode = mode  # "local" (the embedded local network) or "remote"
         self.resend_interval = resend_interval
         self.state = "connecting"
@@ -115,7 +117,7 @@ class NetworkLink:
             SessionSettings(
                 url=self.url,
                 broker=self.node.config.broker,
-                client_id=f"omnitensor-node-{node_id[:20]}",
+                client_id=client_id_for(self.node.config.data_dir, "node"),
                 presence_topic=DEFAULT_TOPICS.node_presence(node_id),
                 subscriptions=DEFAULT_TOPICS.node_subscriptions(node_id),
             ),
@@ -313,6 +315,13 @@ class NetworkLink:
     async def _check_pin(self, message: Message) -> bool:
         """Pin the coordinator on first use; refuse any other key afterwards."""
         sender = message.sender
+        if self.pinned_key is None and not may_trust_first_use(
+            self.node.config.broker, local=self.mode == "local"
+        ):
+            if sender not in self._refused_keys:
+                self._refused_keys.add(sender)
+                await self.node.emit_log("error", "link", untrusted_coordinator_line(sender))
+            return False
         if self.pinned_key is None:
             store = self.node.store
             assert store is not None

@@ -7,6 +7,7 @@ from typing import Annotated, TypeVar
 
 import msgspec
 
+from core import textsafe
 from core.errors import ProtocolError
 from core.identity import Identity
 from core.protocol.envelope import Payload, b64decode_strict, encode, register_message_type
@@ -42,8 +43,10 @@ PURPOSES = ("work", "benchmark")
 
 def check_display_name(name: str) -> None:
     """Display names end up on terminals and in logs: printable characters only."""
-    if not name.strip() or not name.isprintable():
-        raise ProtocolError("bad-payload", "display name must be non-empty printable text")
+    try:
+        textsafe.check_display_name(name)
+    except ValueError as exc:
+        raise ProtocolError("bad-payload", str(exc)) from None
 
 
 @register_message_type

@@ -19,6 +19,7 @@ from core.config import Config
 from core.node.control import ControlServer
 from core.node.service import Node
 from core.runtime.localnet import open_node
+from core.textsafe import PrintableFormatter
 
 TELEMETRY_SUMMARY_INTERVAL = 60.0
 
@@ -45,7 +46,7 @@ def configure_logging(*, json_lines: bool, stream: TextIO | None = None) -> None
         handler.setFormatter(JsonLineFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
+            PrintableFormatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
         )
     root = logging.getLogger("omnitensor")
     root.handlers[:] = [handler]

@@ -3,6 +3,8 @@
 With no broker configured, ``omnitensor`` and ``omnitensor --headless`` start one of these
 on a loopback port and join it, so a newcomer sees the whole network work with no set-up.
 ``omnitensor devnet --port P`` runs only this, for other nodes on the machine to join.
+The broker lets in only clients with its random password, kept in ``DATA_DIR/broker-password``
+(mode 0600): other users of the machine cannot join.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from typing import Any
 
 from core.config import Config
 from core.coordinator.service import Coordinator, CoordinatorSettings
+from core.datadir import prepare_data_dir
 from core.game import GameRules, default_rules
 from core.node.service import Node
 from core.transport.embedded_broker import EmbeddedBroker
 from core.transport.mqtt import cancel_and_wait
 
 log = logging.getLogger("omnitensor.localnet")
+
+BROKER_PASSWORD_FILE = "broker-password"  # noqa: S105  (a file name)
 
 
 class LocalNetwork:
@@ -36,7 +41,10 @@ class LocalNetwork:
         host: str = "127.0.0.1",
         task_interval_s: float = 10.0,
     ) -> None:
-        self.broker = EmbeddedBroker(host=host, port=port)
+        self.data_dir = data_dir
+        self.broker = EmbeddedBroker(
+            host=host, port=port, password_file=data_dir / BROKER_PASSWORD_FILE
+        )
         self.coordinator = Coordinator(
             CoordinatorSettings(
                 data_dir=data_dir,
@@ -55,10 +63,24 @@ class LocalNetwork:
     def coordinator_key(self) -> str:
         return self.coordinator.node_id
 
+    @property
+    def password_file(self) -> Path:
+        """The file (mode 0600) holding the broker's password, for other nodes to join."""
+        return self.data_dir / BROKER_PASSWORD_FILE
+
+    def join_config(self, config: Config) -> Config:
+        """``config`` with this network's broker login and coordinator key, for a node."""
+        broker = self.broker.client_config(config.broker)
+        return dataclasses.replace(
+            config, broker=dataclasses.replace(broker, coordinator_key=self.coordinator_key)
+        )
+
     async def __aenter__(self) -> LocalNetwork:
+        prepare_data_dir(self.data_dir)  # the password file lives there
         await self.broker.start()
         try:
             self.coordinator.settings.broker_url = self.broker.url
+            self.coordinator.settings.broker = self.broker.client_config()
             await self.coordinator.__aenter__()
         except BaseException:
             await self.broker.stop()
@@ -105,6 +127,7 @@ async def open_node(
         node.join_network(config.broker.url, mode="remote")
         return node
     net = await stack.enter_async_context(LocalNetwork(config.data_dir / "localnet"))
+    node.config = net.join_config(node.config)  # the broker's password
     node.join_network(net.url, mode="local", coordinator_key=net.coordinator_key)
     # Leave before the local broker stops, so shutdown does not look like an outage.
     stack.push_async_callback(node.leave_network)

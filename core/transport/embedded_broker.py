@@ -12,13 +12,19 @@ What rumqttd does and does not do, as checked by tests/integration/test_broker_b
 * keeps each topic's messages in a ring of ``segment_count`` x ``segment_size`` bytes: a
   persistent session offline for longer than that ring holds silently misses the oldest;
 * drops a client's connection, with no error to it, when a payload exceeds
-  ``max_payload_size``: keep that above :data:`core.protocol.MAX_MESSAGE_BYTES`.
+  ``max_payload_size``: keep that above :data:`core.protocol.MAX_MESSAGE_BYTES`;
+* checks a username and password (rumqttd 0.20's ``[v4.1.connections] auth`` table) and
+  closes, with no CONNACK, a connection without them or with wrong ones. Ours is one user,
+  :data:`LOCAL_USERNAME`, with a random 128-bit password, so other users of the machine
+  cannot join the local network; it has no ACLs and no TLS (it listens on loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import secrets
 import socket
 import tempfile
 import time
@@ -26,6 +32,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from core.config import BrokerConfig
+from core.datadir import private_token
 from core.protocol import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("omnitensor.broker")
@@ -34,6 +42,8 @@ DEFAULT_MAX_PAYLOAD_SIZE: Final = 2 * MAX_MESSAGE_BYTES
 DEFAULT_SEGMENT_SIZE: Final = 8 * 1024 * 1024
 DEFAULT_SEGMENT_COUNT: Final = 4
 _PORT_ATTEMPTS: Final = 5
+LOCAL_USERNAME: Final = "omnitensor"
+_PASSWORD_BYTES: Final = 16
 
 _CONFIG_TEMPLATE: Final = """\
 # Written by OmniTensor's EmbeddedBroker; rumqttd {version} format.
@@ -56,6 +66,7 @@ connection_timeout_ms = 60000
 max_payload_size = {max_payload_size}
 max_inflight_count = 100
 dynamic_filters = true
+auth = {{ "{username}" = "{password}" }}
 """
 
 
@@ -81,6 +92,10 @@ class EmbeddedBroker:
     Use ``async with EmbeddedBroker() as broker:`` or ``await start()`` / ``await stop()``; the
     ``*_blocking`` variants are for synchronous callers (CLI, test fixtures). ``restart`` keeps
     the port but not the state (rumqttd keeps no state on disk).
+
+    Clients log in as :attr:`username` with :attr:`password` (:meth:`client_config` gives a
+    ``BrokerConfig`` holding both). The password is random: kept in ``password_file`` (mode
+    0600, made on first use, for other local processes to join) or, without one, in memory.
     """
 
     def __init__(
@@ -93,6 +108,7 @@ class EmbeddedBroker:
         segment_count: int = DEFAULT_SEGMENT_COUNT,
         max_connections: int = 1000,
         start_timeout: float = 10.0,
+        password_file: Path | None = None,
     ) -> None:
         if segment_size < max_payload_size:
             raise ValueError("segment_size must hold at least one maximal payload")
@@ -105,6 +121,28 @@ class EmbeddedBroker:
         self.start_timeout = start_timeout
         self._broker: Any = None  # iotcore.Broker (untyped)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.password_file = password_file
+        self._password: str | None = None
+
+    @property
+    def username(self) -> str:
+        return LOCAL_USERNAME
+
+    @property
+    def password(self) -> str:
+        """The clients' password (read from, or first written to, ``password_file``)."""
+        if self._password is None:
+            if self.password_file is None:
+                self._password = secrets.token_hex(_PASSWORD_BYTES)
+            else:
+                self._password = private_token(self.password_file, _PASSWORD_BYTES)
+        return self._password
+
+    def client_config(self, base: BrokerConfig | None = None) -> BrokerConfig:
+        """``base`` (or defaults) with this broker's login for a client."""
+        return dataclasses.replace(
+            base or BrokerConfig(), username=self.username, password=self.password
+        )
 
     @property
     def port(self) -> int:
@@ -145,6 +183,7 @@ class EmbeddedBroker:
         fixed = self._port != 0
         for attempt in range(1 if fixed else _PORT_ATTEMPTS):
             port = self._port if fixed else pick_free_port(self.host)
+            config.touch(mode=0o600)  # it holds the password
             config.write_text(self._config(port), encoding="utf-8")
             broker = Broker(config_path=str(config))
             try:
@@ -200,6 +239,8 @@ class EmbeddedBroker:
             segment_size=self.segment_size,
             segment_count=self.segment_count,
             max_payload_size=self.max_payload_size,
+            username=self.username,
+            password=self.password,
         )
 
     def _cleanup(self) -> None:

@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import socket
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
 from core.config import BrokerConfig
+from core.datadir import private_token
 from core.errors import ConfigError
+from core.textsafe import redact_url
 
 KEEPALIVE_S = 10
 log = logging.getLogger("omnitensor.mqtt")
@@ -43,14 +47,18 @@ class BrokerAddress:
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(f"broker {url!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
-    tls = parts.scheme == "mqtts"
+    """Where ``url`` points; ConfigError (showing the URL without credentials) when bad."""
     try:
-        port = parts.port or (8883 if tls else 1883)
+        parts = urlsplit(url)
+        port_given = parts.port
     except ValueError:
-        raise ConfigError(f"broker {url!r} has a bad port") from None
+        raise ConfigError(f"broker {redact_url(url)!r} has a bad host or port") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(
+            f"broker {redact_url(url)!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT"
+        )
+    tls = parts.scheme == "mqtts"
+    port = port_given or (8883 if tls else 1883)
     return BrokerAddress(
         host=parts.hostname,
         port=port,
@@ -58,6 +66,23 @@ def parse_broker_url(url: str) -> BrokerAddress:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+CLIENT_ID_FILE = "mqtt-client-id"
+_ROLE_RE = re.compile(r"[a-z][a-z0-9-]{0,15}")
+
+
+def client_id_for(data_dir: Path, role: str) -> str:
+    """This identity's MQTT client id: ``omnitensor-<role>-<128-bit random hex>``.
+
+    Stable (a persistent session needs the same id after a restart) but unpredictable: it
+    is made once and kept in ``DATA_DIR/mqtt-client-id`` (mode 0600). An id derived from the
+    public key could be used by anyone to take the session over: a broker disconnects a
+    client when another connects with its id.
+    """
+    if not _ROLE_RE.fullmatch(role):
+        raise ValueError(f"bad client role {role!r}")
+    return f"omnitensor-{role}-{private_token(data_dir / CLIENT_ID_FILE, 16)}"
 
 
 def make_client(

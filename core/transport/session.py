@@ -22,6 +22,7 @@ from core.config import BrokerConfig
 from core.errors import ProtocolError
 from core.identity import Identity
 from core.protocol import Message, SequenceCounter, decode, encode, presence_messages
+from core.textsafe import redact_url
 from core.transport.mqtt import Backoff, make_client, parse_broker_url, raise_if_cancelling
 
 log = logging.getLogger("omnitensor.transport")
@@ -62,7 +63,7 @@ class PeerSession:
         self.settings = settings
         self.identity = identity
         self.seqs = seqs
-        self.display_url = parse_broker_url(settings.url).url  # never the credentials
+        self.display_url = redact_url(parse_broker_url(settings.url).url)  # no credentials
         self.connected = asyncio.Event()
         self.closing = False
         self.drops: Counter[str] = Counter()

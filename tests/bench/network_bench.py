@@ -162,7 +162,9 @@ async def latency(units: int, interval: float, unit_seconds: float) -> dict[str,
             task_interval_s=interval,
             unit_seconds=unit_seconds,
         )
-        config = load_config({"data_dir": str(Path(tmp) / "node"), "name": "bench"})
+        config = load_config(
+            {"data_dir": str(Path(tmp) / "node"), "name": "bench", "broker.trust_first_use": True}
+        )
         async with Coordinator(settings) as coordinator:
             runner = asyncio.create_task(coordinator.run())
             async with Node(config, nvml=FakeNvml.with_gpus(1), network_url=broker.url) as node:

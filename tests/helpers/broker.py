@@ -208,18 +208,29 @@ class MosquittoProcess:
 
 
 class BrokerHandle:
-    """What a broker-agnostic test needs: where to connect, and how to restart the broker.
+    """What a broker-agnostic test needs: where to connect, as whom, and how to restart.
 
-    ``persistent`` says whether a restart keeps retained messages and sessions.
+    ``persistent`` says whether a restart keeps retained messages and sessions; ``username``
+    and ``password`` are the login (None for the anonymous test mosquitto).
     """
 
     def __init__(
-        self, name: str, host: str, port: int, *, persistent: bool, restart: Callable[[], None]
+        self,
+        name: str,
+        host: str,
+        port: int,
+        *,
+        persistent: bool,
+        restart: Callable[[], None],
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.persistent = persistent
+        self.username = username
+        self.password = password
         self._restart = restart
 
     @property
@@ -271,4 +282,12 @@ def any_broker(request: pytest.FixtureRequest) -> BrokerHandle:
         mq: MosquittoProcess = request.getfixturevalue("mosquitto")
         return BrokerHandle("mosquitto", mq.host, mq.port, persistent=True, restart=mq.restart)
     eb: EmbeddedBroker = request.getfixturevalue("embedded_broker")
-    return BrokerHandle("embedded", eb.host, eb.port, persistent=False, restart=eb.restart_blocking)
+    return BrokerHandle(
+        "embedded",
+        eb.host,
+        eb.port,
+        persistent=False,
+        restart=eb.restart_blocking,
+        username=eb.username,
+        password=eb.password,
+    )

@@ -24,6 +24,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from core.errors import DataDirError
 from core.identity import Identity
 from core.protocol import (
     DEFAULT_TOPICS,
@@ -41,14 +42,17 @@ TIMEOUT = 5.0
 
 # A node process that connects with a last will, announces itself and then waits to be killed.
 _WILL_CLIENT = """
-import asyncio, base64, sys
+import asyncio, base64, os, sys
 import aiomqtt
 
 async def main():
     host, port, topic = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     online, offline = base64.b64decode(sys.argv[4]), base64.b64decode(sys.argv[5])
     will = aiomqtt.Will(topic, offline, qos=1, retain=True)
-    async with aiomqtt.Client(host, port, identifier="doomed-node", will=will) as client:
+    # The login comes in the environment: a command line shows in `ps`.
+    login = {"username": os.environ.get("TEST_MQTT_USER") or None,
+             "password": os.environ.get("TEST_MQTT_PASS") or None}
+    async with aiomqtt.Client(host, port, identifier="doomed-node", will=will, **login) as client:
         await client.publish(topic, online, qos=1, retain=True)
         print("ready", flush=True)
         await asyncio.sleep(3600)
@@ -62,7 +66,13 @@ async def connect(
     broker: BrokerHandle, identifier: str, **kwargs: Any
 ) -> AsyncIterator[aiomqtt.Client]:
     async with aiomqtt.Client(
-        broker.host, broker.port, identifier=identifier, timeout=TIMEOUT, **kwargs
+        broker.host,
+        broker.port,
+        identifier=identifier,
+        timeout=TIMEOUT,
+        username=broker.username,
+        password=broker.password,
+        **kwargs,
     ) as client:
         yield client
 
@@ -168,6 +178,11 @@ async def test_last_will_is_delivered_when_a_client_dies(
             base64.b64encode(online).decode(),
             base64.b64encode(offline).decode(),
             stdout=asyncio.subprocess.PIPE,
+            env={
+                **os.environ,
+                "TEST_MQTT_USER": any_broker.username or "",
+                "TEST_MQTT_PASS": any_broker.password or "",
+            },
         )
         try:
             assert child.stdout is not None
@@ -288,7 +303,13 @@ async def test_embedded_broker_context_manager_picks_a_free_port() -> None:
     async with EmbeddedBroker() as broker:
         assert broker.is_running and broker.port > 0
         assert broker.url == f"mqtt://127.0.0.1:{broker.port}"
-        async with aiomqtt.Client(broker.host, broker.port, timeout=TIMEOUT) as client:
+        async with aiomqtt.Client(
+            broker.host,
+            broker.port,
+            timeout=TIMEOUT,
+            username=broker.username,
+            password=broker.password,
+        ) as client:
             await client.subscribe("t/ping", qos=1)
             await client.publish("t/ping", b"pong", qos=1)
             [message] = await collect(client, 1)
@@ -304,3 +325,47 @@ def test_embedded_broker_reports_a_taken_port() -> None:
         with pytest.raises(OSError, match="cannot listen"):
             broker.start_blocking()
         assert not broker.is_running
+
+
+async def test_embedded_broker_lets_in_only_its_password(tmp_path: Path) -> None:
+    """The local network is not open to every user of the machine: rumqttd checks logins."""
+    password_file = tmp_path / "broker-password"
+    async with EmbeddedBroker(password_file=password_file, start_timeout=5) as broker:
+        username, password = broker.username, broker.password
+        refused: list[tuple[str | None, str | None]] = [
+            (None, None),
+            (username, "not-the-password"),
+            ("someone-else", password),
+            (username, None),
+        ]
+        for user, secret in refused:
+            # rumqttd closes the connection without a CONNACK: the connect times out.
+            with pytest.raises(aiomqtt.MqttError):
+                async with aiomqtt.Client(
+                    broker.host, broker.port, timeout=1, username=user, password=secret
+                ):
+                    pass
+        # The control: the right login gets in and works.
+        async with aiomqtt.Client(
+            broker.host, broker.port, timeout=TIMEOUT, username=username, password=password
+        ) as client:
+            await client.subscribe("t/ping", qos=1)
+            await client.publish("t/ping", b"pong", qos=1)
+            [message] = await collect(client, 1)
+        assert payload_of(message) == b"pong"
+    # The password is random, 128 bits, kept private, and the same on the next start.
+    assert len(password) == 32 and int(password, 16) >= 0
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert password_file.read_text().strip() == password
+    assert EmbeddedBroker(password_file=password_file).password == password
+    assert EmbeddedBroker().password != EmbeddedBroker().password
+
+
+def test_embedded_broker_refuses_a_password_file_others_can_read(tmp_path: Path) -> None:
+    password_file = tmp_path / "broker-password"
+    password_file.write_text("ab" * 16 + "\n")
+    password_file.chmod(0o644)
+    broker = EmbeddedBroker(password_file=password_file)
+    with pytest.raises(DataDirError, match=r"open to other users \(mode 0644\); run: chmod 600"):
+        broker.start_blocking()
+    assert not broker.is_running

@@ -1,8 +1,8 @@
 """The production broker config (assets/mosquitto) really secures a network.
 
 A real Mosquitto runs the shipped ``mosquitto.conf`` and ``omnitensor.acl`` with only paths
-and ports swapped (certificates from a throwaway CA made here, a password file written by
-``mosquitto_passwd``, a temp persistence dir, free loopback ports), and we check:
+and ports swapped (``tests/helpers/secure_broker.py``: certificates from a throwaway CA, a
+password file written by ``mosquitto_passwd``, free loopback ports), and we check:
 
 1. no anonymous access, on the TLS listener and on the plain loopback one;
 2. TLS: a coordinator and a node reach each other over ``mqtts://`` with per-node
@@ -10,304 +10,38 @@ and ports swapped (certificates from a throwaway CA made here, a password file w
    or that give a wrong password, are refused;
 3. the ACLs: a node cannot publish as another node or as the coordinator (Mosquitto drops a
    denied publish silently, so a subscriber logged in as the coordinator shows what got
-   through, after a marker that orders the stream), nor read another node's receipts.
+   through, after a marker that orders the stream), nor read another node's receipts;
+4. no session takeover: a client with valid credentials of its own that connects with the
+   coordinator's (or a node's) client id does not push that client off the broker;
+5. no secret shows: a password from the config file never appears in status or events.
+
+The ACL is written for protocol v2 (``omnitensor/v2``). Until the protocol's prefix is v2
+too, the test copy of the ACL is moved onto the protocol's prefix (``acl_for_tests``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import getpass
-import ipaddress
-import secrets
-import shutil
-import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import aiomqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.config import BrokerConfig, load_config
 from core.coordinator.service import Coordinator, CoordinatorSettings
-from core.datadir import prepare_data_dir
-from core.identity import load_or_create_identity
 from core.node.fake_nvml import FakeNvml
 from core.node.service import Node
 from core.protocol import DEFAULT_TOPICS
-from core.transport.mqtt import make_client
-from tests.helpers.broker import MOSQUITTO_BINARY, MosquittoProcess, free_port, wait_for_port
+from core.transport.mqtt import client_id_for, make_client
+from tests.helpers.secure_broker import HOST, Account, SecureNetwork
 from tests.integration.test_network import wait_until
 
 pytestmark = pytest.mark.broker
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "mosquitto"
-HOST = "127.0.0.1"
 # Long enough for a denied message to have overtaken the marker that was sent after it.
 QUIET_WINDOW_S = 0.3
-
-
-def _find_mosquitto_passwd() -> str | None:
-    found = shutil.which("mosquitto_passwd")
-    if found:
-        return found
-    if MOSQUITTO_BINARY is not None:
-        beside = Path(MOSQUITTO_BINARY).with_name("mosquitto_passwd")
-        if beside.exists():
-            return str(beside)
-    return None
-
-
-# -- a throwaway PKI ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    foreign_ca_file: Path  # a CA that did not sign the server's certificate
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _make_ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _make_server_cert(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def make_pki(directory: Path) -> Pki:
-    directory.mkdir(parents=True)
-    ca_key, ca_cert = _make_ca("OmniTensor test CA")
-    server_key, server_cert = _make_server_cert(ca_key, ca_cert)
-    _, foreign_cert = _make_ca("Some other CA")
-    pem = serialization.Encoding.PEM
-    pki = Pki(
-        ca_file=directory / "ca.crt",
-        cert_file=directory / "server.crt",
-        key_file=directory / "server.key",
-        foreign_ca_file=directory / "foreign-ca.crt",
-    )
-    pki.ca_file.write_bytes(ca_cert.public_bytes(pem))
-    pki.cert_file.write_bytes(server_cert.public_bytes(pem))
-    pki.foreign_ca_file.write_bytes(foreign_cert.public_bytes(pem))
-    pki.key_file.touch(mode=0o600)
-    pki.key_file.write_bytes(
-        server_key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return pki
-
-
-# -- accounts and the broker -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Account:
-    username: str
-    password: str
-
-
-@dataclass(frozen=True)
-class NodeAccount(Account):
-    data_dir: Path
-
-
-def make_node_account(data_dir: Path) -> NodeAccount:
-    """A node's data dir with its identity: the MQTT username is the node id."""
-    prepare_data_dir(data_dir)
-    identity, _ = load_or_create_identity(data_dir)
-    return NodeAccount(identity.node_id, secrets.token_urlsafe(16), data_dir)
-
-
-def write_password_file(path: Path, accounts: list[Account]) -> None:
-    tool = _find_mosquitto_passwd()
-    if tool is None:
-        pytest.skip("mosquitto_passwd not found (apt install mosquitto)")
-    for index, account in enumerate(accounts):
-        create = ["-c"] if index == 0 else []
-        subprocess.run(
-            [tool, *create, "-b", str(path), account.username, account.password],
-            check=True,
-            capture_output=True,
-        )
-
-
-class ProductionMosquitto(MosquittoProcess):
-    """assets/mosquitto/mosquitto.conf + omnitensor.acl, with only paths and ports swapped.
-
-    ``port`` is the TLS listener (8883 in production), ``plain_port`` the loopback one (1883).
-    """
-
-    def __init__(self, directory: Path, pki: Pki, password_file: Path) -> None:
-        super().__init__(directory, host=HOST)
-        self.pki = pki
-        self.password_file = password_file
-        self.plain_port = free_port(HOST)
-
-    @property
-    def url(self) -> str:
-        return f"mqtts://{self.host}:{self.port}"
-
-    def url_for(self, account: Account) -> str:
-        """``mqtts://user:password@host:port``: credentials in the URL's userinfo."""
-        user, password = quote(account.username, safe=""), quote(account.password, safe="")
-        return f"mqtts://{user}:{password}@{self.host}:{self.port}"
-
-    @property
-    def plain_url(self) -> str:
-        return f"mqtt://{self.host}:{self.plain_port}"
-
-    def write_config(self) -> None:
-        self.persistence_dir.mkdir(parents=True, exist_ok=True)
-        swaps = {
-            "password_file": str(self.password_file),
-            "acl_file": str(ASSETS / "omnitensor.acl"),
-            # mosquitto wants the trailing slash: it concatenates the file name.
-            "persistence_location": f"{self.persistence_dir}/",
-            "cafile": str(self.pki.ca_file),
-            "certfile": str(self.pki.cert_file),
-            "keyfile": str(self.pki.key_file),
-        }
-        ports = [self.port, self.plain_port]
-        seen: set[str] = set()
-        lines: list[str] = []
-        for line in (ASSETS / "mosquitto.conf").read_text(encoding="utf-8").splitlines():
-            words = line.split()
-            directive = words[0] if words and not words[0].startswith("#") else ""
-            if directive == "listener":
-                # The TLS listener binds every interface in production; here loopback only.
-                lines.append(f"listener {ports.pop(0)} {words[2] if len(words) > 2 else HOST}")
-            elif directive in swaps:
-                lines.append(f"{directive} {swaps[directive]}")
-                seen.add(directive)
-            else:
-                lines.append(line)
-        # If the shipped config changes shape, this test must be looked at again.
-        assert seen == set(swaps), f"not in mosquitto.conf: {set(swaps) - seen}"
-        assert not ports, "mosquitto.conf no longer has a TLS and a plain listener"
-        lines += [
-            "",
-            "# Added for the test:",
-            # Started as root, mosquitto 2 switches to the "mosquitto" user, which cannot
-            # read our temp dir: stay who we are (ignored when not root).
-            f"user {getpass.getuser()}",
-            f"log_dest file {self.log_path}",
-            "log_type all",
-            "connection_messages true",
-        ]
-        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def start(self) -> None:
-        super().start()  # waits for the TLS listener, which mosquitto opens first
-        wait_for_port(self.host, self.plain_port, self.start_timeout)
-
-
-@dataclass(frozen=True)
-class SecureNetwork:
-    broker: ProductionMosquitto
-    pki: Pki
-    coordinator: Account
-    alice: NodeAccount
-    bob: NodeAccount
-
-    def client(self, account: Account | None, *, ca_file: Path | None = None) -> aiomqtt.Client:
-        """A TLS client (through the project's ``make_client``) trusting ``ca_file``."""
-        broker = BrokerConfig(
-            ca_file=ca_file,
-            username=account.username if account else None,
-            password=account.password if account else None,
-        )
-        name = account.username[:12] if account else "anonymous"
-        return make_client(
-            broker, self.broker.url, identifier=f"test-{name}-{secrets.token_hex(4)}", will=None
-        )
-
-
-@pytest.fixture
-def secure_network(tmp_path: Path) -> Iterator[SecureNetwork]:
-    if MOSQUITTO_BINARY is None:
-        pytest.skip("mosquitto binary not found (apt install mosquitto)")
-    pki = make_pki(tmp_path / "pki")
-    coordinator = Account("coordinator", secrets.token_urlsafe(16))
-    # Short data dirs: a node's control socket path must stay under ~107 bytes.
-    alice, bob = make_node_account(tmp_path / "a"), make_node_account(tmp_path / "b")
-    password_file = tmp_path / "omnitensor.passwd"
-    write_password_file(password_file, [coordinator, alice, bob])
-    broker = ProductionMosquitto(tmp_path / "mosquitto", pki, password_file)
-    broker.start()
-    try:
-        yield SecureNetwork(broker, pki, coordinator, alice, bob)
-    finally:
-        broker.stop()
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -411,7 +145,8 @@ async def test_node_and_coordinator_work_over_tls_with_per_node_credentials(
     secure_network: SecureNetwork, tmp_path: Path
 ) -> None:
     net, ca = secure_network, secure_network.pki.ca_file
-    # The coordinator's credentials come from its BrokerConfig; the node's from its URL.
+    # The coordinator's credentials come from its BrokerConfig; the node's user from its
+    # --broker URL and its password from a password file, as a user would run it.
     settings = CoordinatorSettings(
         data_dir=tmp_path / "coord",
         broker_url=net.broker.url,
@@ -422,15 +157,21 @@ async def test_node_and_coordinator_work_over_tls_with_per_node_credentials(
         unit_seconds=0.2,
         board_interval_s=0.2,
     )
-    node_url = net.broker.url_for(net.alice)
+    password_file = tmp_path / "alice.password"
+    password_file.touch(mode=0o600)
+    password_file.write_text(net.alice.password + "\n")
     config = load_config(
         {
             "data_dir": str(net.alice.data_dir),
             "name": "alice",
-            "broker_url": node_url,
+            "broker_url": net.broker.url_for(net.alice),
+            "broker.password_file": str(password_file),
             "broker.ca_file": str(ca),
+            "broker.trust_first_use": True,
         }
     )
+    node_url = config.broker.url
+    assert node_url == net.broker.url and config.broker.password == net.alice.password
     node = Node(config, nvml=FakeNvml.with_gpus(1), network_url=node_url, resend_interval=0.5)
     async with running_coordinator(settings) as coordinator, node:
         assert node.node_id == net.alice.username
@@ -532,22 +273,92 @@ async def test_a_node_cannot_read_another_nodes_receipts(secure_network: SecureN
 
 
 async def test_the_node_does_not_show_the_password_from_its_broker_url(
-    secure_network: SecureNetwork,
+    secure_network: SecureNetwork, tmp_path: Path
 ) -> None:
     net = secure_network
-    url = net.broker.url_for(net.alice)
-    config = load_config(
-        {
-            "data_dir": str(net.alice.data_dir),
-            "broker_url": url,
-            "broker.ca_file": str(net.pki.ca_file),
-        }
+    # Accepted from a private config file (never from --broker), and never shown.
+    config_file = tmp_path / "config.toml"
+    config_file.touch(mode=0o600)
+    config_file.write_text(
+        f'[broker]\nurl = "{net.broker.url_for(net.alice, with_password=True)}"\n'
+        f'ca_file = "{net.pki.ca_file}"\n'
     )
-    async with Node(config, nvml=FakeNvml.with_gpus(1), network_url=url) as node:
+    config = load_config({"data_dir": str(net.alice.data_dir), "config_file": str(config_file)})
+    assert config.broker.url == net.broker.url
+    async with Node(config, nvml=FakeNvml.with_gpus(1), network_url=config.broker.url) as node:
         await wait_until(
             lambda: node.link is not None and node.link.state == "connected", what="connect"
         )
         snap = await node.snapshot()
         events = await node.command("events")
+    assert snap["link"]["broker"] == net.broker.url
     assert net.alice.password not in repr(snap)
     assert net.alice.password not in repr(events)
+    assert net.alice.password not in repr(config)
+
+
+# -- 4. no session takeover --------------------------------------------------------------
+
+
+async def test_nobody_takes_over_the_coordinators_session(
+    secure_network: SecureNetwork, tmp_path: Path
+) -> None:
+    """Attackers with credentials of their own connect again and again with the coordinator's
+    client id (even if they learnt it) and with the node's: nobody is pushed off the broker.
+
+    Mosquitto replaces each client id with the username (use_username_as_clientid), so the
+    attacker only ever reuses its own session. Without that line in mosquitto.conf each of
+    these connects would disconnect the coordinator ("already connected, closing old").
+    """
+    net, ca = secure_network, secure_network.pki.ca_file
+    settings = CoordinatorSettings(
+        data_dir=tmp_path / "coord",
+        broker_url=net.broker.url,
+        broker=BrokerConfig(
+            ca_file=ca, username=net.coordinator.username, password=net.coordinator.password
+        ),
+        board_interval_s=0.2,
+    )
+    async with running_coordinator(settings) as coordinator:
+        coordinator_id = client_id_for(settings.data_dir, "coordinator")
+        drops = 0
+
+        async def watch() -> None:
+            nonlocal drops
+            while True:
+                if not coordinator.session.is_up:
+                    drops += 1
+                    await coordinator.connected.wait()
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            for identifier in [coordinator_id, "coordinator", net.alice.username] * 3:
+                attacker = make_client(
+                    BrokerConfig(ca_file=ca, username=net.bob.username, password=net.bob.password),
+                    net.broker.url,
+                    identifier=identifier,
+                    will=None,
+                )
+                async with attacker:
+                    await attacker.publish(DEFAULT_TOPICS.node_hello(net.bob.username), b"x")
+            # The username itself needs its password: the broker says "not authorised".
+            with pytest.raises(aiomqtt.MqttCodeError, match=r"(?i)authori"):
+                async with make_client(
+                    BrokerConfig(ca_file=ca, username="coordinator", password="guess"),
+                    net.broker.url,
+                    identifier=coordinator_id,
+                    will=None,
+                ):
+                    pass
+            await asyncio.sleep(0.5)  # a dropped coordinator would show by now
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        assert coordinator.session.is_up
+    assert drops == 0
+    log = net.broker.log_path.read_text(errors="replace")
+    assert "already connected, closing old connection" not in log
+    # The broker did see the attacker ask for the coordinator's id, and gave it its own.
+    assert f"as {net.bob.username}" in log

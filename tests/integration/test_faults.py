@@ -124,6 +124,7 @@ def start_node(url: str, node_dir: Path, tmp_path: Path, tag: str) -> HeadlessNo
         str(node_dir),
         "--name",
         "rig1",
+        "--trust-first-use",
         env=cli_env(OMNITENSOR_FAKE_GPUS="1"),
         log_path=tmp_path / f"node-{tag}.log",
     )

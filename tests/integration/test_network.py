@@ -56,7 +56,10 @@ async def running_coordinator(
 
 
 def node_for(data_dir: Path, url: str, key: str | None = None, name: str = "alice") -> Node:
-    config = load_config({"data_dir": str(data_dir), "name": name, "broker_url": url})
+    # These networks run on a test mosquitto: trusting the coordinator on first use is asked for.
+    config = load_config(
+        {"data_dir": str(data_dir), "name": name, "broker_url": url, "broker.trust_first_use": True}
+    )
     if key:
         config = replace(config, broker=replace(config.broker, coordinator_key=key))
     return Node(config, nvml=FakeNvml.with_gpus(1), network_url=url, resend_interval=0.5)

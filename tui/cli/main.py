@@ -19,6 +19,7 @@ from core import __version__
 from core.api.client import JSON
 from core.config import Config, load_config
 from core.errors import CommandError, NoNodeRunning, OmniError
+from core.textsafe import printable
 
 PROG = "omnitensor"
 
@@ -47,6 +48,18 @@ def _common(json_flag: bool = True) -> argparse.ArgumentParser:
         metavar="KEY",
         default=argparse.SUPPRESS,
         help="pin the network's coordinator public key (hex)",
+    )
+    group.add_argument(
+        "--trust-first-use",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on a remote broker, pin the first coordinator key heard (else --coordinator-key)",
+    )
+    group.add_argument(
+        "--broker-password-file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="file (mode 0600) holding the broker password; never put it in --broker",
     )
     group.add_argument(
         "--config",
@@ -106,6 +119,8 @@ def _config_from(args: argparse.Namespace) -> Config:
             "name": getattr(args, "name", None),
             "config_file": getattr(args, "config", None),
             "coordinator_key": getattr(args, "coordinator_key", None),
+            "broker.trust_first_use": getattr(args, "trust_first_use", None),
+            "broker.password_file": getattr(args, "broker_password_file", None),
         }
     )
 
@@ -115,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except OmniError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except CommandError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

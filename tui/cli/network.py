@@ -26,6 +26,7 @@ from core.errors import CommandError, ConfigError, NoNodeRunning
 from core.game.boards import BOARDS
 from core.money import format_omnit
 from core.node.local_client import LocalNodeClient
+from core.textsafe import printable
 from core.transport.mqtt import cancel_and_wait
 
 CONNECT_WAIT_S = 20.0
@@ -173,9 +174,11 @@ async def _devnet(args: argparse.Namespace, config: Config) -> int:
         config.data_dir / "devnet", port=args.port, task_interval_s=args.task_interval
     )
     async with net:
-        print(f"local network on {net.url}", flush=True)
+        join_url = net.url.replace("://", f"://{net.broker.username}@", 1)
+        print(f"local network on {net.url}; its password is in {net.password_file}", flush=True)
         print(
-            f"join it with: omnitensor --headless --broker {net.url} "
+            f"join it with: omnitensor --headless --broker {join_url} "
+            f"--broker-password-file {net.password_file} "
             f"--coordinator-key {net.coordinator_key} --data-dir DIR --name NAME",
             flush=True,
         )
@@ -230,7 +233,10 @@ def format_leaderboard(board: JSON) -> str:
     if not entries:
         return f"No contributors yet on {board.get('category')} ({board.get('season')})."
     lines = [f"Top {len(entries)} Contributors:"]
-    lines += [f"{e['rank']}. {e['name']} - {format_omnit(int(e['amount']))} OMNIT" for e in entries]
+    lines += [
+        f"{e['rank']}. {printable(str(e['name']), 64)} - {format_omnit(int(e['amount']))} OMNIT"
+        for e in entries
+    ]
     return "\n".join(lines)
 
 
@@ -262,13 +268,15 @@ def format_wallet(wallet: JSON) -> str:
         sign = "+" if amount >= 0 else ""
         lines.append(
             f"  {_when(entry['ts'])}  {sign}{format_omnit(amount, exact=True)} OMNIT  "
-            f"{entry['kind']}: {entry['reason']}"
+            + printable(f"{entry['kind']}: {entry['reason']}", 200)
         )
     rejected = wallet.get("rejected", [])
     if rejected:
         lines.append("rejected work")
         for item in rejected[:20]:
-            lines.append(f"  {_when(item['ts'])}  {item['work_id']}: {item['reason']}")
+            lines.append(
+                f"  {_when(item['ts'])}  " + printable(f"{item['work_id']}: {item['reason']}")
+            )
     return "\n".join(lines)
 
 
@@ -304,9 +312,10 @@ def format_quests(answer: JSON) -> str:
     lines = []
     for q in quests:
         lines.append(
-            f"{q['id']:<32} {q['state']:<11} {q['title']}\n"
-            f"{'':<32} {q['progress_text']}; reward {q['reward_text']}; "
-            f"{_left(q['deadline_ts'])}" + (f"; action: {q['action']}" if q.get("action") else "")
+            f"{printable(q['id']):<32} {q['state']:<11} {printable(q['title'])}\n{'':<32} "
+            + printable(f"{q['progress_text']}; reward {q['reward_text']}; ")
+            + _left(q["deadline_ts"])
+            + (f"; action: {printable(q['action'])}" if q.get("action") else "")
         )
     return "\n".join(lines)
 
@@ -317,13 +326,14 @@ def format_season(answer: JSON) -> str:
         rank = f"#{info['rank']} of {info['total']}" if info.get("rank") else "not ranked"
         lines.append(f"  {board:<26} {rank}  {format_omnit(int(info['amount']))} OMNIT")
     for award in answer.get("awards", []):
-        lines.append(f"  award: {award['name']} ({award['detail']})")
+        lines.append("  award: " + printable(f"{award['name']} ({award['detail']})"))
     badges = answer.get("achievements", [])
     lines.append(
         "achievements: "
         + (
             ", ".join(
-                f"{a['name']} ({time.strftime('%Y-%m-%d', time.localtime(a['earned_ts']))})"
+                f"{printable(a['name'])} "
+                f"({time.strftime('%Y-%m-%d', time.localtime(a['earned_ts']))})"
                 for a in badges
             )
             or "none yet"
@@ -337,7 +347,7 @@ def format_events(answer: JSON) -> str:
     for label in ("active", "upcoming"):
         for e in answer.get(label, []):
             lines.append(
-                f"  {label:<8} {e['name']} ({e['kind']}) x{e['factor']}  "
+                f"  {label:<8} {printable(e['name'])} ({printable(e['kind'])}) x{e['factor']}  "
                 f"{_when(e['start_ts'])} .. {_when(e['end_ts'])}"
             )
     if len(lines) == 1:
@@ -351,7 +361,7 @@ async def _quest(config: Config, action: str, quest_id: str, as_json: bool) -> i
     if as_json:
         print(json.dumps(answer, indent=2))
     else:
-        print(answer.get("message", "done"))
+        print(printable(str(answer.get("message", "done"))))
     return 0
 
 

@@ -81,9 +81,7 @@ def test_quest_board_and_views() -> None:
     view = quest_view(state, T0 + 3600)
     assert view.progress_text == "0.2 of 2.4 TFLOP-hours"
     assert view.reward_text == "0.15 OMNIT + badge weekly-contributor"
-    response = Response(
-        request_id="r1", recipient="ab" * 32, ok=True, result=raw_json([view])
-    )
+    response = Response(request_id="r1", recipient="ab" * 32, ok=True, result=raw_json([view]))
     back = round_trip(identity, response)
     assert isinstance(back, Response)
     assert back.result_as(list[QuestView]) == [view]

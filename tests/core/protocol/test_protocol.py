@@ -487,8 +487,7 @@ def test_message_types_stay_on_their_topics() -> None:
     f = new_filter()
     wr = message(NODE, 1, work_proof())
     assert (
-        f.accept(wr, topic=T.node_hello(NODE.node_id))
-        == "work.proof does not belong on node.hello"
+        f.accept(wr, topic=T.node_hello(NODE.node_id)) == "work.proof does not belong on node.hello"
     )
     assert f.accept(wr, topic="somewhere/else") == "unknown topic"
 

@@ -324,7 +324,7 @@ async def test_quest_flow_on_the_real_core(data_dir: Any, messages: Messages) ->
     async with (
         LocalNetwork(data_dir / "net") as net,
         Node(
-            node_config(data_dir / "node"),
+            net.join_config(node_config(data_dir / "node")),
             nvml=FakeNvml.with_gpus(1),
             network_url=net.url,
             network_mode="local",
