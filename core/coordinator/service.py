@@ -53,6 +53,10 @@ SECRET_FILE = "challenge.key"  # noqa: S105 - a file name, not a secret
 # A request is a question for now: an old one (replayed, or stuck in a queue) is dropped.
 REQUEST_MAX_AGE_S = 120.0
 HELLOS_PER_S = 0.2  # per node: its heartbeat is one a minute
+# Everything a node may publish, before its signature is even checked: a flood from one
+# topic costs a dictionary lookup per message, not an Ed25519 verification.
+INGRESS_PER_S = 50.0
+INGRESS_BURST = 200.0
 NEW_NODES_PER_S = 5.0  # registrations of identities never seen, network-wide
 
 __all__ = ["Coordinator", "CoordinatorSettings", "coordinator_banner"]
@@ -119,6 +123,7 @@ class Coordinator:
             on_message=self._on_message,
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
+            admit=self._admit,
         )
         session = self.session
         self.state = CoordinatorState(
@@ -136,6 +141,7 @@ class Coordinator:
         self.handlers = RequestHandlers(self.state)
         self.publisher = Publisher(self.state)
         self._hellos = RateLimiter(HELLOS_PER_S, 3.0)
+        self._ingress = RateLimiter(INGRESS_PER_S, INGRESS_BURST)
         self._new_nodes = RateLimiter(NEW_NODES_PER_S, 50.0)
         # Units issued before a restart are still open: their nodes may answer them.
         for unit in await self.store.open_units():
@@ -192,6 +198,13 @@ class Coordinator:
 
     async def _on_disconnected(self, exc: BaseException, delay: float) -> None:
         log.warning("broker %s: %s; retrying in %.1fs", self.session.display_url, exc, delay)
+
+    def _admit(self, topic: str) -> bool:
+        """A cheap gate per publishing node (the topic names it), ahead of decoding."""
+        info = DEFAULT_TOPICS.parse(topic)
+        if info is None or info.node_id is None:
+            return True
+        return self._ingress.allow(info.node_id, time.monotonic())
 
     async def _on_message(self, message: Message, topic: str, retained: bool) -> None:
         now = time.time()

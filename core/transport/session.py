@@ -30,6 +30,7 @@ log = logging.getLogger("omnitensor.transport")
 OnMessage = Callable[[Message, str, bool], Awaitable[None]]
 OnConnected = Callable[[], Awaitable[None]]
 OnDisconnected = Callable[[BaseException, float], Awaitable[None]]
+Admit = Callable[[str], bool]
 
 
 class NotConnected(aiomqtt.MqttError):
@@ -59,6 +60,7 @@ class PeerSession:
         on_message: OnMessage,
         on_connected: OnConnected | None = None,
         on_disconnected: OnDisconnected | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self.settings = settings
         self.identity = identity
@@ -70,6 +72,7 @@ class PeerSession:
         self._on_message = on_message
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._admit = admit
         self._client: aiomqtt.Client | None = None
         self._backoff = Backoff()
 
@@ -140,6 +143,10 @@ class PeerSession:
         payload = mqtt_message.payload
         if not isinstance(payload, bytes | bytearray):
             self.drops["not-bytes"] += 1
+            return
+        if self._admit is not None and not self._admit(topic):
+            # Over its sender's rate: dropped before the costly part (signature checks).
+            self.drops["rate-limited"] += 1
             return
         try:
             message = decode(payload)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from core.identity import Identity
 from core.node.service import Node
 from core.protocol import (
     DEFAULT_TOPICS,
+    PROTOCOL_VERSION,
     Challenge,
     Hello,
     Message,
@@ -111,6 +114,23 @@ class Hostile:
     async def send(self, topic: str, data: Payload, *, retain: bool = False) -> None:
         assert self._client is not None
         await self._client.publish(topic, self.wire(data), qos=1, retain=retain)
+
+    async def send_raw(self, topic: str, type_name: str, data: dict[str, Any]) -> None:
+        """A correctly signed envelope around any data, bypassing the encoder's checks."""
+        assert self._client is not None
+        self.seq += 1
+        body = json.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": type_name,
+                "sender": self.node_id,
+                "seq": self.seq,
+                "ts": time.time(),
+                "data": data,
+            }
+        ).encode()
+        sig = base64.b64encode(self.identity.sign(body))
+        await self._client.publish(topic, b'{"body":' + body + b',"sig":"' + sig + b'"}', qos=1)
 
     async def hello(self, name: str = "hostile", claimed_tflops: float = 0.0) -> None:
         await self.send(DEFAULT_TOPICS.node_presence(self.node_id), Presence(online=True))

@@ -7,15 +7,19 @@ registrations, and display names that try to forge terminal output.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from core.identity import Identity
-from core.protocol import TaskUnit
+from core.protocol import Response
 from tests.adversarial.conftest import Hostile, Network
 
 pytestmark = pytest.mark.broker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_sybil_identities_earn_nothing_from_quests(network: Network) -> None:
@@ -32,7 +36,7 @@ async def test_sybil_identities_earn_nothing_from_quests(network: Network) -> No
             assert (await sybil.request("quest.accept", id=bench["id"])).ok
             # A benchmark unit, computed honestly: the quest completes...
             assert (await sybil.request("bench.challenge")).ok
-            seen = {t.task_id for t in sybil.received(TaskUnit)}
+            seen: set[str] = set()
             while True:
                 task = await sybil.next_unit(seen)
                 seen.add(task.task_id)
@@ -47,35 +51,60 @@ async def test_sybil_identities_earn_nothing_from_quests(network: Network) -> No
     assert paid == 0
 
 
+_FLOOD = """
+import asyncio, sys
+import aiomqtt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from core.identity import Identity
+from core.protocol import Response
+from core.protocol import DEFAULT_TOPICS, Request, encode
+
+async def main():
+    port, pem = int(sys.argv[1]), sys.argv[2].encode()
+    me = Identity(load_pem_private_key(pem, password=None))
+    topic = DEFAULT_TOPICS.node_request(me.node_id)
+    wires = [
+        encode(me, 10 + i, Request.TYPE, Request(request_id=f"f{i}", method="wallet", params={}))
+        for i in range(5000)
+    ]
+    async with aiomqtt.Client("127.0.0.1", port, identifier="flooder") as client:
+        print("ready", flush=True)
+        for wire in wires:
+            await client.publish(topic, wire, qos=1)
+    print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
 async def test_a_request_flood_from_one_identity_does_not_slow_others(network: Network) -> None:
     """Attack 5a: 5,000 requests from one identity; another node's ping stays fast."""
     async with Hostile(network.broker.port) as flooder:
         await flooder.hello()
-        wires = [
-            flooder.wire(
-                __import__("core.protocol", fromlist=["Request"]).Request(
-                    request_id=f"f{i}", method="wallet", params={}
-                )
-            )
-            for i in range(5000)
-        ]
-        topic = f"omnitensor/v2/node/{flooder.node_id}/request"
-        assert flooder._client is not None
-        publishing = asyncio.gather(*(flooder._client.publish(topic, w, qos=0) for w in wires))
-        await asyncio.sleep(0.2)  # the flood is on its way
-        started = time.monotonic()
-        pong = await network.honest.command("ping")
-        latency = time.monotonic() - started
-        await publishing
-        assert pong["coordinator"] == network.coordinator.node_id
-        assert latency < 2.0, latency
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _FLOOD,
+            str(network.broker.port),
+            flooder.identity.to_pem().decode(),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        assert (await process.stdout.readline()).strip() == b"ready"
+        await asyncio.sleep(0.5)  # the flood is arriving
+        latencies = []
+        for _ in range(3):
+            started = time.monotonic()
+            pong = await network.honest.command("ping")
+            latencies.append(time.monotonic() - started)
+            assert pong["coordinator"] == network.coordinator.node_id
+        assert (await process.stdout.readline()).strip() == b"done"
+        await process.wait()
         await asyncio.sleep(1.0)
-        limited = [r for r in flooder.received(type(pong)) if False]
-        del limited
+        answers = flooder.received(Response)
+    assert max(latencies) < 2.0, latencies
     # Most of the flood was refused cheaply: far fewer answers than requests.
-    from core.protocol import Response
-
-    answers = flooder.received(Response)
     assert len(answers) < 500
     assert any("rate limited" in r.error for r in answers)
 
@@ -86,11 +115,11 @@ async def test_ghost_registrations_get_little_work_and_then_none(network: Networ
     async with Hostile(network.broker.port) as carrier:
         ghosts = [Identity.generate() for _ in range(1000)]
         assert carrier._client is not None
+        registered_at = time.monotonic()
         for ghost in ghosts:
             fake = Hostile(network.broker.port, ghost)
             fake._client = carrier._client
             await fake.hello(name="ghost")
-        registered_at = time.monotonic()
         await asyncio.sleep(2.0)
         ghost_ids = {g.node_id for g in ghosts}
         store = coordinator.state.store
@@ -114,7 +143,19 @@ async def test_display_names_cannot_carry_control_characters(network: Network) -
     """Attack 9: a name with ESC sequences and a newline, to forge leaderboard lines."""
     forged = "x\x1b]0;owned\x07\n1. honest - 999999 OMNIT"
     async with Hostile(network.broker.port) as forger:
-        await forger.hello(name=forged)
+        # Hand-built: our own encoder refuses to sign such a hello at all.
+        await forger.send_raw(
+            f"omnitensor/v2/node/{forger.node_id}/hello",
+            "hello",
+            {
+                "name": forged,
+                "version": "0",
+                "backend": "x",
+                "device": "x",
+                "gpus": [],
+                "claimed_tflops": 0.0,
+            },
+        )
         await asyncio.sleep(1.5)
     # Dropped as a bad payload: never registered, never on a board.
     assert forger.node_id not in network.coordinator.state.nodes
