@@ -21,7 +21,8 @@ from typing import Any
 
 import aiomqtt
 
-from core.api.client import JSON
+from core.api.events import GameEvent, LinkEvent, WorkEvent
+from core.api.views import BenchmarkResult, LinkState, LinkView, NetworkMode
 from core.errors import CommandError
 from core.identity import short_id
 from core.money import format_omnit
@@ -62,7 +63,7 @@ class NetworkLink:
         node: NodeContext,
         url: str,
         *,
-        mode: str = "remote",
+        mode: NetworkMode = "remote",
         resend_interval: float = 30.0,
     ) -> None:
         self.node = node
@@ -71,7 +72,7 @@ class NetworkLink:
         self.display_url = parse_broker_url(url).url
         self.mode = mode  # "local" (the embedded local network) or "remote"
         self.resend_interval = resend_interval
-        self.state = "connecting"
+        self.state: LinkState = "connecting"
         self.closing = False
         self.since_ts = time.time()
         self.coordinator_online: bool | None = None
@@ -80,7 +81,7 @@ class NetworkLink:
         self._filter = InboundFilter()
         self._requests: dict[str, asyncio.Future[Response]] = {}
         self._session: PeerSession | None = None
-        self.game = GameCache(self.request, self._is_up, lambda: node.publish({"type": "game"}))
+        self.game = GameCache(self.request, self._is_up, lambda: node.publish(GameEvent()))
         self.outbox: Outbox | None = None
         self.worker: Worker | None = None
 
@@ -150,20 +151,20 @@ class NetworkLink:
     def _is_up(self) -> bool:
         return self._session is not None and self._session.is_up
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: LinkState) -> None:
         self.state = state
         self.since_ts = time.time()
-        self.node.publish({"type": "link", **self.to_json()})
+        self.node.publish(LinkEvent(link=self.view()))
 
-    def to_json(self) -> JSON:
-        return {
-            "mode": self.mode,
-            "broker": self.display_url,
-            "state": self.state,
-            "since_ts": self.since_ts,
-            "coordinator": self.pinned_key,
-            "coordinator_online": self.coordinator_online,
-        }
+    def view(self) -> LinkView:
+        return LinkView(
+            mode=self.mode,
+            broker=self.display_url,
+            state=self.state,
+            since_ts=self.since_ts,
+            coordinator=self.pinned_key,
+            coordinator_online=self.coordinator_online,
+        )
 
     async def _on_connected(self) -> None:
         assert self.outbox is not None
@@ -199,13 +200,12 @@ class NetworkLink:
     def refresh_soon(self) -> None:
         self.game.refresh_soon()
 
-    async def report_benchmark(self, result: JSON) -> None:
+    async def report_benchmark(self, result: BenchmarkResult) -> None:
         """Tell the coordinator a verified benchmark ran (benchmark quests progress by it)."""
-        fp32 = result.get("gemm", {}).get("fp32", {})
         params = {
-            "verified": bool(result.get("verified")),
+            "verified": result.verified,
             # Milli-TFLOPS: request parameters are integers, never floats.
-            "tflops": int(float(fp32.get("tflops", 0.0)) * 1000),
+            "tflops": int(result.gemm.fp32.tflops * 1000),
         }
         with contextlib.suppress(CommandError):
             await self.request("bench.report", params, wait_s=5.0)
@@ -325,7 +325,7 @@ class NetworkLink:
             if data.online and was is False:
                 # The coordinator restarted: re-send what it may have lost.
                 self.outbox.flush_soon()
-            self.node.publish({"type": "link", **self.to_json()})
+            self.node.publish(LinkEvent(link=self.view()))
 
     async def _on_receipt(self, receipt: Receipt) -> None:
         store = self.node.store
@@ -354,5 +354,5 @@ class NetworkLink:
                 f"work {receipt.work_id} rejected: {receipt.reason}",
                 {"work_id": receipt.work_id, "reason": receipt.reason},
             )
-        self.node.publish({"type": "work", "receipt": receipt.work_id})
+        self.node.publish(WorkEvent(receipt=receipt.work_id))
         self.game.refresh_soon()

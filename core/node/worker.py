@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+from core.api.events import WorkEvent
 from core.node.context import NodeContext
 from core.protocol import DEFAULT_TOPICS, SequenceCounter, TaskGemm, WorkResult, encode
 
@@ -85,5 +86,5 @@ class Worker:
             topic,
             payload,
         )
-        self.node.publish({"type": "work", "submitted": work_id})
+        self.node.publish(WorkEvent(submitted=work_id))
         self.on_result()

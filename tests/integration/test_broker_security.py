@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from core.api.commands import GetLog, GetWallet
 from core.config import BrokerConfig, load_config
 from core.coordinator.service import Coordinator, CoordinatorSettings
 from core.datadir import prepare_data_dir
@@ -442,9 +443,9 @@ async def test_node_and_coordinator_work_over_tls_with_per_node_credentials(
 
         await wait_until(two_acked, what="two receipts over TLS")
         # Requests and responses pass the ACLs too.
-        wallet = await node.command("wallet")
+        wallet = await node.command(GetWallet())
         assert node.link is not None and node.link.pinned_key == coordinator.node_id
-    assert wallet["balance"] > 0
+    assert wallet.balance > 0
     log = net.broker.log_path.read_text(errors="replace")
     assert f"u'{net.alice.username}'" in log and "u'coordinator'" in log
 
@@ -548,6 +549,6 @@ async def test_the_node_does_not_show_the_password_from_its_broker_url(
             lambda: node.link is not None and node.link.state == "connected", what="connect"
         )
         snap = await node.snapshot()
-        events = await node.command("events")
+        events = await node.command(GetLog())
     assert net.alice.password not in repr(snap)
     assert net.alice.password not in repr(events)

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
+import msgspec
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -27,10 +28,19 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from core.api.client import NodeAPI
+from core.api.commands import GetLog, QuestStarted, Request, RunBench
+from core.api.events import (
+    BenchDoneEvent,
+    BenchProgressEvent,
+    LogEvent,
+    LogLine,
+    TelemetryEvent,
+)
+from core.api.network import QuestAccepted, QuestClaimed
+from core.api.views import BenchmarkResult, BenchProgressView, NodeSnapshot
 from tui.console.history import TelemetryHistory
 from tui.console.host import NODE_ERRORS
 from tui.console.messages import (
-    JSON,
     BenchProgressed,
     CommandFinished,
     CommandRequested,
@@ -123,9 +133,9 @@ class OmniTensorApp(App[int]):
         Binding("q", "quit", "Quit", tooltip="Leave the console.", priority=True, id="quit"),
     ]
 
-    snapshot: var[JSON | None] = var(None, init=False)
+    snapshot: var[NodeSnapshot | None] = var(None, init=False)
     """The node's latest state (the last snapshot with later telemetry merged in)."""
-    bench: var[JSON | None] = var(None, init=False)
+    bench: var[BenchProgressView | None] = var(None, init=False)
     """Live benchmark progress while a benchmark runs."""
     connected: var[bool] = var(True, init=False)
 
@@ -135,7 +145,7 @@ class OmniTensorApp(App[int]):
         self.ssh = ssh
         self.attached = attached
         self.history = TelemetryHistory()
-        self.log_entries: deque[JSON] = deque(maxlen=LOG_BUFFER)
+        self.log_entries: deque[LogLine] = deque(maxlen=LOG_BUFFER)
         self.log_serial = 0
         """How many log entries were ever added (the buffer keeps the last ``LOG_BUFFER``)."""
         self._log_keys: set[tuple[Any, ...]] = set()
@@ -162,17 +172,16 @@ class OmniTensorApp(App[int]):
         """Turn the node's events into (coalesced) messages for as long as the node runs."""
         try:
             async for event in self.client.events():
-                kind = event.get("type")
-                if kind == "telemetry":
-                    self.post_message(TelemetryReceived(event.get("telemetry"), event.get("guard")))
-                elif kind == "log":
+                if isinstance(event, TelemetryEvent):
+                    self.post_message(TelemetryReceived(event.telemetry, event.guard))
+                elif isinstance(event, LogEvent):
                     self.post_message(LogReceived([event]))
-                elif kind == "bench.progress":
-                    self.post_message(BenchProgressed(event.get("stage"), event.get("fraction")))
+                elif isinstance(event, BenchProgressEvent):
+                    self.post_message(BenchProgressed(event.stage, event.fraction))
                 else:
-                    if kind == "bench.done":
+                    if isinstance(event, BenchDoneEvent):
                         self.post_message(BenchProgressed(None, None))
-                    self.post_message(NodeChanged(str(kind)))
+                    self.post_message(NodeChanged(event.tag))
         except NODE_ERRORS as exc:
             self.post_message(NodeLost(str(exc) or type(exc).__name__))
             return
@@ -196,25 +205,18 @@ class OmniTensorApp(App[int]):
     async def load_log_history(self) -> None:
         """The node's stored log, once (live lines arrive as events)."""
         try:
-            result = await self.client.command("events", limit=500)
+            result = await self.client.command(GetLog(limit=500))
         except NODE_ERRORS as exc:
-            self.post_message(
-                LogReceived(
-                    [
-                        {
-                            "ts": time.time(),
-                            "level": "warning",
-                            "kind": "console",
-                            "message": f"log history not available: {exc}",
-                            "data": {},
-                        }
-                    ]
-                )
+            line = LogEvent(
+                ts=time.time(),
+                level="warning",
+                kind="console",
+                message=f"log history not available: {exc}",
+                data={},
             )
+            self.post_message(LogReceived([line]))
             return
-        events = [e for e in result.get("events") or [] if isinstance(e, dict)]
-        # The store returns newest first.
-        events.sort(key=lambda e: (e.get("ts") or 0, e.get("id") or 0))
+        events = sorted(result.events, key=lambda e: (e.ts, e.id))
         self.post_message(LogReceived(events, history=True))
 
     def request_refresh(self) -> None:
@@ -227,8 +229,8 @@ class OmniTensorApp(App[int]):
     def _snapshot_fetched(self, message: SnapshotFetched) -> None:
         self.connected = True
         snapshot = message.snapshot
-        self.history.add(snapshot.get("telemetry"))
-        if (snapshot.get("work") or {}).get("state") != "benchmarking":
+        self.history.add(snapshot.telemetry)
+        if snapshot.work.state != "benchmarking":
             # A progress event may have been dropped at the end: the state says it is over.
             self.bench = None
         self.snapshot = snapshot
@@ -254,18 +256,16 @@ class OmniTensorApp(App[int]):
     def _apply_telemetry(self, message: TelemetryReceived) -> None:
         self._last_telemetry_push = time.monotonic()
         if self.snapshot is not None:
-            self.snapshot = {
-                **self.snapshot,
-                "telemetry": message.telemetry,
-                "guard": message.guard,
-            }
+            self.snapshot = msgspec.structs.replace(
+                self.snapshot, telemetry=message.telemetry, guard=message.guard
+            )
 
     @on(BenchProgressed)
     def _bench_progressed(self, message: BenchProgressed) -> None:
-        if message.fraction is None:
+        if message.stage is None or message.fraction is None:
             self.bench = None
         else:
-            self.bench = {"stage": message.stage, "fraction": message.fraction}
+            self.bench = BenchProgressView(stage=message.stage, fraction=message.fraction)
 
     @on(NodeChanged)
     def _node_changed(self, message: NodeChanged) -> None:
@@ -276,16 +276,14 @@ class OmniTensorApp(App[int]):
         added = 0
         for entry in message.entries:
             # The history fetch and the live stream overlap by a few lines at start-up.
-            key = (entry.get("ts"), entry.get("kind"), entry.get("message"))
+            key = (entry.ts, entry.kind, entry.message)
             if key in self._log_keys:
                 continue
             self._log_keys.add(key)
             self.log_entries.append(entry)
             added += 1
         if len(self._log_keys) > 2 * LOG_BUFFER:
-            self._log_keys = {
-                (e.get("ts"), e.get("kind"), e.get("message")) for e in self.log_entries
-            }
+            self._log_keys = {(e.ts, e.kind, e.message) for e in self.log_entries}
         if added:
             self.log_serial += added
             for screen in self._showing(LogScreen):
@@ -319,11 +317,11 @@ class OmniTensorApp(App[int]):
             state = "disconnected"
         self.title = f"{self.TITLE} · {state}" if state else self.TITLE
 
-    def watch_snapshot(self, snapshot: JSON | None) -> None:
+    def watch_snapshot(self, snapshot: NodeSnapshot | None) -> None:
         for screen in self._showing(NodeScreen):
             self._push(screen)
 
-    def watch_bench(self, bench: JSON | None) -> None:
+    def watch_bench(self, bench: BenchProgressView | None) -> None:
         for screen in self._showing(NodeScreen):
             screen.bench = bench
 
@@ -346,20 +344,20 @@ class OmniTensorApp(App[int]):
     @on(CommandRequested)
     def _command_requested(self, message: CommandRequested) -> None:
         message.stop()
-        self.run_command(message.name, message.params, message.label)
+        self.run_command(message.request, message.label)
 
-    def run_command(self, name: str, params: JSON, label: str) -> None:
+    def run_command(self, request: Request[Any], label: str) -> None:
         """Run a node command in a worker; the result comes back as ``CommandFinished``."""
-        self._command(name, params, label)
+        self._command(request, label)
 
     @work(group="commands", exit_on_error=False, description="Node command")
-    async def _command(self, name: str, params: JSON, label: str) -> None:
+    async def _command(self, request: Request[Any], label: str) -> None:
         try:
-            result = await self.client.command(name, **params)
+            result = await self.client.command(request)
         except NODE_ERRORS as exc:
-            self.post_message(CommandFinished(name, params, label, error=str(exc)))
+            self.post_message(CommandFinished(request, label, error=str(exc)))
         else:
-            self.post_message(CommandFinished(name, params, label, result=result))
+            self.post_message(CommandFinished(request, label, result=result))
 
     @on(CommandFinished)
     def _command_finished(self, message: CommandFinished) -> None:
@@ -388,7 +386,7 @@ class OmniTensorApp(App[int]):
         self.refresh_bindings()
 
     def action_bench(self) -> None:
-        self.run_command("bench", {"quick": True}, "quick benchmark")
+        self.run_command(RunBench(quick=True), "quick benchmark")
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -443,17 +441,15 @@ class OmniTensorApp(App[int]):
 
 def describe_result(message: CommandFinished) -> str:
     """A one-line summary of a command's result for the notification."""
-    result = message.result or {}
-    if message.name == "bench":
-        gemm = result.get("gemm") or {}
-        fp32 = (gemm.get("fp32") or {}).get("tflops")
-        gbps = (result.get("bandwidth") or {}).get("gbps")
-        verified = "verified" if result.get("verified") else "NOT verified"
-        if fp32 is not None and gbps is not None:
-            return f"fp32 {fp32:.3f} TFLOPS · {gbps:.1f} GB/s · {verified}"
-    for key in ("message", "detail", "status", "state"):
-        if isinstance(result.get(key), str):
-            return str(result[key])
+    result = message.result
+    if isinstance(result, BenchmarkResult):
+        verified = "verified" if result.verified else "NOT verified"
+        return (
+            f"fp32 {result.gemm.fp32.tflops:.3f} TFLOPS · {result.bandwidth.gbps:.1f} GB/s · "
+            f"{verified}"
+        )
+    if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed):
+        return result.message
     return "done"
 
 

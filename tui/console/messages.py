@@ -7,19 +7,22 @@ one of the same kind, so a slow terminal skips stale frames instead of drawing e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
 
-JSON = dict[str, Any]
+from core.api.commands import Request
+from core.api.events import LogLine
+from core.api.views import GuardView, NodeSnapshot, TelemetryView
 
 
 @dataclass
 class SnapshotFetched(Message, bubble=False):
     """A fresh ``client.snapshot()``."""
 
-    snapshot: JSON
+    snapshot: NodeSnapshot
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotFetched)
@@ -29,8 +32,8 @@ class SnapshotFetched(Message, bubble=False):
 class TelemetryReceived(Message, bubble=False):
     """A telemetry frame and the guard state after it."""
 
-    telemetry: JSON | None
-    guard: JSON | None
+    telemetry: TelemetryView
+    guard: GuardView
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TelemetryReceived)
@@ -59,9 +62,9 @@ class NodeChanged(Message, bubble=False):
 
 @dataclass
 class LogReceived(Message, bubble=False):
-    """Log entries, oldest first: ``{ts, level, kind, message, data}`` each."""
+    """Log lines, oldest first."""
 
-    entries: list[JSON] = field(default_factory=list)
+    entries: Sequence[LogLine] = field(default_factory=list)
     history: bool = False
     """True for the initial fetch of the node's stored log."""
 
@@ -77,21 +80,24 @@ class NodeLost(Message, bubble=False):
 class CommandRequested(Message):
     """A screen asks the app to run a node command (messages up; the app runs it)."""
 
-    name: str
-    params: JSON
+    request: Request[Any]
     label: str
     """What the user asked for, for the notification: "accept quest q1"."""
 
 
 @dataclass
 class CommandFinished(Message, bubble=False):
-    """A node command ended: ``result`` or the one-line ``error``."""
+    """A node command ended: ``result`` (the command's view) or the one-line ``error``."""
 
-    name: str
-    params: JSON
+    request: Request[Any]
     label: str
-    result: JSON | None = None
+    result: object | None = None
     error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The command's name (``bench``, ``quest.accept``...)."""
+        return self.request.name
 
     @property
     def ok(self) -> bool:

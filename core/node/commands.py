@@ -1,0 +1,126 @@
+"""The node's commands: one handler per request type of ``core.api.commands``.
+
+Commands the coordinator answers are forwarded over the network link and its answer is
+decoded into the command's view here, at the node's boundary: a malformed answer is a
+``CommandError`` naming the command. Answers that are part of the game state the node keeps
+refresh that cache; commands that change it ask for a refresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+from core.api.commands import (
+    COMMANDS,
+    GetLog,
+    GetQuests,
+    GetSnapshot,
+    QuestStarted,
+    Request,
+    RunBench,
+    StartQuest,
+    convert_result,
+    params_of,
+)
+from core.api.events import LogHistory
+from core.api.views import BenchmarkResult, NodeSnapshot
+from core.errors import CommandError
+from core.node.store import NodeStore
+from core.node.views import log_history
+
+if TYPE_CHECKING:
+    # The link (and the MQTT client under it) loads only when the node joins a network.
+    from core.node.link import NetworkLink
+
+R = TypeVar("R")
+Handler = Callable[[Any], Awaitable[Any]]
+
+NOT_ON_A_NETWORK = "this node is not on a network (no broker configured)"
+COORDINATOR = "the coordinator"
+
+
+class CommandHost(Protocol):
+    """What the handlers use of the node."""
+
+    store: NodeStore | None
+    link: NetworkLink | None
+
+    async def snapshot(self) -> NodeSnapshot: ...
+
+    async def run_benchmark(self, *, quick: bool = True, join: bool = False) -> BenchmarkResult:
+        """Run the suite; ``join``: wait for one already running instead of refusing."""
+
+
+class NodeCommands:
+    """``run(request)`` answers any command of the table (or raises CommandError)."""
+
+    def __init__(self, node: CommandHost) -> None:
+        self.node = node
+        self._handlers: dict[type[Request[Any]], Handler] = {
+            GetSnapshot: self._snapshot,
+            RunBench: self._bench,
+            GetLog: self._log,
+            StartQuest: self._start_quest,
+        }
+        for request_type in COMMANDS.values():
+            if request_type.coordinator_method is not None:
+                self._handlers[request_type] = self._forward
+        missing = [r.name for r in COMMANDS.values() if r not in self._handlers]
+        assert not missing, f"commands without a handler: {missing}"
+
+    async def run(self, request: Request[R]) -> R:
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            raise CommandError(f"unknown command {request.name!r}")
+        # Each handler returns its request's result type (the table pairs them).
+        return cast(R, await handler(request))
+
+    def _link(self) -> NetworkLink:
+        if self.node.link is None:
+            raise CommandError(NOT_ON_A_NETWORK)
+        return self.node.link
+
+    async def _snapshot(self, request: GetSnapshot) -> NodeSnapshot:
+        return await self.node.snapshot()
+
+    async def _bench(self, request: RunBench) -> BenchmarkResult:
+        return await self.node.run_benchmark(quick=request.quick)
+
+    async def _log(self, request: GetLog) -> LogHistory:
+        assert self.node.store is not None
+        return log_history(await self.node.store.recent_events(request.limit))
+
+    async def _forward(self, request: Request[Any]) -> Any:
+        """Ask the coordinator; its answer, decoded, is the result."""
+        link = self._link()
+        method = request.coordinator_method
+        assert method is not None
+        answer = await link.request(method, params_of(request))
+        view = convert_result(type(request), answer, source=COORDINATOR)
+        if request.changes_game:
+            link.refresh_soon()
+        else:
+            link.game.store(view)
+        return view
+
+    async def _start_quest(self, request: StartQuest) -> QuestStarted:
+        """Run a quest's action (the benchmark suite) now, with progress events."""
+        link = self._link()
+        quest_id = request.id
+        answer = await link.request(GetQuests.coordinator_method or "quests", {})
+        quests = convert_result(GetQuests, answer, source=COORDINATOR).quests
+        quest = next((q for q in quests if q.id == quest_id), None)
+        if quest is None:
+            raise CommandError(f"quest {quest_id}: not offered to this node")
+        if quest.action != "bench":
+            raise CommandError(f"quest {quest_id}: has no action to start; it progresses by work")
+        if quest.state == "completed":
+            # A benchmark that finished after acceptance (the first-run one) already counted.
+            return QuestStarted(message=f"{quest.title} is already complete: claim it")
+        if quest.state not in ("accepted", "in_progress"):
+            raise CommandError(f"quest {quest_id}: accept it first (it is {quest.state})")
+        # One running already (the first-run benchmark) counts for this: wait for it.
+        result = await self.node.run_benchmark(quick=True, join=True)
+        link.refresh_soon()
+        return QuestStarted(message=f"benchmark done for {quest.title}", result=result)
