@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 import msgspec
 from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
@@ -28,7 +28,7 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from core.api.client import NodeAPI
-from core.api.commands import GetLog, QuestStarted, Request, RunBench
+from core.api.commands import GetLog, Request, RunBench
 from core.api.events import (
     BenchDoneEvent,
     BenchProgressEvent,
@@ -36,10 +36,16 @@ from core.api.events import (
     LogLine,
     TelemetryEvent,
 )
-from core.api.network import QuestAccepted, QuestClaimed
-from core.api.views import BenchmarkResult, BenchProgressView, NodeSnapshot
+from core.api.views import BenchProgressView, NodeSnapshot
 from tui.console.history import TelemetryHistory
 from tui.console.host import NODE_ERRORS
+from tui.console.keys import (
+    APP_BINDINGS,
+    NAMED_SCREEN_KEYS_WIDTH,
+    SCREENS,
+    help_sections,
+)
+from tui.console.log_buffer import LogBuffer
 from tui.console.messages import (
     BenchProgressed,
     CommandFinished,
@@ -52,32 +58,15 @@ from tui.console.messages import (
 )
 from tui.console.screens.base import NodeScreen
 from tui.console.screens.dashboard import DashboardScreen
-from tui.console.screens.help import HelpScreen, HelpSection, describe
+from tui.console.screens.help import HelpScreen, HelpSection
 from tui.console.screens.leaderboards import LeaderboardsScreen
 from tui.console.screens.log import LogScreen
 from tui.console.screens.quests import QuestsScreen
 from tui.console.screens.season import SeasonScreen
 from tui.console.screens.wallet import WalletScreen
-from tui.console.widgets.leaderboard.table import LeaderboardTable
 
-# (mode, title, key): the top-level screens, in footer order.
-SCREENS: tuple[tuple[str, str, str], ...] = (
-    ("dashboard", "Dashboard", "1"),
-    ("quests", "Quests", "2"),
-    ("season", "Season", "3"),
-    ("leaderboards", "Leaderboards", "4"),
-    ("wallet", "Wallet", "5"),
-    ("log", "Log", "6"),
-)
-# The footer's short names for the screens.
-FOOTER_NAMES = {"dashboard": "Dash", "leaderboards": "Boards"}
-# Below this width the footer shows the digits as one group ("123456 Screens") so the other
-# keys (help, quit, the screen's own) stay visible; the header names the current screen.
-NAMED_SCREEN_KEYS_WIDTH = 100
-SCREEN_KEYS = Binding.Group("Screens", compact=True)
 SNAPSHOT_INTERVAL = 5.0
 """Seconds between full snapshots; telemetry and log lines arrive as events meanwhile."""
-LOG_BUFFER = 5000
 # Redraw telemetry at most this often: plenty on a local terminal, and over SSH every
 # frame costs bandwidth and latency, so one a second is enough to read it.
 MAX_TELEMETRY_HZ = 4.0
@@ -106,32 +95,7 @@ class OmniTensorApp(App[int]):
     }
     DEFAULT_MODE = "dashboard"
     BINDING_GROUP_TITLE = "Console"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *(
-            Binding(
-                key,
-                f"show('{mode}')",
-                FOOTER_NAMES.get(mode, title),
-                tooltip=f"Show the {title} screen.",
-                id=f"show-{mode}",
-            )
-            for mode, title, key in SCREENS
-        ),
-        # The same keys again, grouped, for narrow terminals (see check_action).
-        *(
-            Binding(
-                key,
-                f"screen('{mode}')",
-                title,
-                tooltip=f"Show the {title} screen.",
-                group=SCREEN_KEYS,
-            )
-            for mode, title, key in SCREENS
-        ),
-        Binding("b", "bench", "Bench", tooltip="Run the quick benchmark now.", id="bench"),
-        Binding("question_mark", "help", "Help", tooltip="List every key.", id="help"),
-        Binding("q", "quit", "Quit", tooltip="Leave the console.", priority=True, id="quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
 
     snapshot: var[NodeSnapshot | None] = var(None, init=False)
     """The node's latest state (the last snapshot with later telemetry merged in)."""
@@ -145,10 +109,7 @@ class OmniTensorApp(App[int]):
         self.ssh = ssh
         self.attached = attached
         self.history = TelemetryHistory()
-        self.log_entries: deque[LogLine] = deque(maxlen=LOG_BUFFER)
-        self.log_serial = 0
-        """How many log entries were ever added (the buffer keeps the last ``LOG_BUFFER``)."""
-        self._log_keys: set[tuple[Any, ...]] = set()
+        self.log_buffer = LogBuffer()
         self._refresh_now = asyncio.Event()
         self._min_telemetry_interval = 1.0 / (MAX_TELEMETRY_HZ_SSH if ssh else MAX_TELEMETRY_HZ)
         self._last_telemetry_push = 0.0
@@ -271,21 +232,19 @@ class OmniTensorApp(App[int]):
     def _node_changed(self, message: NodeChanged) -> None:
         self.request_refresh()
 
+    @property
+    def log_entries(self) -> deque[LogLine]:
+        """The node's last log lines, oldest first."""
+        return self.log_buffer.entries
+
+    @property
+    def log_serial(self) -> int:
+        """How many log lines were ever added (the buffer keeps the last ones)."""
+        return self.log_buffer.serial
+
     @on(LogReceived)
     def _log_received(self, message: LogReceived) -> None:
-        added = 0
-        for entry in message.entries:
-            # The history fetch and the live stream overlap by a few lines at start-up.
-            key = (entry.ts, entry.kind, entry.message)
-            if key in self._log_keys:
-                continue
-            self._log_keys.add(key)
-            self.log_entries.append(entry)
-            added += 1
-        if len(self._log_keys) > 2 * LOG_BUFFER:
-            self._log_keys = {(e.ts, e.kind, e.message) for e in self.log_entries}
-        if added:
-            self.log_serial += added
+        if self.log_buffer.add(message.entries):
             for screen in self._showing(LogScreen):
                 screen.sync_log(self.log_entries, self.log_serial)
 
@@ -362,7 +321,7 @@ class OmniTensorApp(App[int]):
     @on(CommandFinished)
     def _command_finished(self, message: CommandFinished) -> None:
         if message.ok:
-            self.notify(describe_result(message), title=message.label, timeout=6)
+            self.notify(message.summary(), title=message.label, timeout=6)
         else:
             self.notify(
                 str(message.error), title=f"{message.label}: refused", severity="error", timeout=8
@@ -401,24 +360,7 @@ class OmniTensorApp(App[int]):
 
     def help_sections(self) -> list[HelpSection]:
         """Every binding, grouped by where it works."""
-        sections: list[HelpSection] = [
-            (
-                "Everywhere",
-                [
-                    *describe(b for b in self.BINDINGS if getattr(b, "group", None) is None),
-                    ("^p", "Command palette"),
-                    ("^q", "Quit"),
-                ],
-            )
-        ]
-        for mode, title, _key in SCREENS:
-            screen_class = self.MODES[mode]
-            rows = describe(vars(screen_class).get("BINDINGS", []))
-            if mode == "leaderboards":
-                rows += describe(LeaderboardTable.BINDINGS)
-            if rows:
-                sections.append((title, rows))
-        return sections
+        return help_sections(self.BINDINGS, self.MODES)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -437,20 +379,6 @@ class OmniTensorApp(App[int]):
             await self.action_show(mode)
 
         return show
-
-
-def describe_result(message: CommandFinished) -> str:
-    """A one-line summary of a command's result for the notification."""
-    result = message.result
-    if isinstance(result, BenchmarkResult):
-        verified = "verified" if result.verified else "NOT verified"
-        return (
-            f"fp32 {result.gemm.fp32.tflops:.3f} TFLOPS · {result.bandwidth.gbps:.1f} GB/s · "
-            f"{verified}"
-        )
-    if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed):
-        return result.message
-    return "done"
 
 
 def make_app(client: NodeAPI, *, ssh: bool | None = None, attached: bool = False) -> OmniTensorApp:

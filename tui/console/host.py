@@ -19,5 +19,11 @@ class ConsoleHost(Protocol):
     """The app, as its screens see it: the node's API and the log it keeps."""
 
     client: NodeAPI
-    log_entries: deque[LogLine]
-    log_serial: int
+
+    @property
+    def log_entries(self) -> deque[LogLine]:
+        """The node's last log lines, oldest first."""
+
+    @property
+    def log_serial(self) -> int:
+        """How many log lines were ever added."""

@@ -13,9 +13,10 @@ from typing import Any
 
 from textual.message import Message
 
-from core.api.commands import Request
+from core.api.commands import QuestStarted, Request
 from core.api.events import LogLine
-from core.api.views import GuardView, NodeSnapshot, TelemetryView
+from core.api.network import QuestAccepted, QuestClaimed
+from core.api.views import BenchmarkResult, GuardView, NodeSnapshot, TelemetryView
 
 
 @dataclass
@@ -103,3 +104,16 @@ class CommandFinished(Message, bubble=False):
     def ok(self) -> bool:
         """Whether the command succeeded."""
         return self.error is None
+
+    def summary(self) -> str:
+        """A one-line summary of the result, for the notification."""
+        result = self.result
+        if isinstance(result, BenchmarkResult):
+            verified = "verified" if result.verified else "NOT verified"
+            return (
+                f"fp32 {result.gemm.fp32.tflops:.3f} TFLOPS · {result.bandwidth.gbps:.1f} GB/s · "
+                f"{verified}"
+            )
+        if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed):
+            return result.message
+        return "done"

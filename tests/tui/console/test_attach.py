@@ -24,7 +24,8 @@ from tests.tui.console.conftest import (
     settle,
     wait_for_commands,
 )
-from tui.console.app import SCREENS, make_app
+from tui.console.app import make_app
+from tui.console.keys import SCREENS
 from tui.console.messages import CommandFinished, NodeLost, SnapshotFetched, TelemetryReceived
 from tui.console.widgets.gpu.card import GpuCard
 

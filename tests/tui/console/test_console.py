@@ -19,7 +19,8 @@ from tests.tui.console.conftest import (
     settle,
     wait_for_commands,
 )
-from tui.console.app import SCREENS, OmniTensorApp
+from tui.console.app import OmniTensorApp
+from tui.console.keys import SCREENS
 from tui.console.messages import (
     BenchProgressed,
     CommandFinished,
