@@ -111,6 +111,15 @@ def time_left(deadline: float | None, now: float | None = None) -> str:
     return "ended" if left <= 0 else f"{duration(left)} left"
 
 
+def days_or_hours_left(deadline: float, now: float | None = None) -> str:
+    """``2.5 days left`` (two days or more), ``3.0 h left`` or ``ended``: the CLI's form."""
+    seconds = deadline - (time.time() if now is None else now)
+    if seconds <= 0:
+        return "ended"
+    hours = seconds / 3600
+    return f"{hours / 24:.1f} days left" if hours >= 48 else f"{hours:.1f} h left"
+
+
 def clock(ts: float | None) -> str:
     """Local ``HH:MM`` of a timestamp."""
     return NA if ts is None else time.strftime("%H:%M", time.localtime(ts))

@@ -7,7 +7,6 @@ OMNIT``): amounts without thousands separators, whole OMNIT unless exact.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import msgspec
@@ -25,6 +24,7 @@ from tui.format import (
     date,
     date_time,
     date_time_seconds,
+    days_or_hours_left,
     na,
     omnit_amount,
     omnit_label,
@@ -171,14 +171,6 @@ def format_stake(answer: StakeResult) -> str:
     )
 
 
-def _left(ts: float) -> str:
-    seconds = ts - time.time()
-    if seconds <= 0:
-        return "ended"
-    hours = seconds / 3600
-    return f"{hours / 24:.1f} days left" if hours >= 48 else f"{hours:.1f} h left"
-
-
 def format_quests(answer: QuestList) -> str:
     if not answer.quests:
         return "No quests right now."
@@ -187,7 +179,7 @@ def format_quests(answer: QuestList) -> str:
         lines.append(
             f"{q.id:<32} {q.state:<11} {q.title}\n"
             f"{'':<32} {q.progress_text}; reward {q.reward_text}; "
-            f"{_left(q.deadline_ts)}" + (f"; action: {q.action}" if q.action else "")
+            f"{days_or_hours_left(q.deadline_ts)}" + (f"; action: {q.action}" if q.action else "")
         )
     return "\n".join(lines)
 
