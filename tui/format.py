@@ -1,19 +1,19 @@
-"""Display helpers: how the console writes numbers, amounts, times and missing values.
+"""Display helpers: how the CLI and the console write amounts, times and missing values.
 
-This is the adapter layer between the node's JSON and the widgets (like nvitop's
-``tui/library``): display-only decisions live here, never rules. ``None`` always means
-"not available" and is shown as ``n/a``.
+Display-only decisions live here, never rules (like nvitop's ``tui/library``); both front
+ends use them, so a duration or an amount reads the same in both. ``None`` always means
+"not available" and is shown as ``n/a``. No Textual here: the CLI imports this too.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from typing import Any
 
+from core.money import format_omnit
+
 NA = "n/a"
-BASE_UNITS_PER_OMNIT = 10**9
 # Eighths of a cell, for bars finer than one character.
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
@@ -23,32 +23,39 @@ def na(value: Any, fmt: str = "{}") -> str:
     return NA if value is None else fmt.format(value)
 
 
-def omnit(base_units: int | None, *, exact: bool = False) -> str:
-    """An amount in base units as OMNIT with thousands separators, by integer arithmetic.
+# -- OMNIT amounts (integer base units; ``core.money`` parses them) ---------------------------
+
+
+def omnit_amount(base_units: int | None, *, exact: bool = False, grouped: bool = True) -> str:
+    """An amount in base units as OMNIT digits, by integer arithmetic: ``1,200``.
 
     Whole OMNIT by default (truncated toward zero, as a ledger shows a balance); ``exact``
-    adds the fractional digits that are not zero, so nothing is rounded away.
+    adds the fractional digits that are not zero, so nothing is rounded away. ``grouped``
+    puts thousands separators in the whole part (the console); the CLI's documented lines
+    have none (``1200 OMNIT``).
     """
     if base_units is None:
         return NA
-    sign = "-" if base_units < 0 else ""
-    whole, frac = divmod(abs(int(base_units)), BASE_UNITS_PER_OMNIT)
-    text = f"{sign}{whole:,}"
-    if exact and frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    return text
+    text = format_omnit(int(base_units), exact=exact)
+    if not grouped:
+        return text
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, frac = digits.partition(".")
+    return f"{sign}{int(whole):,}{dot}{frac}"
 
 
-def omnit_text(base_units: int | None, *, exact: bool = True) -> str:
+def omnit_label(base_units: int | None, *, exact: bool = True, grouped: bool = True) -> str:
     """``12.5 OMNIT``, or ``n/a`` (without a unit) when not available."""
-    return NA if base_units is None else f"{omnit(base_units, exact=exact)} OMNIT"
+    if base_units is None:
+        return NA
+    return f"{omnit_amount(base_units, exact=exact, grouped=grouped)} OMNIT"
 
 
-def signed_omnit(base_units: int | None) -> str:
+def signed_omnit(base_units: int | None, *, grouped: bool = True) -> str:
     """An exact ledger amount with an explicit sign: ``+12.5`` or ``-3``."""
     if base_units is None:
         return NA
-    return ("+" if base_units >= 0 else "") + omnit(base_units, exact=True)
+    return ("+" if base_units >= 0 else "") + omnit_amount(base_units, exact=True, grouped=grouped)
 
 
 def gib(n_bytes: int | None) -> str:
@@ -104,6 +111,15 @@ def time_left(deadline: float | None, now: float | None = None) -> str:
     return "ended" if left <= 0 else f"{duration(left)} left"
 
 
+def days_or_hours_left(deadline: float, now: float | None = None) -> str:
+    """``2.5 days left`` (two days or more), ``3.0 h left`` or ``ended``: the CLI's form."""
+    seconds = deadline - (time.time() if now is None else now)
+    if seconds <= 0:
+        return "ended"
+    hours = seconds / 3600
+    return f"{hours / 24:.1f} days left" if hours >= 48 else f"{hours:.1f} h left"
+
+
 def clock(ts: float | None) -> str:
     """Local ``HH:MM`` of a timestamp."""
     return NA if ts is None else time.strftime("%H:%M", time.localtime(ts))
@@ -119,30 +135,11 @@ def date_time(ts: float | None) -> str:
     return NA if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
-def first(data: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
-    """The first of ``keys`` present (and not None) in ``data``.
-
-    The network's payloads are still being built; accepting a field's likely spellings
-    (``end_ts`` or ``ends``) keeps the console showing them while the names settle.
-    """
-    for key in keys:
-        value = data.get(key)
-        if value is not None:
-            return value
-    return default
+def date_time_seconds(ts: float | None) -> str:
+    """Local ``YYYY-MM-DD HH:MM:SS`` of a timestamp."""
+    return NA if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def fraction_of(data: Mapping[str, Any]) -> float | None:
-    """Progress 0..1 from ``progress`` (a fraction) or ``current``/``target`` counts."""
-    progress = data.get("progress")
-    if isinstance(progress, int | float) and not isinstance(progress, bool):
-        return max(0.0, min(1.0, float(progress)))
-    if isinstance(progress, Mapping):
-        data = progress
-        fraction = data.get("fraction")
-        if isinstance(fraction, int | float):
-            return max(0.0, min(1.0, float(fraction)))
-    current, target = data.get("current"), data.get("target")
-    if isinstance(current, int | float) and isinstance(target, int | float) and target > 0:
-        return max(0.0, min(1.0, current / target))
-    return None
+def date(ts: float | None) -> str:
+    """Local ``YYYY-MM-DD`` of a timestamp."""
+    return NA if ts is None else time.strftime("%Y-%m-%d", time.localtime(ts))

@@ -1,18 +1,27 @@
-"""``NodeAPI`` over a running node's control socket (JSON lines; see ``core.node.control``)."""
+"""``NodeAPI`` over a running node's control socket (JSON lines; see ``core.api.wire``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from core.api.client import JSON
+import msgspec
+
+from core.api.commands import GetSnapshot, Request, decode_result
+from core.api.events import NodeEvent
+from core.api.views import NodeSnapshot
+from core.api.wire import MAX_LINE, SUBSCRIBE, WireLine, WireRequest, encode_line
 from core.errors import CommandError, NoNodeRunning
 
-MAX_LINE = 1 << 20
+R = TypeVar("R")
+log = logging.getLogger("omnitensor.control")
+
+_line_decoder = msgspec.json.Decoder(WireLine)
+_event_decoder = msgspec.json.Decoder(NodeEvent)
 
 
 class SocketNodeClient:
@@ -23,8 +32,8 @@ class SocketNodeClient:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._next_id = 0
-        self._waiting: dict[int, asyncio.Future[JSON]] = {}
-        self._events: asyncio.Queue[JSON | None] = asyncio.Queue(1024)
+        self._waiting: dict[int, asyncio.Future[WireLine]] = {}
+        self._events: asyncio.Queue[NodeEvent | None] = asyncio.Queue(1024)
         self._subscribed = False
         self._reader_task: asyncio.Task[None] | None = None
 
@@ -53,16 +62,15 @@ class SocketNodeClient:
         assert self._reader is not None
         try:
             while line := await self._reader.readline():
-                message = json.loads(line)
-                if "event" in message:
-                    with contextlib.suppress(asyncio.QueueFull):
-                        self._events.put_nowait(message["event"])
+                message = _line_decoder.decode(line)
+                if message.event:
+                    self._on_event(message.event)
                     continue
-                future = self._waiting.pop(message.get("id", -1), None)
+                future = self._waiting.pop(message.id if message.id is not None else -1, None)
                 if future is not None and not future.done():
                     future.set_result(message)
         except (ConnectionError, ValueError):
-            pass
+            pass  # msgspec's DecodeError is a ValueError: a node that speaks nonsense is gone
         finally:
             for future in self._waiting.values():
                 if not future.done():
@@ -71,34 +79,45 @@ class SocketNodeClient:
             with contextlib.suppress(asyncio.QueueFull):
                 self._events.put_nowait(None)
 
-    async def _request(self, cmd: str, params: dict[str, Any]) -> JSON:
+    def _on_event(self, raw: msgspec.Raw) -> None:
+        try:
+            event = _event_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            # A newer node's event this client does not know: skip it, keep the stream.
+            log.debug("skipped an event: %s", exc)
+            return
+        with contextlib.suppress(asyncio.QueueFull):
+            self._events.put_nowait(event)
+
+    async def _request(self, cmd: str, params: msgspec.Raw) -> WireLine:
         if self._writer is None or self._reader_task is None or self._reader_task.done():
             raise NoNodeRunning("not connected to a node")
         self._next_id += 1
-        future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[WireLine] = asyncio.get_running_loop().create_future()
         self._waiting[self._next_id] = future
-        payload = {"id": self._next_id, "cmd": cmd, "params": params}
+        line = encode_line(WireRequest(id=self._next_id, cmd=cmd, params=params))
         try:
-            self._writer.write(json.dumps(payload).encode() + b"\n")
+            self._writer.write(line)
             await self._writer.drain()
         except OSError as exc:
             self._waiting.pop(self._next_id, None)
             raise NoNodeRunning(f"lost the node's control socket ({exc})") from None
         reply = await future
-        if not reply.get("ok"):
-            raise CommandError(str(reply.get("error", "command failed")))
-        result: JSON = reply.get("result", {})
-        return result
+        if not reply.ok:
+            raise CommandError(reply.error or "command failed")
+        return reply
 
-    async def snapshot(self) -> JSON:
-        return await self._request("snapshot", {})
+    async def snapshot(self) -> NodeSnapshot:
+        return await self.command(GetSnapshot())
 
-    async def command(self, name: str, **params: Any) -> JSON:
-        return await self._request(name, params)
+    async def command(self, request: Request[R]) -> R:
+        # A request encodes as its parameters (the command's name is its class).
+        reply = await self._request(request.name, msgspec.Raw(msgspec.json.encode(request)))
+        return decode_result(type(request), bytes(reply.result), source="the node")
 
-    async def events(self) -> AsyncIterator[JSON]:
+    async def events(self) -> AsyncIterator[NodeEvent]:
         if not self._subscribed:
-            await self._request("subscribe", {})
+            await self._request(SUBSCRIBE, msgspec.Raw(b"{}"))
             self._subscribed = True
         while True:
             event = await self._events.get()

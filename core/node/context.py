@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from core.api.client import JSON
+from core.api.events import LogLevel, NodeEvent
 from core.config import Config
 from core.identity import Identity
 from core.node.store import NodeStore
@@ -30,11 +30,11 @@ class NodeContext(Protocol):
     @property
     def display_name(self) -> str: ...
 
-    def publish(self, event: JSON) -> None:
+    def publish(self, event: NodeEvent) -> None:
         """Send an event to the node's subscribers (the console, the socket)."""
 
     async def emit_log(
-        self, level: str, kind: str, message: str, data: dict[str, Any] | None = None
+        self, level: LogLevel, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
         """Record a node event in the store, for subscribers and in the Python log."""
 

@@ -1,10 +1,8 @@
 """The control socket: a running node's API for other processes of the same user.
 
-A unix socket ``node.sock`` in the data dir speaks newline-delimited JSON:
-
-- request ``{"id": 1, "cmd": "snapshot" | "subscribe" | <command>, "params": {...}}``
-- reply ``{"id": 1, "ok": true, "result": {...}}`` or ``{"id": 1, "ok": false, "error": "..."}``
-- after ``subscribe``, events arrive as ``{"event": {...}}`` lines, interleaved with replies.
+A unix socket ``node.sock`` in the data dir speaks the JSON lines of ``core.api.wire``: a
+request names a command of ``core.api.commands`` (or ``subscribe``) and its parameters, the
+reply carries the command's view, and after ``subscribe`` events arrive among the replies.
 
 Only the node's own user may connect: the data dir is 0700, the socket 0600, and every
 connection's peer uid is checked (SO_PEERCRED) before a byte is read.
@@ -14,16 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
 import struct
 from pathlib import Path
 
-from core.api.client import JSON
-from core.api.socket_client import MAX_LINE
-from core.errors import CommandError, DataDirError
+import msgspec
+
+from core.api.commands import parse
+from core.api.wire import (
+    MAX_LINE,
+    SUBSCRIBE,
+    WireEvent,
+    WireReply,
+    WireRequest,
+    encode_line,
+)
+from core.errors import DataDirError, OmniError
 from core.node.service import Node
 
 log = logging.getLogger("omnitensor.control")
@@ -112,42 +118,45 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         write_lock = asyncio.Lock()
         pending: set[asyncio.Task[None]] = set()
+        decoder = msgspec.json.Decoder(WireRequest)
 
-        async def send(obj: JSON) -> None:
+        async def send(message: msgspec.Struct) -> None:
             async with write_lock:
-                writer.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+                writer.write(encode_line(message))
                 await writer.drain()
 
         async def forward_events() -> None:
             async with self.node.subscribe() as queue:
                 while True:
-                    await send({"event": await queue.get()})
+                    await send(WireEvent(event=await queue.get()))
 
-        async def handle(request: JSON) -> None:
-            rid = request.get("id")
+        async def handle(request: WireRequest) -> None:
+            rid = request.id
             try:
-                result = await self.node.command(str(request["cmd"]), **request.get("params", {}))
-                await send({"id": rid, "ok": True, "result": result})
-            except CommandError as exc:
-                await send({"id": rid, "ok": False, "error": str(exc)})
-            except (TypeError, KeyError, ValueError) as exc:
-                await send({"id": rid, "ok": False, "error": f"bad request: {exc}"})
+                command = parse(request.cmd, request.params)
+                result = await self.node.command(command)
+            except OmniError as exc:  # a refusal, an unknown command, bad parameters
+                await send(WireReply(id=rid, ok=False, error=str(exc)))
+            except Exception as exc:
+                # A bug must not leave the client waiting for its answer.
+                log.exception("control: %s failed", request.cmd)
+                await send(WireReply(id=rid, ok=False, error=f"internal error: {exc!r}"))
+            else:
+                await send(WireReply(id=rid, ok=True, result=result))
 
         try:
             while line := await reader.readline():
                 try:
-                    request = json.loads(line)
-                    if not isinstance(request, dict) or "cmd" not in request:
-                        raise ValueError("not a request object")
-                except ValueError as exc:
-                    await send({"ok": False, "error": f"bad request: {exc}"})
+                    request = decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    await send(WireReply(ok=False, error=f"bad request: {exc}"))
                     continue
-                if request["cmd"] == "subscribe":
+                if request.cmd == SUBSCRIBE:
                     pending.add(asyncio.create_task(forward_events(), name="control.events"))
-                    await send({"id": request.get("id"), "ok": True, "result": {}})
+                    await send(WireReply(id=request.id, ok=True, result={}))
                     continue
                 # Commands run concurrently so a long benchmark does not block snapshots.
-                task = asyncio.create_task(handle(request), name=f"control.{request['cmd']}")
+                task = asyncio.create_task(handle(request), name=f"control.{request.cmd}")
                 pending.add(task)
                 task.add_done_callback(pending.discard)
         finally:

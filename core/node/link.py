@@ -21,7 +21,8 @@ from typing import Any
 
 import aiomqtt
 
-from core.api.client import JSON
+from core.api.events import GameEvent, LinkEvent, WorkEvent
+from core.api.views import LinkState, LinkView, NetworkMode
 from core.config import may_trust_first_use, untrusted_coordinator_line
 from core.errors import CommandError
 from core.identity import short_id
@@ -67,7 +68,7 @@ class NetworkLink:
         node: NodeContext,
         url: str,
         *,
-        mode: str = "remote",
+        mode: NetworkMode = "remote",
         resend_interval: float = 30.0,
     ) -> None:
         self.node = node
@@ -76,7 +77,7 @@ class NetworkLink:
         self.display_url = redact_url(parse_broker_url(url).url)
         self.mode = mode  # "local" (the embedded local network) or "remote"
         self.resend_interval = resend_interval
-        self.state = "connecting"
+        self.state: LinkState = "connecting"
         self.closing = False
         self.since_ts = time.time()
         self.coordinator_online: bool | None = None
@@ -86,7 +87,7 @@ class NetworkLink:
         self._requests: dict[str, asyncio.Future[Response]] = {}
         self._session: PeerSession | None = None
         self._saved_marks: dict[tuple[str, str], int] = {}
-        self.game = GameCache(self.request, self._is_up, lambda: node.publish({"type": "game"}))
+        self.game = GameCache(self.request, self._is_up, lambda: node.publish(GameEvent()))
         self.outbox: Outbox | None = None
         self.worker: Worker | None = None
 
@@ -193,20 +194,20 @@ class NetworkLink:
     def _is_up(self) -> bool:
         return self._session is not None and self._session.is_up
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: LinkState) -> None:
         self.state = state
         self.since_ts = time.time()
-        self.node.publish({"type": "link", **self.to_json()})
+        self.node.publish(LinkEvent(link=self.view()))
 
-    def to_json(self) -> JSON:
-        return {
-            "mode": self.mode,
-            "broker": self.display_url,
-            "state": self.state,
-            "since_ts": self.since_ts,
-            "coordinator": self.pinned_key,
-            "coordinator_online": self.coordinator_online,
-        }
+    def view(self) -> LinkView:
+        return LinkView(
+            mode=self.mode,
+            broker=self.display_url,
+            state=self.state,
+            since_ts=self.since_ts,
+            coordinator=self.pinned_key,
+            coordinator_online=self.coordinator_online,
+        )
 
     async def _on_connected(self) -> None:
         assert self.outbox is not None
@@ -242,10 +243,9 @@ class NetworkLink:
     def refresh_soon(self) -> None:
         self.game.refresh_soon()
 
-    async def request_benchmark_unit(self) -> JSON:
+    async def request_benchmark_unit(self) -> None:
         """Ask for a benchmark unit: benchmark quests progress once the coordinator verifies it."""
-        answer = await self.request("bench.challenge", {})
-        return answer if isinstance(answer, dict) else {}
+        await self.request("bench.challenge", {})
 
     async def announce(self) -> None:
         """Re-send this node's hello (after a benchmark changed its capability)."""
@@ -377,7 +377,7 @@ class NetworkLink:
             if data.online and was is False:
                 # The coordinator restarted: re-send what it may have lost.
                 self.outbox.flush_soon()
-            self.node.publish({"type": "link", **self.to_json()})
+            self.node.publish(LinkEvent(link=self.view()))
 
     async def _on_receipt(self, receipt: Receipt) -> None:
         store = self.node.store
@@ -409,5 +409,5 @@ class NetworkLink:
                 f"unit {receipt.task_id} rejected: {receipt.reason}",
                 {"task_id": receipt.task_id, "reason": receipt.reason},
             )
-        self.node.publish({"type": "work", "receipt": receipt.task_id})
+        self.node.publish(WorkEvent(receipt=receipt.task_id))
         self.game.refresh_soon()

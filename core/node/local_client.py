@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TypeVar
 
-from core.api.client import JSON
+from core.api.commands import Request
+from core.api.events import NodeEvent
+from core.api.views import NodeSnapshot
 from core.node.service import Node
+
+R = TypeVar("R")
 
 
 class LocalNodeClient:
@@ -15,16 +19,16 @@ class LocalNodeClient:
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    async def snapshot(self) -> JSON:
+    async def snapshot(self) -> NodeSnapshot:
         return await self._node.snapshot()
 
-    async def events(self) -> AsyncIterator[JSON]:
+    async def events(self) -> AsyncIterator[NodeEvent]:
         async with self._node.subscribe() as queue:
             while True:
                 yield await queue.get()
 
-    async def command(self, name: str, **params: Any) -> JSON:
-        return await self._node.command(name, **params)
+    async def command(self, request: Request[R]) -> R:
+        return await self._node.command(request)
 
     async def close(self) -> None:
         return None

@@ -16,43 +16,42 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core import __version__
-from core.api.client import JSON
+from core.api.commands import Request
+from core.api.events import LogEvent, LogLevel, NodeEvent, TelemetryEvent
+from core.api.views import (
+    NO_LINK,
+    BackendInfo,
+    BenchmarkResult,
+    NetworkMode,
+    NodeInfo,
+    NodeSnapshot,
+)
 from core.config import Config
 from core.datadir import DataDirLock, prepare_data_dir
 from core.errors import CommandError
 from core.identity import Identity, load_or_create_identity, short_id
+from core.node.bench import Benchmarks
+from core.node.commands import NodeCommands
 from core.node.guard import GuardConfig, GuardState, ThermalGuard
 from core.node.store import NodeStore
 from core.node.telemetry import GpuSampler, TelemetryFrame
+from core.node.views import (
+    counters_view,
+    guard_view,
+    last_benchmark_view,
+    telemetry_view,
+    work_view,
+)
 
 if TYPE_CHECKING:
     from core.node.link import NetworkLink
 
 log = logging.getLogger("omnitensor.node")
+R = TypeVar("R")
 
-# Node commands answered by the coordinator (forwarded over the network link).
-# Node command -> coordinator method. "events" is the node's own log, so the network's
-# multiplier events are "multipliers" here.
-NETWORK_COMMANDS = {
-    "leaderboard": "leaderboard",
-    "wallet": "wallet",
-    "ping": "ping",
-    "multipliers": "events",
-    "quests": "quests",
-    "quest.accept": "quest.accept",
-    "quest.claim": "quest.claim",
-    "season": "season",
-    "stake": "stake",
-    "unstake": "unstake",
-}
-# Commands that change what the console shows: refresh the cached game state after them.
-REFRESHING_COMMANDS = frozenset({"quest.accept", "quest.claim", "stake", "unstake"})
-
-# How long `quest start` waits for the coordinator to verify the benchmark unit.
-QUEST_START_WAIT_S = 300.0
 # Subscribers that fall this far behind lose events rather than slow the node down.
 SUBSCRIBER_QUEUE_SIZE = 512
 
@@ -75,7 +74,7 @@ class Node:
         nvml: Any | None = None,
         backend_env: dict[str, str] | None = None,
         network_url: str | None = None,
-        network_mode: str = "remote",
+        network_mode: NetworkMode = "remote",
         resend_interval: float = 30.0,
     ) -> None:
         self.config = config
@@ -89,12 +88,10 @@ class Node:
         self._nvml = nvml if nvml is not None else _make_nvml(config)
         self._backend_env = backend_env
         self._lock = DataDirLock(config.lock_path)
-        self._subscribers: set[asyncio.Queue[JSON]] = set()
+        self._subscribers: set[asyncio.Queue[NodeEvent]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._kernel_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernels")
-        self._bench_task: asyncio.Task[JSON] | None = None
-        self._bench_cancel = False
-        self._bench_progress: JSON | None = None
+        self.bench = Benchmarks(self, self._kernel_thread, backend_env, self._after_benchmark)
         self.identity: Identity | None = None
         self.store: NodeStore | None = None
         self.sampler: GpuSampler | None = None
@@ -114,7 +111,7 @@ class Node:
         self.started_ts = 0.0
         self._started_mono = 0.0
         self.stopped = asyncio.Event()
-        self.extra_commands: dict[str, Callable[..., Any]] = {}
+        self.commands = NodeCommands(self)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -168,7 +165,7 @@ class Node:
             self.join_network(self._network_url, mode=self._network_mode)
 
     def join_network(
-        self, url: str, *, mode: str = "remote", coordinator_key: str | None = None
+        self, url: str, *, mode: NetworkMode = "remote", coordinator_key: str | None = None
     ) -> None:
         """Connect this (started) node to a network's broker; it keeps working offline."""
         from core.node.link import NetworkLink
@@ -232,10 +229,7 @@ class Node:
 
     async def stop(self) -> None:
         await self.leave_network()
-        if self._bench_task is not None and not self._bench_task.done():
-            self._bench_cancel = True
-            with contextlib.suppress(BaseException):
-                await self._bench_task
+        await self.bench.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -272,37 +266,30 @@ class Node:
     # -- events ----------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[JSON]]:
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[NodeEvent]]:
         """A queue receiving every event from now on, until the context exits."""
-        queue: asyncio.Queue[JSON] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+        queue: asyncio.Queue[NodeEvent] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
         self._subscribers.add(queue)
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
 
-    def publish(self, event: JSON) -> None:
+    def publish(self, event: NodeEvent) -> None:
         for queue in self._subscribers:
             # A stalled reader loses events; telemetry is superseded by the next frame.
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)
 
     async def emit_log(
-        self, level: str, kind: str, message: str, data: dict[str, Any] | None = None
+        self, level: LogLevel, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
         """Record a node event: the store, the subscribers and the Python log."""
         log.log(logging.getLevelName(level.upper()), message, extra={"kind": kind})
         if self.store is not None:
             await self.store.add_event(level, kind, message, data)
         self.publish(
-            {
-                "type": "log",
-                "ts": time.time(),
-                "level": level,
-                "kind": kind,
-                "message": message,
-                "data": data or {},
-            }
+            LogEvent(ts=time.time(), level=level, kind=kind, message=message, data=data or {})
         )
 
     # -- telemetry and guard ---------------------------------------------------------------
@@ -314,7 +301,9 @@ class Node:
             previous = self.guard_state
             self.guard_state = self.guard.update(frame)
             await self._log_guard_changes(previous, self.guard_state)
-            self.publish({"type": "telemetry", **self._telemetry_json()})
+            self.publish(
+                TelemetryEvent(telemetry=telemetry_view(frame), guard=guard_view(self.guard_state))
+            )
 
     async def _log_guard_changes(self, before: GuardState | None, after: GuardState) -> None:
         was = {g.index: g.paused for g in before.per_gpu} if before else {}
@@ -324,185 +313,62 @@ class Node:
             elif not gpu.paused and was.get(gpu.index, False):
                 await self.emit_log("info", "guard", f"GPU {gpu.index} resumed")
 
-    def _telemetry_json(self) -> JSON:
-        frame = self.frame
-        guard = self.guard_state
-        return {
-            "telemetry": frame.to_dict() if frame else None,
-            "guard": guard_to_json(guard),
-        }
-
     # -- state and commands ----------------------------------------------------------------
 
-    async def snapshot(self) -> JSON:
+    async def snapshot(self) -> NodeSnapshot:
         assert self.store is not None
-        last = await self.store.last_benchmark()
-        return {
-            "node": {
-                "id": self.node_id,
-                "short_id": short_id(self.node_id),
-                "name": self.display_name,
-                "version": __version__,
-                "pid": os.getpid(),
-                "data_dir": str(self.config.data_dir),
-                "started_ts": self.started_ts,
-                "uptime_s": round(time.monotonic() - self._started_mono, 3),
-            },
-            "backend": {
-                "name": self.backend_name,
-                "device": self.backend_device,
-                "error": self.backend_error,
-            },
-            **self._telemetry_json(),
-            "work": self._work_json(),
-            "link": self.link.to_json() if self.link else {"mode": "none", "state": "no network"},
-            "counters": await self.store.work_counters(),
-            "leaderboards": self.link.game.leaderboards if self.link else {},
-            **(self.link.game.snapshot() if self.link else {}),
-            "last_benchmark": (
-                {"ts": last.ts, "verified": last.verified, **last.result} if last else None
+        game = self.link.game if self.link is not None else None
+        return NodeSnapshot(
+            node=NodeInfo(
+                id=self.node_id,
+                short_id=short_id(self.node_id),
+                name=self.display_name,
+                version=__version__,
+                pid=os.getpid(),
+                data_dir=str(self.config.data_dir),
+                started_ts=self.started_ts,
+                uptime_s=round(time.monotonic() - self._started_mono, 3),
             ),
-        }
-
-    def _work_json(self) -> JSON:
-        if self._bench_task is not None and not self._bench_task.done():
-            return {"state": "benchmarking", "progress": self._bench_progress}
-        if self.guard_state is not None and self.guard_state.paused:
-            return {"state": "paused", "reason": self.guard_state.summary()}
-        return {"state": "idle"}
-
-    async def command(self, name: str, **params: Any) -> JSON:
-        if name == "snapshot":
-            return await self.snapshot()
-        if name == "bench":
-            return await self.run_benchmark(quick=bool(params.get("quick", True)))
-        if name == "events":
-            assert self.store is not None
-            rows = await self.store.recent_events(int(params.get("limit", 100)))
-            return {"events": [row.__dict__ for row in rows]}
-        if name in NETWORK_COMMANDS:
-            if self.link is None:
-                raise CommandError("this node is not on a network (no broker configured)")
-            method = NETWORK_COMMANDS[name]
-            answer = await self.link.request(method, params)
-            if not isinstance(answer, dict):
-                raise CommandError(f"{name}: the coordinator sent a malformed answer")
-            if name in REFRESHING_COMMANDS:
-                self.link.refresh_soon()
-            else:
-                self.link.game.store_answer(method, answer)
-            return answer
-        if name == "quest.start":
-            return await self._start_quest(str(params.get("id", "")))
-        if name in self.extra_commands:
-            result: JSON = await self.extra_commands[name](**params)
-            return result
-        raise CommandError(f"unknown command {name!r}")
-
-    async def _start_quest(self, quest_id: str) -> JSON:
-        """A benchmark quest's action: a benchmark unit from the coordinator, verified by it."""
-        if self.link is None:
-            raise CommandError("this node is not on a network (no broker configured)")
-        quest = await self._quest(quest_id)
-        if quest.get("action") != "bench":
-            raise CommandError(f"quest {quest_id}: has no action to start; it progresses by work")
-        if quest.get("state") == "completed":
-            return {"message": f"{quest.get('title')} is already complete: claim it"}
-        if quest.get("state") not in ("accepted", "in_progress"):
-            raise CommandError(f"quest {quest_id}: accept it first (it is {quest.get('state')})")
-        await self.link.request_benchmark_unit()
-        await self.emit_log("info", "bench", f"benchmark unit requested for {quest.get('title')}")
-        # The quest completes when the coordinator has verified the unit this node computes.
-        deadline = time.monotonic() + QUEST_START_WAIT_S
-        while time.monotonic() < deadline:
-            await asyncio.sleep(1.0)
-            quest = await self._quest(quest_id)
-            if quest.get("state") == "completed":
-                self.link.refresh_soon()
-                return {"message": f"benchmark unit verified for {quest.get('title')}: claim it"}
-        raise CommandError(
-            f"quest {quest_id}: the benchmark unit was not verified within "
-            f"{QUEST_START_WAIT_S:g}s; it still counts if it is"
+            backend=BackendInfo(
+                name=self.backend_name, device=self.backend_device, error=self.backend_error
+            ),
+            telemetry=telemetry_view(self.frame) if self.frame is not None else None,
+            guard=guard_view(self.guard_state) if self.guard_state is not None else None,
+            work=work_view(
+                benchmarking=self.bench.running,
+                progress=self.bench.progress,
+                guard=self.guard_state,
+            ),
+            link=self.link.view() if self.link is not None else NO_LINK,
+            counters=counters_view(await self.store.work_counters()),
+            leaderboards=dict(game.leaderboards) if game is not None else {},
+            wallet=game.wallet if game is not None else None,
+            quests=game.quests.quests if game is not None and game.quests is not None else None,
+            season=game.season if game is not None else None,
+            multiplier=game.multipliers if game is not None else None,
+            last_benchmark=last_benchmark_view(await self.store.last_benchmark()),
         )
 
-    async def _quest(self, quest_id: str) -> JSON:
-        assert self.link is not None
-        quests = await self.link.request("quests", {})
-        quest = next((q for q in quests.get("quests", []) if q.get("id") == quest_id), None)
-        if quest is None:
-            raise CommandError(f"quest {quest_id}: not offered to this node")
-        return dict(quest)
+    async def command(self, request: Request[R]) -> R:
+        """Answer a command of ``core.api.commands``; CommandError when refused."""
+        return await self.commands.run(request)
 
-    async def run_benchmark(self, *, quick: bool = True) -> JSON:
-        """Run the benchmark suite in the kernel thread, publishing progress events."""
-        if self._bench_task is not None and not self._bench_task.done():
+    async def run_benchmark(self, *, quick: bool = True, join: bool = False) -> BenchmarkResult:
+        """Run the benchmark suite in the kernel thread, publishing progress events.
+
+        One runs at a time: another is refused, or with ``join`` its result is awaited.
+        """
+        if self.bench.running:
+            if join:
+                return await self.bench.join()
             raise CommandError("a benchmark is already running")
         if self.backend_error:
             raise CommandError(self.backend_error)
         if self.guard_state is not None and self.guard_state.paused:
             raise CommandError(f"work is paused ({self.guard_state.summary()})")
-        self._bench_cancel = False
-        self._bench_task = asyncio.create_task(self._benchmark(quick), name="node.benchmark")
-        return await asyncio.shield(self._bench_task)
+        return await self.bench.run(quick=quick)
 
-    async def _benchmark(self, quick: bool) -> JSON:
-        from kernels.backend import select_backend
-        from kernels.suite import run_suite
-
-        loop = asyncio.get_running_loop()
-
-        def progress(stage: str, fraction: float) -> None:
-            event = {"type": "bench.progress", "stage": stage, "fraction": fraction}
-            loop.call_soon_threadsafe(self._on_bench_progress, event)
-
-        def should_stop() -> bool:
-            paused = self.guard_state is not None and self.guard_state.paused
-            return self._bench_cancel or paused
-
-        def work() -> dict[str, Any]:
-            backend = select_backend(self._backend_env)
-            return run_suite(backend, quick=quick, progress=progress, should_stop=should_stop)
-
-        await self.emit_log("info", "bench", f"benchmark started ({'quick' if quick else 'full'})")
-        try:
-            result = await loop.run_in_executor(self._kernel_thread, work)
-        except Exception as exc:
-            reason = "cancelled" if type(exc).__name__ == "BenchmarkCancelled" else str(exc)
-            await self.emit_log("warning", "bench", f"benchmark stopped: {reason}")
-            raise CommandError(f"benchmark stopped: {reason}") from None
-        finally:
-            self._bench_progress = None
-        assert self.store is not None
-        await self.store.add_benchmark(result)
-        gemm = result.get("gemm", {})
-        await self.emit_log(
-            "info",
-            "bench",
-            "benchmark done: fp32 {:.3f} TFLOPS, fp16 {:.3f} TFLOPS, {:.1f} GB/s, "
-            "verified {}".format(
-                gemm.get("fp32", {}).get("tflops", 0.0),
-                gemm.get("fp16", {}).get("tflops", 0.0),
-                result.get("bandwidth", {}).get("gbps", 0.0),
-                result.get("verified"),
-            ),
-            {"result": result},
-        )
-        self.publish({"type": "bench.done", "result": result})
+    async def _after_benchmark(self, result: BenchmarkResult) -> None:
         if self.link is not None:
             # Display only: the hello carries it; the network measures capability itself.
             await self.link.announce()
-        return result
-
-    def _on_bench_progress(self, event: JSON) -> None:
-        self._bench_progress = {"stage": event["stage"], "fraction": event["fraction"]}
-        self.publish(event)
-
-
-def guard_to_json(guard: GuardState | None) -> JSON | None:
-    if guard is None:
-        return None
-    return {
-        "paused": guard.paused,
-        "summary": guard.summary(),
-        "gpus": [{"index": g.index, "paused": g.paused, "reason": g.reason} for g in guard.per_gpu],
-    }

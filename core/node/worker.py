@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from core.api.events import WorkEvent
 from core.node.context import NodeContext
 from core.node.store import ReceivedUnit
 from core.protocol import (
@@ -158,7 +159,7 @@ class Worker:
         await store.advance_unit(
             unit.task_id, "committed", topic, payload, root=root, elapsed_s=elapsed
         )
-        self.node.publish({"type": "work", "submitted": unit.task_id})
+        self.node.publish(WorkEvent(submitted=unit.task_id))
         self.on_message()
 
     async def prove(self, challenge: Challenge) -> None:

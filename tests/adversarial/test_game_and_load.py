@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from core.api.commands import GetLeaderboard, Ping
 from core.identity import Identity
 from core.protocol import Response
 from tests.adversarial.conftest import Hostile, Network
@@ -55,6 +56,7 @@ _FLOOD = """
 import asyncio, sys
 import aiomqtt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from core.api.commands import GetLeaderboard, Ping
 from core.identity import Identity
 from core.protocol import Response
 from core.protocol import DEFAULT_TOPICS, Request, encode
@@ -96,9 +98,9 @@ async def test_a_request_flood_from_one_identity_does_not_slow_others(network: N
         latencies = []
         for _ in range(3):
             started = time.monotonic()
-            pong = await network.honest.command("ping")
+            pong = await network.honest.command(Ping())
             latencies.append(time.monotonic() - started)
-            assert pong["coordinator"] == network.coordinator.node_id
+            assert pong.coordinator == network.coordinator.node_id
         assert (await process.stdout.readline()).strip() == b"done"
         await process.wait()
         await asyncio.sleep(1.0)
@@ -159,5 +161,5 @@ async def test_display_names_cannot_carry_control_characters(network: Network) -
         await asyncio.sleep(1.5)
     # Dropped as a bad payload: never registered, never on a board.
     assert forger.node_id not in network.coordinator.state.nodes
-    board = await network.honest.command("leaderboard", category="gpu-contributors")
-    assert all(e["name"].isprintable() for e in board["entries"])
+    board = await network.honest.command(GetLeaderboard(category="gpu-contributors"))
+    assert all(e.name.isprintable() for e in board.entries)

@@ -29,6 +29,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from core.api.commands import GetLog, GetWallet
 from core.config import BrokerConfig, load_config
 from core.coordinator.service import Coordinator, CoordinatorSettings
 from core.node.fake_nvml import FakeNvml
@@ -183,9 +184,9 @@ async def test_node_and_coordinator_work_over_tls_with_per_node_credentials(
 
         await wait_until(two_acked, what="two receipts over TLS")
         # Requests and responses pass the ACLs too.
-        wallet = await node.command("wallet")
+        wallet = await node.command(GetWallet())
         assert node.link is not None and node.link.pinned_key == coordinator.node_id
-    assert wallet["balance"] > 0
+    assert wallet.balance > 0
     log = net.broker.log_path.read_text(errors="replace")
     assert f"u'{net.alice.username}'" in log and "u'coordinator'" in log
 
@@ -290,8 +291,8 @@ async def test_the_node_does_not_show_the_password_from_its_broker_url(
             lambda: node.link is not None and node.link.state == "connected", what="connect"
         )
         snap = await node.snapshot()
-        events = await node.command("events")
-    assert snap["link"]["broker"] == net.broker.url
+        events = await node.command(GetLog())
+    assert snap.link.broker == net.broker.url
     assert net.alice.password not in repr(snap)
     assert net.alice.password not in repr(events)
     assert net.alice.password not in repr(config)

@@ -9,6 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from core.api.commands import (
+    AcceptQuest,
+    ClaimQuest,
+    GetQuests,
+    GetSeason,
+    GetWallet,
+    Stake,
+    StartQuest,
+    Unstake,
+)
 from core.coordinator.game_store import GameService
 from core.errors import CommandError
 from core.game import EventError, MultiplierEvent
@@ -35,26 +45,26 @@ async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_pa
             return (await store.work_counters())["work.acknowledged"] >= 2
 
         await wait_until(some_credit, what="credited work")
-        quests = (await node.command("quests"))["quests"]
-        bench = next(q for q in quests if q["action"] == "bench")
-        assert bench["state"] == "offered"
-        compute = next(q for q in quests if q["kind"] == "tflop-hours")
+        quests = (await node.command(GetQuests())).quests
+        bench = next(q for q in quests if q.action == "bench")
+        assert bench.state == "offered"
+        compute = next(q for q in quests if q.kind == "tflop-hours")
 
         # Claiming before accepting, and starting before accepting, are refused with reasons.
         with pytest.raises(CommandError, match=r"not completed|not accepted"):
-            await node.command("quest.claim", id=bench["id"])
+            await node.command(ClaimQuest(id=bench.id))
         with pytest.raises(CommandError, match="accept it first"):
-            await node.command("quest.start", id=bench["id"])
+            await node.command(StartQuest(id=bench.id))
 
-        await node.command("quest.accept", id=bench["id"])
+        await node.command(AcceptQuest(id=bench.id))
         with pytest.raises(CommandError, match="already accepted"):
-            await node.command("quest.accept", id=bench["id"])
-        started = await node.command("quest.start", id=bench["id"])
-        assert "verified" in started["message"]
+            await node.command(AcceptQuest(id=bench.id))
+        started = await node.command(StartQuest(id=bench.id))
+        assert "verified" in started.message
 
         async def completed() -> bool:
-            qs = (await node.command("quests"))["quests"]
-            return any(q["id"] == bench["id"] and q["state"] == "completed" for q in qs)
+            qs = (await node.command(GetQuests())).quests
+            return any(q.id == bench.id and q.state == "completed" for q in qs)
 
         await wait_until(completed, what="benchmark quest completed")
         # Sybil resistance: no quest pays before the node has enough verified work on record.
@@ -63,62 +73,62 @@ async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_pa
             rules, quest_rules=dataclasses.replace(rules.quest_rules, min_verified_units=10**6)
         )
         with pytest.raises(CommandError, match="claims need 1000000 verified work units"):
-            await node.command("quest.claim", id=bench["id"])
+            await node.command(ClaimQuest(id=bench.id))
         coordinator.state.game.rules = rules
         await wait_until(
             lambda: enough_units(store, rules.quest_rules.min_verified_units),
             within=60,
             what="verified units for quests",
         )
-        before = (await node.command("wallet"))["balance"]
-        claimed = await node.command("quest.claim", id=bench["id"])
+        before = (await node.command(GetWallet())).balance
+        claimed = await node.command(ClaimQuest(id=bench.id))
         # The reward is capped by what verified work earned in the payout window.
-        earned = sum(e["amount"] for e in (await node.command("wallet"))["entries"]
-                     if e["kind"] == "reward")  # fmt: skip
-        assert 0 < claimed["credited"] <= earned
+        entries = (await node.command(GetWallet())).entries
+        earned = sum(e.amount for e in entries if e.kind == "reward")
+        assert 0 < claimed.credited <= earned
         with pytest.raises(CommandError, match="already claimed"):
-            await node.command("quest.claim", id=bench["id"])
-        wallet = await node.command("wallet")
-        quest_entries = [e for e in wallet["entries"] if e["kind"] == "quest"]
-        assert len(quest_entries) == 1 and quest_entries[0]["amount"] == claimed["credited"]
-        assert wallet["balance"] >= before + claimed["credited"]
+            await node.command(ClaimQuest(id=bench.id))
+        wallet = await node.command(GetWallet())
+        quest_entries = [e for e in wallet.entries if e.kind == "quest"]
+        assert len(quest_entries) == 1 and quest_entries[0].amount == claimed.credited
+        assert wallet.balance >= before + claimed.credited
 
         # An accepted compute quest gains progress from verified work only.
-        await node.command("quest.accept", id=compute["id"])
+        await node.command(AcceptQuest(id=compute.id))
 
         async def progressed() -> bool:
-            qs = (await node.command("quests"))["quests"]
-            q = next(q for q in qs if q["id"] == compute["id"])
-            return Fraction(q["progress"]["current"]) > 0
+            qs = (await node.command(GetQuests())).quests
+            q = next(q for q in qs if q.id == compute.id)
+            return Fraction(q.progress.exact.current) > 0
 
         await wait_until(progressed, what="compute quest progress")
 
         # Staking: more than the balance is refused; a valid stake shows in the wallet.
         with pytest.raises(CommandError, match="cannot stake"):
-            await node.command("stake", amount=wallet["balance"] + 10**12)
-        staked = await node.command("stake", amount=wallet["balance"] // 2)
-        assert staked["staked"] == wallet["balance"] // 2
-        assert (await node.command("wallet"))["staked"] == staked["staked"]
+            await node.command(Stake(amount=wallet.balance + 10**12))
+        staked = await node.command(Stake(amount=wallet.balance // 2))
+        assert staked.staked == wallet.balance // 2
+        assert (await node.command(GetWallet())).staked == staked.staked
         with pytest.raises(CommandError, match="cannot unstake"):
-            await node.command("unstake", amount=staked["staked"] + 1)
+            await node.command(Unstake(amount=staked.staked + 1))
 
-        season = await node.command("season")
-        assert season["ranks"]["gpu-contributors"]["rank"] == 1
-        assert season["days_left"] >= 0
-        assert any(a["id"] for a in season["achievements"])  # first verified work badge
+        season = await node.command(GetSeason())
+        assert season.ranks["gpu-contributors"].rank == 1
+        assert season.days_left >= 0
+        assert any(a.id for a in season.achievements)  # first verified work badge
 
-        uptime = next(q for q in quests if q["kind"] == "uptime")
-        await node.command("quest.accept", id=uptime["id"])
+        uptime = next(q for q in quests if q.kind == "uptime")
+        await node.command(AcceptQuest(id=uptime.id))
 
         # Liveness: one base reward per window for a node that worked in it, never twice;
         # the same window counts as an hour online for the uptime quest.
         window_end = time.time() + 1
         assert await coordinator.credit_liveness(window_end - 3600, window_end) == 1
-        qs = (await node.command("quests"))["quests"]
-        steady = next(q for q in qs if q["id"] == uptime["id"])
-        assert Fraction(steady["progress"]["current"]) == 1  # hours observed, all online
+        qs = (await node.command(GetQuests())).quests
+        steady = next(q for q in qs if q.id == uptime.id)
+        assert Fraction(steady.progress.exact.current) == 1  # hours observed, all online
         assert await coordinator.credit_liveness(window_end - 3600, window_end) == 0
-        kinds = [e["kind"] for e in (await node.command("wallet"))["entries"]]
+        kinds = [e.kind for e in (await node.command(GetWallet())).entries]
         assert kinds.count("liveness") == 1
 
         # Slashing: work proven wrong burns a share of the stake and resets reputation.
@@ -126,7 +136,7 @@ async def test_quest_flow_stake_and_refusals(mosquitto: MosquittoProcess, tmp_pa
         assert game is not None and coordinator.store is not None
         slashed = await game.on_failed_work(node.node_id, "w-forged", "verification failed: x")
         account = await game.account(node.node_id)
-        assert slashed > 0 and account.staked == staked["staked"] - slashed
+        assert slashed > 0 and account.staked == staked.staked - slashed
         assert account.reputation.consecutive == 0
         _minted, burned = await coordinator.store.supply()
         assert burned == slashed

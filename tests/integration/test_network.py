@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.api.commands import GetLeaderboard, GetLog, GetWallet
 from core.config import load_config
 from core.coordinator.service import Coordinator, CoordinatorSettings
 from core.coordinator.store import CoordinatorStore
@@ -82,20 +83,20 @@ async def test_work_is_verified_credited_and_acknowledged(
         # Trusted on first use, and pinned in the data dir.
         assert node.link is not None and node.link.pinned_key == coordinator.node_id
         assert await store.get_setting("coordinator_key") == coordinator.node_id
-        wallet = await node.command("wallet")
-        board = await node.command("leaderboard", category="gpu-contributors", limit=5)
+        wallet = await node.command(GetWallet())
+        board = await node.command(GetLeaderboard(category="gpu-contributors", limit=5))
         snap = await node.snapshot()
-    assert snap["link"]["state"] == "connected"
-    assert wallet["balance"] > 0
-    assert all(e["kind"] == "reward" and e["reason"] for e in wallet["entries"])
-    assert board["entries"][0]["name"] == "alice"
-    assert board["own_rank"] == 1
-    assert board["entries"][0]["amount"] == wallet["balance"]
+    assert snap.link.state == "connected"
+    assert wallet.balance > 0
+    assert all(e.kind == "reward" and e.reason for e in wallet.entries)
+    assert board.entries[0].name == "alice"
+    assert board.own_rank == 1
+    assert board.entries[0].amount == wallet.balance
     # Work went on after the wallet query: the ledger can only have grown since.
     async with CoordinatorStore(tmp_path / "coord" / "coordinator.db") as cstore:
         minted, burned = await cstore.supply()
         assert burned == 0
-        assert minted == await cstore.balance(node.node_id) >= wallet["balance"]
+        assert minted == await cstore.balance(node.node_id) >= wallet.balance
 
 
 async def test_wrong_coordinator_key_is_refused(
@@ -109,12 +110,12 @@ async def test_wrong_coordinator_key_is_refused(
             lambda: node.link is not None and node.link.state == "connected", what="connect"
         )
         await asyncio.sleep(1.0)
-        events = await node.command("events")
+        events = await node.command(GetLog())
         assert node.store is not None
         counters = await node.store.work_counters()
     # The impostor's tasks are never run and its presence is refused loudly.
     assert counters["work.submitted"] == 0
-    assert any("REFUSED coordinator key" in e["message"] for e in events["events"])
+    assert any("REFUSED coordinator key" in e.message for e in events.events)
 
 
 async def test_offline_node_keeps_work_and_flushes(
@@ -135,7 +136,7 @@ async def test_offline_node_keeps_work_and_flushes(
         mosquitto.stop()
         await wait_until(lambda: node.link is not None and node.link.state == "offline")
         snap = await node.snapshot()
-        assert snap["link"]["state"] == "offline" and snap["link"]["since_ts"] > 0
+        assert snap.link.state == "offline" and (snap.link.since_ts or 0) > 0
         mosquitto.start()
 
         async def settled() -> bool:

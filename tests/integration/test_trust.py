@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.api.commands import GetLog
 from core.config import load_config
 from core.node.fake_nvml import FakeNvml
 from core.node.service import Node
@@ -35,18 +36,18 @@ async def test_an_unpinned_coordinator_on_a_remote_broker_gets_no_work(
         await wait_until(lambda: node.link is not None and node.link.state == "connected")
 
         async def refused() -> bool:
-            events = (await node.command("events"))["events"]
-            return any("NOT TRUSTED" in e["message"] for e in events)
+            events = (await node.command(GetLog())).events
+            return any("NOT TRUSTED" in e.message for e in events)
 
         await wait_until(refused, what="the refusal")
         await asyncio.sleep(1.0)  # tasks go out every 0.2 s: none may be run
         counters = await node.store.work_counters()
         pinned = await node.store.get_setting("coordinator_key")
-        events = (await node.command("events"))["events"]
-        link = node.link.to_json()
+        events = (await node.command(GetLog())).events
+        link = node.link.view()
     assert counters["work.submitted"] == 0
-    assert pinned is None and link["coordinator"] is None
-    [line] = [e["message"] for e in events if "NOT TRUSTED" in e["message"]]  # said once
+    assert pinned is None and link.coordinator is None
+    [line] = [e.message for e in events if "NOT TRUSTED" in e.message]  # said once
     assert f"--coordinator-key {coordinator.node_id}" in line and "--trust-first-use" in line
 
 

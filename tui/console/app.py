@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
+import msgspec
 from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
@@ -27,10 +28,25 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from core.api.client import NodeAPI
+from core.api.commands import GetLog, Request, RunBench
+from core.api.events import (
+    BenchDoneEvent,
+    BenchProgressEvent,
+    LogEvent,
+    LogLine,
+    TelemetryEvent,
+)
+from core.api.views import BenchProgressView, NodeSnapshot
 from tui.console.history import TelemetryHistory
 from tui.console.host import NODE_ERRORS
+from tui.console.keys import (
+    APP_BINDINGS,
+    NAMED_SCREEN_KEYS_WIDTH,
+    SCREENS,
+    help_sections,
+)
+from tui.console.log_buffer import LogBuffer
 from tui.console.messages import (
-    JSON,
     BenchProgressed,
     CommandFinished,
     CommandRequested,
@@ -42,32 +58,15 @@ from tui.console.messages import (
 )
 from tui.console.screens.base import NodeScreen
 from tui.console.screens.dashboard import DashboardScreen
-from tui.console.screens.help import HelpScreen, HelpSection, describe
+from tui.console.screens.help import HelpScreen, HelpSection
 from tui.console.screens.leaderboards import LeaderboardsScreen
 from tui.console.screens.log import LogScreen
 from tui.console.screens.quests import QuestsScreen
 from tui.console.screens.season import SeasonScreen
 from tui.console.screens.wallet import WalletScreen
-from tui.console.widgets.leaderboard.table import LeaderboardTable
 
-# (mode, title, key): the top-level screens, in footer order.
-SCREENS: tuple[tuple[str, str, str], ...] = (
-    ("dashboard", "Dashboard", "1"),
-    ("quests", "Quests", "2"),
-    ("season", "Season", "3"),
-    ("leaderboards", "Leaderboards", "4"),
-    ("wallet", "Wallet", "5"),
-    ("log", "Log", "6"),
-)
-# The footer's short names for the screens.
-FOOTER_NAMES = {"dashboard": "Dash", "leaderboards": "Boards"}
-# Below this width the footer shows the digits as one group ("123456 Screens") so the other
-# keys (help, quit, the screen's own) stay visible; the header names the current screen.
-NAMED_SCREEN_KEYS_WIDTH = 100
-SCREEN_KEYS = Binding.Group("Screens", compact=True)
 SNAPSHOT_INTERVAL = 5.0
 """Seconds between full snapshots; telemetry and log lines arrive as events meanwhile."""
-LOG_BUFFER = 5000
 # Redraw telemetry at most this often: plenty on a local terminal, and over SSH every
 # frame costs bandwidth and latency, so one a second is enough to read it.
 MAX_TELEMETRY_HZ = 4.0
@@ -96,36 +95,11 @@ class OmniTensorApp(App[int]):
     }
     DEFAULT_MODE = "dashboard"
     BINDING_GROUP_TITLE = "Console"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *(
-            Binding(
-                key,
-                f"show('{mode}')",
-                FOOTER_NAMES.get(mode, title),
-                tooltip=f"Show the {title} screen.",
-                id=f"show-{mode}",
-            )
-            for mode, title, key in SCREENS
-        ),
-        # The same keys again, grouped, for narrow terminals (see check_action).
-        *(
-            Binding(
-                key,
-                f"screen('{mode}')",
-                title,
-                tooltip=f"Show the {title} screen.",
-                group=SCREEN_KEYS,
-            )
-            for mode, title, key in SCREENS
-        ),
-        Binding("b", "bench", "Bench", tooltip="Run the quick benchmark now.", id="bench"),
-        Binding("question_mark", "help", "Help", tooltip="List every key.", id="help"),
-        Binding("q", "quit", "Quit", tooltip="Leave the console.", priority=True, id="quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
 
-    snapshot: var[JSON | None] = var(None, init=False)
+    snapshot: var[NodeSnapshot | None] = var(None, init=False)
     """The node's latest state (the last snapshot with later telemetry merged in)."""
-    bench: var[JSON | None] = var(None, init=False)
+    bench: var[BenchProgressView | None] = var(None, init=False)
     """Live benchmark progress while a benchmark runs."""
     connected: var[bool] = var(True, init=False)
 
@@ -135,10 +109,7 @@ class OmniTensorApp(App[int]):
         self.ssh = ssh
         self.attached = attached
         self.history = TelemetryHistory()
-        self.log_entries: deque[JSON] = deque(maxlen=LOG_BUFFER)
-        self.log_serial = 0
-        """How many log entries were ever added (the buffer keeps the last ``LOG_BUFFER``)."""
-        self._log_keys: set[tuple[Any, ...]] = set()
+        self.log_buffer = LogBuffer()
         self._refresh_now = asyncio.Event()
         self._min_telemetry_interval = 1.0 / (MAX_TELEMETRY_HZ_SSH if ssh else MAX_TELEMETRY_HZ)
         self._last_telemetry_push = 0.0
@@ -162,17 +133,16 @@ class OmniTensorApp(App[int]):
         """Turn the node's events into (coalesced) messages for as long as the node runs."""
         try:
             async for event in self.client.events():
-                kind = event.get("type")
-                if kind == "telemetry":
-                    self.post_message(TelemetryReceived(event.get("telemetry"), event.get("guard")))
-                elif kind == "log":
+                if isinstance(event, TelemetryEvent):
+                    self.post_message(TelemetryReceived(event.telemetry, event.guard))
+                elif isinstance(event, LogEvent):
                     self.post_message(LogReceived([event]))
-                elif kind == "bench.progress":
-                    self.post_message(BenchProgressed(event.get("stage"), event.get("fraction")))
+                elif isinstance(event, BenchProgressEvent):
+                    self.post_message(BenchProgressed(event.stage, event.fraction))
                 else:
-                    if kind == "bench.done":
+                    if isinstance(event, BenchDoneEvent):
                         self.post_message(BenchProgressed(None, None))
-                    self.post_message(NodeChanged(str(kind)))
+                    self.post_message(NodeChanged(event.tag))
         except NODE_ERRORS as exc:
             self.post_message(NodeLost(str(exc) or type(exc).__name__))
             return
@@ -196,25 +166,18 @@ class OmniTensorApp(App[int]):
     async def load_log_history(self) -> None:
         """The node's stored log, once (live lines arrive as events)."""
         try:
-            result = await self.client.command("events", limit=500)
+            result = await self.client.command(GetLog(limit=500))
         except NODE_ERRORS as exc:
-            self.post_message(
-                LogReceived(
-                    [
-                        {
-                            "ts": time.time(),
-                            "level": "warning",
-                            "kind": "console",
-                            "message": f"log history not available: {exc}",
-                            "data": {},
-                        }
-                    ]
-                )
+            line = LogEvent(
+                ts=time.time(),
+                level="warning",
+                kind="console",
+                message=f"log history not available: {exc}",
+                data={},
             )
+            self.post_message(LogReceived([line]))
             return
-        events = [e for e in result.get("events") or [] if isinstance(e, dict)]
-        # The store returns newest first.
-        events.sort(key=lambda e: (e.get("ts") or 0, e.get("id") or 0))
+        events = sorted(result.events, key=lambda e: (e.ts, e.id))
         self.post_message(LogReceived(events, history=True))
 
     def request_refresh(self) -> None:
@@ -227,8 +190,8 @@ class OmniTensorApp(App[int]):
     def _snapshot_fetched(self, message: SnapshotFetched) -> None:
         self.connected = True
         snapshot = message.snapshot
-        self.history.add(snapshot.get("telemetry"))
-        if (snapshot.get("work") or {}).get("state") != "benchmarking":
+        self.history.add(snapshot.telemetry)
+        if snapshot.work.state != "benchmarking":
             # A progress event may have been dropped at the end: the state says it is over.
             self.bench = None
         self.snapshot = snapshot
@@ -254,40 +217,34 @@ class OmniTensorApp(App[int]):
     def _apply_telemetry(self, message: TelemetryReceived) -> None:
         self._last_telemetry_push = time.monotonic()
         if self.snapshot is not None:
-            self.snapshot = {
-                **self.snapshot,
-                "telemetry": message.telemetry,
-                "guard": message.guard,
-            }
+            self.snapshot = msgspec.structs.replace(
+                self.snapshot, telemetry=message.telemetry, guard=message.guard
+            )
 
     @on(BenchProgressed)
     def _bench_progressed(self, message: BenchProgressed) -> None:
-        if message.fraction is None:
+        if message.stage is None or message.fraction is None:
             self.bench = None
         else:
-            self.bench = {"stage": message.stage, "fraction": message.fraction}
+            self.bench = BenchProgressView(stage=message.stage, fraction=message.fraction)
 
     @on(NodeChanged)
     def _node_changed(self, message: NodeChanged) -> None:
         self.request_refresh()
 
+    @property
+    def log_entries(self) -> deque[LogLine]:
+        """The node's last log lines, oldest first."""
+        return self.log_buffer.entries
+
+    @property
+    def log_serial(self) -> int:
+        """How many log lines were ever added (the buffer keeps the last ones)."""
+        return self.log_buffer.serial
+
     @on(LogReceived)
     def _log_received(self, message: LogReceived) -> None:
-        added = 0
-        for entry in message.entries:
-            # The history fetch and the live stream overlap by a few lines at start-up.
-            key = (entry.get("ts"), entry.get("kind"), entry.get("message"))
-            if key in self._log_keys:
-                continue
-            self._log_keys.add(key)
-            self.log_entries.append(entry)
-            added += 1
-        if len(self._log_keys) > 2 * LOG_BUFFER:
-            self._log_keys = {
-                (e.get("ts"), e.get("kind"), e.get("message")) for e in self.log_entries
-            }
-        if added:
-            self.log_serial += added
+        if self.log_buffer.add(message.entries):
             for screen in self._showing(LogScreen):
                 screen.sync_log(self.log_entries, self.log_serial)
 
@@ -319,11 +276,11 @@ class OmniTensorApp(App[int]):
             state = "disconnected"
         self.title = f"{self.TITLE} · {state}" if state else self.TITLE
 
-    def watch_snapshot(self, snapshot: JSON | None) -> None:
+    def watch_snapshot(self, snapshot: NodeSnapshot | None) -> None:
         for screen in self._showing(NodeScreen):
             self._push(screen)
 
-    def watch_bench(self, bench: JSON | None) -> None:
+    def watch_bench(self, bench: BenchProgressView | None) -> None:
         for screen in self._showing(NodeScreen):
             screen.bench = bench
 
@@ -346,25 +303,25 @@ class OmniTensorApp(App[int]):
     @on(CommandRequested)
     def _command_requested(self, message: CommandRequested) -> None:
         message.stop()
-        self.run_command(message.name, message.params, message.label)
+        self.run_command(message.request, message.label)
 
-    def run_command(self, name: str, params: JSON, label: str) -> None:
+    def run_command(self, request: Request[Any], label: str) -> None:
         """Run a node command in a worker; the result comes back as ``CommandFinished``."""
-        self._command(name, params, label)
+        self._command(request, label)
 
     @work(group="commands", exit_on_error=False, description="Node command")
-    async def _command(self, name: str, params: JSON, label: str) -> None:
+    async def _command(self, request: Request[Any], label: str) -> None:
         try:
-            result = await self.client.command(name, **params)
+            result = await self.client.command(request)
         except NODE_ERRORS as exc:
-            self.post_message(CommandFinished(name, params, label, error=str(exc)))
+            self.post_message(CommandFinished(request, label, error=str(exc)))
         else:
-            self.post_message(CommandFinished(name, params, label, result=result))
+            self.post_message(CommandFinished(request, label, result=result))
 
     @on(CommandFinished)
     def _command_finished(self, message: CommandFinished) -> None:
         if message.ok:
-            self.notify(describe_result(message), title=message.label, timeout=6)
+            self.notify(message.summary(), title=message.label, timeout=6)
         else:
             self.notify(
                 str(message.error), title=f"{message.label}: refused", severity="error", timeout=8
@@ -388,7 +345,7 @@ class OmniTensorApp(App[int]):
         self.refresh_bindings()
 
     def action_bench(self) -> None:
-        self.run_command("bench", {"quick": True}, "quick benchmark")
+        self.run_command(RunBench(quick=True), "quick benchmark")
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -403,24 +360,7 @@ class OmniTensorApp(App[int]):
 
     def help_sections(self) -> list[HelpSection]:
         """Every binding, grouped by where it works."""
-        sections: list[HelpSection] = [
-            (
-                "Everywhere",
-                [
-                    *describe(b for b in self.BINDINGS if getattr(b, "group", None) is None),
-                    ("^p", "Command palette"),
-                    ("^q", "Quit"),
-                ],
-            )
-        ]
-        for mode, title, _key in SCREENS:
-            screen_class = self.MODES[mode]
-            rows = describe(vars(screen_class).get("BINDINGS", []))
-            if mode == "leaderboards":
-                rows += describe(LeaderboardTable.BINDINGS)
-            if rows:
-                sections.append((title, rows))
-        return sections
+        return help_sections(self.BINDINGS, self.MODES)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -439,22 +379,6 @@ class OmniTensorApp(App[int]):
             await self.action_show(mode)
 
         return show
-
-
-def describe_result(message: CommandFinished) -> str:
-    """A one-line summary of a command's result for the notification."""
-    result = message.result or {}
-    if message.name == "bench":
-        gemm = result.get("gemm") or {}
-        fp32 = (gemm.get("fp32") or {}).get("tflops")
-        gbps = (result.get("bandwidth") or {}).get("gbps")
-        verified = "verified" if result.get("verified") else "NOT verified"
-        if fp32 is not None and gbps is not None:
-            return f"fp32 {fp32:.3f} TFLOPS · {gbps:.1f} GB/s · {verified}"
-    for key in ("message", "detail", "status", "state"):
-        if isinstance(result.get(key), str):
-            return str(result[key])
-    return "done"
 
 
 def make_app(client: NodeAPI, *, ssh: bool | None = None, attached: bool = False) -> OmniTensorApp:

@@ -8,7 +8,8 @@ the same frame the event stream already delivered, and its timestamp says so.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+
+from core.api.views import TelemetryView
 
 HISTORY_SAMPLES = 60
 
@@ -22,21 +23,15 @@ class TelemetryHistory:
         self._mem: dict[int, deque[float | None]] = {}
         self._last_ts: float | None = None
 
-    def add(self, telemetry: dict[str, Any] | None) -> bool:
-        """Record a frame; False when it was already recorded (or carries no timestamp)."""
-        if not telemetry:
+    def add(self, telemetry: TelemetryView | None) -> bool:
+        """Record a frame; False when it was already recorded (or there is none)."""
+        if telemetry is None or telemetry.timestamp == self._last_ts:
             return False
-        ts = telemetry.get("timestamp")
-        if ts is None or ts == self._last_ts:
-            return False
-        self._last_ts = ts
-        for gpu in telemetry.get("gpus") or []:
-            index = int(gpu["index"])
-            util = gpu.get("utilization_pct")
-            used, total = gpu.get("memory_used_bytes"), gpu.get("memory_total_bytes")
-            mem = 100.0 * used / total if used is not None and total else None
-            self._series(self._util, index).append(None if util is None else float(util))
-            self._series(self._mem, index).append(mem)
+        self._last_ts = telemetry.timestamp
+        for gpu in telemetry.gpus:
+            util = gpu.utilization_pct
+            self._series(self._util, gpu.index).append(None if util is None else float(util))
+            self._series(self._mem, gpu.index).append(gpu.memory_pct)
         return True
 
     def _series(self, table: dict[int, deque[float | None]], index: int) -> deque[float | None]:

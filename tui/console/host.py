@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from core.api.client import NodeAPI
+from core.api.events import LogLine
 from core.errors import OmniError
-
-JSON = dict[str, Any]
 
 # What a call to the node can raise that the console shows rather than crashes on: every
 # refusal and every lost connection is an OmniError (the socket client converts OSErrors).
@@ -20,5 +19,11 @@ class ConsoleHost(Protocol):
     """The app, as its screens see it: the node's API and the log it keeps."""
 
     client: NodeAPI
-    log_entries: deque[JSON]
-    log_serial: int
+
+    @property
+    def log_entries(self) -> deque[LogLine]:
+        """The node's last log lines, oldest first."""
+
+    @property
+    def log_serial(self) -> int:
+        """How many log lines were ever added."""

@@ -7,19 +7,23 @@ one of the same kind, so a slow terminal skips stale frames instead of drawing e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
 
-JSON = dict[str, Any]
+from core.api.commands import QuestStarted, Request
+from core.api.events import LogLine
+from core.api.network import QuestAccepted, QuestClaimed
+from core.api.views import BenchmarkResult, GuardView, NodeSnapshot, TelemetryView
 
 
 @dataclass
 class SnapshotFetched(Message, bubble=False):
     """A fresh ``client.snapshot()``."""
 
-    snapshot: JSON
+    snapshot: NodeSnapshot
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotFetched)
@@ -29,8 +33,8 @@ class SnapshotFetched(Message, bubble=False):
 class TelemetryReceived(Message, bubble=False):
     """A telemetry frame and the guard state after it."""
 
-    telemetry: JSON | None
-    guard: JSON | None
+    telemetry: TelemetryView
+    guard: GuardView
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TelemetryReceived)
@@ -59,9 +63,9 @@ class NodeChanged(Message, bubble=False):
 
 @dataclass
 class LogReceived(Message, bubble=False):
-    """Log entries, oldest first: ``{ts, level, kind, message, data}`` each."""
+    """Log lines, oldest first."""
 
-    entries: list[JSON] = field(default_factory=list)
+    entries: Sequence[LogLine] = field(default_factory=list)
     history: bool = False
     """True for the initial fetch of the node's stored log."""
 
@@ -77,23 +81,39 @@ class NodeLost(Message, bubble=False):
 class CommandRequested(Message):
     """A screen asks the app to run a node command (messages up; the app runs it)."""
 
-    name: str
-    params: JSON
+    request: Request[Any]
     label: str
     """What the user asked for, for the notification: "accept quest q1"."""
 
 
 @dataclass
 class CommandFinished(Message, bubble=False):
-    """A node command ended: ``result`` or the one-line ``error``."""
+    """A node command ended: ``result`` (the command's view) or the one-line ``error``."""
 
-    name: str
-    params: JSON
+    request: Request[Any]
     label: str
-    result: JSON | None = None
+    result: object | None = None
     error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The command's name (``bench``, ``quest.accept``...)."""
+        return self.request.name
 
     @property
     def ok(self) -> bool:
         """Whether the command succeeded."""
         return self.error is None
+
+    def summary(self) -> str:
+        """A one-line summary of the result, for the notification."""
+        result = self.result
+        if isinstance(result, BenchmarkResult):
+            verified = "verified" if result.verified else "NOT verified"
+            return (
+                f"fp32 {result.gemm.fp32.tflops:.3f} TFLOPS · {result.bandwidth.gbps:.1f} GB/s · "
+                f"{verified}"
+            )
+        if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed):
+            return result.message
+        return "done"

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+from core.api.network import BoardEntry, LeaderboardPage
 from core.money import parse_omnit
-from tui.cli.network import format_leaderboard
+from tui.cli.output import format_leaderboard
+
+
+def _page(category: str, *entries: BoardEntry) -> LeaderboardPage:
+    return LeaderboardPage(
+        category=category,
+        season="2026-Q4",
+        total=len(entries),
+        own_rank=None,
+        own_amount=0,
+        entries=entries,
+    )
 
 
 def test_leaderboard_matches_the_documented_output() -> None:
-    board = {
-        "category": "gpu-contributors",
-        "season": "2026-Q4",
-        "entries": [
-            {"rank": 1, "node_id": "a" * 64, "name": "user123", "amount": parse_omnit(1200)},
-            {"rank": 2, "node_id": "b" * 64, "name": "gpu_master99", "amount": parse_omnit(1150)},
-            # Whole OMNIT are shown (rounded down); --json gives the exact base units.
-            {
-                "rank": 3,
-                "node_id": "c" * 64,
-                "name": "data_wizard",
-                "amount": parse_omnit("1050.9"),
-            },
-        ],
-    }
+    board = _page(
+        "gpu-contributors",
+        BoardEntry(rank=1, node_id="a" * 64, name="user123", amount=parse_omnit(1200)),
+        BoardEntry(rank=2, node_id="b" * 64, name="gpu_master99", amount=parse_omnit(1150)),
+        # Whole OMNIT are shown (rounded down); --json gives the exact base units.
+        BoardEntry(rank=3, node_id="c" * 64, name="data_wizard", amount=parse_omnit("1050.9")),
+    )
     assert format_leaderboard(board) == (
         "Top 3 Contributors:\n"
         "1. user123 - 1200 OMNIT\n"
@@ -31,5 +35,5 @@ def test_leaderboard_matches_the_documented_output() -> None:
 
 
 def test_empty_leaderboard_says_so() -> None:
-    text = format_leaderboard({"category": "model-testers", "season": "2026-Q4", "entries": []})
+    text = format_leaderboard(_page("model-testers"))
     assert text == "No contributors yet on model-testers (2026-Q4)."

@@ -14,13 +14,17 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from core.api.client import JSON
+from core.api.commands import GetLeaderboard, Request
+from core.api.events import NodeEvent
+from core.api.network import BoardEntry, LeaderboardPage
+from core.api.views import NodeSnapshot
 from core.config import Config, load_config
 from core.identity import KEY_FILE_NAME, Identity
 from core.node.fake_nvml import FakeNvml
@@ -30,6 +34,7 @@ from tui.console.app import OmniTensorApp, make_app
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
+R = TypeVar("R")
 
 NODE_NAME = "rig-01"
 # Generous: a test that waits this long has failed; it only bounds how long it hangs.
@@ -164,52 +169,62 @@ def screen_text(app: OmniTensorApp) -> str:
 class ScriptedNetwork(LocalNodeClient):
     """A real node's client plus the network's sections and commands, scripted.
 
-    The core's coordinator side (quests, season, wallet, multipliers) is being built
-    alongside the console; this stands in for its answers so the console's renderings of
-    those data shapes and the commands its keys send are tested now. ``calls`` records
-    every command sent.
+    This stands in for the coordinator's answers (typed views, as the node decodes them)
+    so the console's renderings of every section and the commands its keys send are tested
+    without a network. ``calls`` records every command sent.
     """
 
-    def __init__(self, node: Node, sections: JSON, board: Callable[..., JSON] | None = None):
+    def __init__(
+        self,
+        node: Node,
+        sections: dict[str, Any],
+        board: Callable[[GetLeaderboard], LeaderboardPage] | None = None,
+    ):
         super().__init__(node)
         self.sections = sections
         self.board = board
-        self.calls: list[tuple[str, JSON]] = []
-        self.handlers: dict[str, Callable[..., Awaitable[JSON]]] = {}
+        self.calls: list[Request[Any]] = []
+        self.handlers: dict[type[Request[Any]], Callable[[Any], Awaitable[Any]]] = {}
 
-    async def snapshot(self) -> JSON:
-        return {**await super().snapshot(), **self.sections}
+    async def snapshot(self) -> NodeSnapshot:
+        return msgspec.structs.replace(await super().snapshot(), **self.sections)
 
-    async def command(self, name: str, **params: Any) -> JSON:
-        self.calls.append((name, params))
-        if name == "leaderboard" and self.board is not None:
-            return self.board(**params)
-        if name in self.handlers:
-            return await self.handlers[name](**params)
-        return await super().command(name, **params)
+    async def command(self, request: Request[R]) -> R:
+        self.calls.append(request)
+        if isinstance(request, GetLeaderboard) and self.board is not None:
+            page: R = self.board(request)  # type: ignore[assignment]
+            return page
+        handler = self.handlers.get(type(request))
+        if handler is not None:
+            result: R = await handler(request)
+            return result
+        return await super().command(request)
 
 
-def synthetic_board(total: int, own_rank: int, own_id: str) -> Callable[..., JSON]:
+def synthetic_board(
+    total: int, own_rank: int, own_id: str
+) -> Callable[[GetLeaderboard], LeaderboardPage]:
     """A ``leaderboard`` answer for a board of ``total`` nodes, computed per page."""
 
-    def page(category: str, offset: int, limit: int) -> JSON:
-        entries = []
-        for rank in range(offset + 1, min(total, offset + limit) + 1):
-            entries.append(
-                {
-                    "rank": rank,
-                    "node_id": own_id if rank == own_rank else sha256(b"%d" % rank).hexdigest(),
-                    "name": NODE_NAME if rank == own_rank else f"node-{rank}",
-                    "amount": (total - rank + 1) * 1_000 * 10**9 + 5 * 10**8,
-                }
+    def page(request: GetLeaderboard) -> LeaderboardPage:
+        offset, limit = request.offset or 0, request.limit or 10
+        entries = [
+            BoardEntry(
+                rank=rank,
+                node_id=own_id if rank == own_rank else sha256(b"%d" % rank).hexdigest(),
+                name=NODE_NAME if rank == own_rank else f"node-{rank}",
+                amount=(total - rank + 1) * 1_000 * 10**9 + 5 * 10**8,
             )
-        return {
-            "category": category,
-            "season": "2026-Q4",
-            "total": total,
-            "own_rank": own_rank,
-            "entries": entries,
-        }
+            for rank in range(offset + 1, min(total, offset + limit) + 1)
+        ]
+        return LeaderboardPage(
+            category=request.category or "gpu-contributors",
+            season="2026-Q4",
+            total=total,
+            own_rank=own_rank,
+            own_amount=(total - own_rank + 1) * 1_000 * 10**9 + 5 * 10**8,
+            entries=tuple(entries),
+        )
 
     return page
 
@@ -257,15 +272,15 @@ class CrossLoopClient:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._threaded.loop)
         return await asyncio.wrap_future(future)
 
-    async def snapshot(self) -> JSON:
+    async def snapshot(self) -> NodeSnapshot:
         return await self._on_node(self._threaded.node.snapshot())
 
-    async def command(self, name: str, **params: Any) -> JSON:
-        return await self._on_node(self._threaded.node.command(name, **params))
+    async def command(self, request: Request[R]) -> R:
+        return await self._on_node(self._threaded.node.command(request))
 
-    async def events(self) -> AsyncIterator[JSON]:
+    async def events(self) -> AsyncIterator[NodeEvent]:
         here = asyncio.get_running_loop()
-        queue: asyncio.Queue[JSON] = asyncio.Queue()
+        queue: asyncio.Queue[NodeEvent] = asyncio.Queue()
         node = self._threaded.node
 
         async def forward() -> None:

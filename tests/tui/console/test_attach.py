@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from core.api.commands import GetLog
+from core.api.events import LogHistory
 from core.api.socket_client import SocketNodeClient
 from core.node.control import ControlServer
 from core.node.service import Node
@@ -22,7 +24,8 @@ from tests.tui.console.conftest import (
     settle,
     wait_for_commands,
 )
-from tui.console.app import SCREENS, make_app
+from tui.console.app import make_app
+from tui.console.keys import SCREENS
 from tui.console.messages import CommandFinished, NodeLost, SnapshotFetched, TelemetryReceived
 from tui.console.widgets.gpu.card import GpuCard
 
@@ -43,16 +46,16 @@ async def test_console_attached_over_the_socket(node: Node, messages: Messages) 
                     await pilot.press(key)
                     assert app.current_mode == mode
                 # A command over the socket, with its result shown.
-                app.run_command("events", {"limit": 5}, "recent events")
+                app.run_command(GetLog(limit=5), "recent events")
                 await wait_for_commands(app)
                 done = await messages.wait(CommandFinished, lambda m: m.name == "events")
-                assert done.ok and done.result is not None and done.result["events"]
+                assert done.ok and isinstance(done.result, LogHistory) and done.result.events
                 await pilot.press("q")
         finally:
             await client.close()
         # Leaving the console leaves the node running.
         assert not node.stopped.is_set()
-        assert (await node.snapshot())["node"]["name"] == NODE_NAME
+        assert (await node.snapshot()).node.name == NODE_NAME
 
 
 async def test_console_says_when_the_node_goes_away(node: Node, messages: Messages) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import pytest
 
+from core.api.commands import Request
+from core.api.views import BenchmarkResult, NodeSnapshot
 from core.node.fake_nvml import FakeNvml
 from core.node.service import Node
 from tests.tui.console.conftest import (
@@ -16,7 +19,8 @@ from tests.tui.console.conftest import (
     settle,
     wait_for_commands,
 )
-from tui.console.app import SCREENS, OmniTensorApp
+from tui.console.app import OmniTensorApp
+from tui.console.keys import SCREENS
 from tui.console.messages import (
     BenchProgressed,
     CommandFinished,
@@ -68,7 +72,7 @@ async def test_guard_pause_shows_on_the_card(
         gpus.set_temperature(0, 90)
         await messages.wait(
             TelemetryReceived,
-            lambda m: bool(m.guard and m.guard["gpus"][0]["paused"]),
+            lambda m: m.guard.gpus[0].paused,
             new=True,
         )
         card = app.screen.query(GpuCard).first()
@@ -93,7 +97,7 @@ async def test_no_gpu_says_why_and_everything_else_works(
             assert f"OmniTensor Console — {title}" in screen_text(app)
         await messages.wait(LogReceived, lambda m: m.history)
         await settle(pilot, lambda: "started" in _log_text(app))
-        assert any("no GPU: NVML library not found" in e["message"] for e in app.log_entries)
+        assert any("no GPU: NVML library not found" in e.message for e in app.log_entries)
 
 
 async def test_digit_keys_help_and_quit(node: Node, messages: Messages) -> None:
@@ -149,7 +153,7 @@ async def test_bench_from_the_keyboard_with_progress(node: Node, messages: Messa
         await wait_for_commands(app)
         done = await messages.wait(CommandFinished, lambda m: m.name == "bench")
         assert done.ok, done.error
-        assert done.result is not None and done.result["verified"] is True
+        assert isinstance(done.result, BenchmarkResult) and done.result.verified is True
         fractions = [m.fraction for m in messages.of(BenchProgressed) if m.fraction is not None]
         assert fractions and all(0.0 <= f <= 1.0 for f in fractions)
         await settle(pilot, lambda: app.bench is None)
@@ -157,11 +161,17 @@ async def test_bench_from_the_keyboard_with_progress(node: Node, messages: Messa
         await settle(pilot, lambda: "benchmark done" in _log_text(app))
 
 
+class NoSuchCommand(Request[None], frozen=True, kw_only=True):
+    """A command this node does not know (as from a newer console)."""
+
+    name: ClassVar[str] = "no.such.command"
+
+
 async def test_a_refused_command_is_shown_at_once(node: Node, messages: Messages) -> None:
     app = console(node)
     async with app.run_test(size=(100, 30), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
-        app.run_command("no.such.command", {}, "a test command")
+        app.run_command(NoSuchCommand(), "a test command")
         await wait_for_commands(app)
         finished = await messages.wait(CommandFinished)
         assert finished.error == "unknown command 'no.such.command'"
@@ -204,7 +214,7 @@ async def test_ssh_lowers_the_redraw_rate(node: Node, messages: Messages, ssh: b
         assert isinstance(dashboard, DashboardScreen)
         original = dashboard.show_snapshot
 
-        def counting(snapshot: dict[str, object]) -> None:
+        def counting(snapshot: NodeSnapshot) -> None:
             applied.append(time.monotonic())
             original(snapshot)
 

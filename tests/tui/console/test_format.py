@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
+from core.api.network import ExactProgress, MultiplierEvent, MultiplierEvents, Quest, QuestProgress
+from core.api.views import (
+    BenchProgressView,
+    LinkView,
+    WorkBenchmarking,
+    WorkIdle,
+    WorkPaused,
+)
 from core.node.fake_nvml import FakeGpu, FakeNvml
 from core.node.telemetry import GpuSampler
+from core.node.views import telemetry_view
 from tui.console.history import TelemetryHistory
 from tui.console.widgets.gpu.card import gpu_details
 from tui.console.widgets.gpu.metric import history_cells
@@ -14,17 +27,20 @@ from tui.console.widgets.node.summary import (
     work_text,
 )
 from tui.console.widgets.quests.model import quest_rows
-from tui.format import bar, omnit, signed_omnit, time_left
+from tui.format import bar, omnit_amount, signed_omnit, time_left
 
 OMNIT = 10**9
 
 
 def test_omnit_is_exact_integer_arithmetic() -> None:
-    assert omnit(1_200 * OMNIT) == "1,200"
-    assert omnit(1_200 * OMNIT + 999_999_999) == "1,200"  # whole OMNIT: truncated, not rounded
-    assert omnit(10**18 - 1, exact=True) == "999,999,999.999999999"
-    assert omnit(-5 * OMNIT - 1, exact=True) == "-5.000000001"
-    assert omnit(None) == "n/a"
+    assert omnit_amount(1_200 * OMNIT) == "1,200"
+    # Whole OMNIT: truncated, not rounded.
+    assert omnit_amount(1_200 * OMNIT + 999_999_999) == "1,200"
+    assert omnit_amount(10**18 - 1, exact=True) == "999,999,999.999999999"
+    assert omnit_amount(-5 * OMNIT - 1, exact=True) == "-5.000000001"
+    assert omnit_amount(None) == "n/a"
+    # The CLI's documented form has no separators.
+    assert omnit_amount(1_200 * OMNIT, grouped=False) == "1200"
     assert signed_omnit(12 * OMNIT + 250_000_000) == "+12.25"
     assert signed_omnit(-3 * OMNIT) == "-3"
 
@@ -40,54 +56,68 @@ def test_bars_and_times() -> None:
 
 def test_link_states() -> None:
     assert link_text(None).plain == "network not available yet"
-    assert link_text({"mode": "none", "state": "no network"}).plain == "no network"
-    assert link_text({"mode": "local", "state": "connected"}).plain == "local network"
-    remote = {"mode": "remote", "broker": "mqtt://b:1883", "state": "connected"}
+    assert link_text(LinkView(mode="none", state="no network")).plain == "no network"
+    assert link_text(LinkView(mode="local", state="connected")).plain == "local network"
+    remote = LinkView(mode="remote", broker="mqtt://b:1883", state="connected")
     assert link_text(remote).plain == "connected to mqtt://b:1883"
-    offline = {**remote, "state": "offline", "since_ts": 0.0}
+    offline = msgspec.structs.replace(remote, state="offline", since_ts=0.0)
     assert link_text(offline).plain.startswith("offline since ")
-    assert "coordinator offline" in link_text({**remote, "coordinator_online": False}).plain
+    no_coordinator = msgspec.structs.replace(remote, coordinator_online=False)
+    assert "coordinator offline" in link_text(no_coordinator).plain
 
 
 def test_work_and_multiplier_lines() -> None:
-    assert work_text({"state": "idle"}, None).plain == "idle"
-    bench = {"state": "benchmarking", "progress": {"stage": "gemm", "fraction": 0.5}}
+    assert work_text(WorkIdle(), None).plain == "idle"
+    bench = WorkBenchmarking(progress=BenchProgressView(stage="gemm", fraction=0.5))
     assert work_text(bench, None).plain == "benchmarking gemm 50%"
-    paused = {"state": "paused", "reason": "guard: 1 of 2 GPUs paused"}
+    paused = WorkPaused(reason="guard: 1 of 2 GPUs paused")
     assert work_text(paused, None).plain == "paused (1 of 2 GPUs paused)"
-    assert multiplier_banner({"factor": 1.0, "active": []}, now=0.0) is None
-    banner = multiplier_banner(
-        {"factor": 3.0, "active": [{"name": "Launch", "factor": 3.0, "end_ts": 7200.0}]}, now=0.0
+    assert multiplier_banner(MultiplierEvents(factor="1", active=(), upcoming=()), now=0.0) is None
+    launch = MultiplierEvent(
+        id="ev", kind="launch", name="Launch", factor="3", start_ts=0.0, end_ts=7200.0
     )
+    banner = multiplier_banner(MultiplierEvents(factor="3", active=(launch,), upcoming=()), now=0.0)
     assert banner is not None and "x3 rewards" in banner.plain and "(2h 00m left)" in banner.plain
-    assert upcoming_events({"upcoming": []}).plain == "events none announced"
+    none_yet = MultiplierEvents(factor="1", active=(), upcoming=())
+    assert upcoming_events(none_yet).plain == "events none announced"
 
 
-def test_quest_rows_from_either_shape() -> None:
-    listed = [
-        {"id": "a", "title": "A", "state": "claimed", "reward": OMNIT},
-        {"id": "b", "title": "B", "state": "accepted", "progress": 0.25, "deadline_ts": 3600.0},
-    ]
-    grouped = {
-        "active": [{"id": "b", "title": "B", "progress": 0.25, "deadline_ts": 3600.0}],
-        "completed": [{"id": "a", "title": "A", "state": "claimed", "reward": OMNIT}],
-    }
-    for section in (listed, grouped):
-        rows = quest_rows(section, now=0.0)
-        assert [r.id for r in rows] == ["b", "a"]
-        assert rows[0].left == "1h 00m left" and rows[0].progress.endswith(" 25%")
-        assert rows[1].reward == "1 OMNIT"
+def _quest(id: str, state: Any, current: float, reward: int = 0) -> Quest:
+    return Quest(
+        id=id,
+        title=id.upper(),
+        kind="tflop-hours",
+        state=state,
+        progress=QuestProgress(
+            current=current, target=1.0, unit="", exact=ExactProgress(current="0", target="1")
+        ),
+        progress_text="",
+        deadline_ts=3600.0,
+        reward=reward,
+        reward_text="",
+        achievement=None,
+        action=None,
+        description="",
+    )
+
+
+def test_quest_rows_grouped_by_state() -> None:
+    quests = [_quest("a", "claimed", 1.0, reward=OMNIT), _quest("b", "accepted", 0.25)]
+    rows = quest_rows(quests, now=0.0)
+    assert [r.id for r in rows] == ["b", "a"]
+    assert rows[0].left == "1h 00m left" and rows[0].progress.endswith(" 25%")
+    assert rows[1].reward == "1 OMNIT"
     assert quest_rows(None) == []
 
 
 async def test_history_records_each_frame_once() -> None:
     gpus = FakeNvml([FakeGpu(unsupported=frozenset({"fan", "power"}))])
     async with GpuSampler(gpus) as sampler:
-        first = (await sampler.sample()).to_dict()
-        second = (await sampler.sample()).to_dict()
+        first = telemetry_view(await sampler.sample())
+        second = telemetry_view(await sampler.sample())
     history = TelemetryHistory(samples=3)
     assert history.add(first) and not history.add(first)  # the snapshot repeats the event's frame
     assert history.add(second)
     assert len(history.utilization(0)) == 2 and history.memory(7) == ()
-    details = gpu_details(first["gpus"][0]).plain
+    details = gpu_details(first.gpus[0]).plain
     assert "n/a / 320 W" in details and "fan n/a" in details

@@ -1,9 +1,8 @@
-"""Quests, season, wallet, multiplier and leaderboards: rendered from the data shapes the
-network provides, and the keys send the right commands.
+"""Quests, season, wallet, multiplier and leaderboards: rendered from the views the network
+provides, and the keys send the right commands.
 
-The coordinator's game is built alongside the console, so ``ScriptedNetwork`` adds those
-sections and answers to a real node's client; ``test_quest_flow_on_the_real_core`` runs the
-same keys against the core itself.
+``ScriptedNetwork`` adds those sections and answers to a real node's client;
+``test_quest_flow_on_the_real_core`` runs the same keys against the core itself.
 """
 
 from __future__ import annotations
@@ -15,7 +14,32 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable
 
-from core.api.client import JSON
+from core.api.commands import (
+    AcceptQuest,
+    ClaimQuest,
+    GetLeaderboard,
+    GetQuests,
+    QuestStarted,
+    StartQuest,
+)
+from core.api.network import (
+    Achievement,
+    AwardProgress,
+    ExactProgress,
+    LedgerEntry,
+    MultiplierEvent,
+    MultiplierEvents,
+    Quest,
+    QuestAccepted,
+    QuestProgress,
+    RejectedWork,
+    ReputationDetail,
+    Season,
+    Standing,
+    Wallet,
+    WorkCounts,
+)
+from core.api.views import LinkView
 from core.errors import CommandError
 from core.node.local_client import LocalNodeClient
 from core.node.service import Node
@@ -44,110 +68,153 @@ def named(command: str) -> Callable[[CommandFinished], bool]:
 HOUR = 3600.0
 
 
-def sections(now: float) -> JSON:
-    """Every network section, shaped as the console expects it."""
+def _quest(
+    id: str, title: str, state: Any, progress: tuple[float, float, str], reward: int, **extra: Any
+) -> Quest:
+    current, target, unit = progress
+    fields: dict[str, Any] = {
+        "kind": "benchmark",
+        "deadline_ts": 0.0,
+        "achievement": None,
+        "action": None,
+        **extra,
+    }
+    return Quest(
+        id=id,
+        title=title,
+        state=state,
+        progress=QuestProgress(
+            current=current,
+            target=target,
+            unit=unit,
+            exact=ExactProgress(current=str(current), target=str(target)),
+        ),
+        progress_text=f"{current:g}/{target:g} {unit}",
+        reward=reward,
+        reward_text=f"{reward // OMNIT} OMNIT",
+        description="",
+        **fields,
+    )
+
+
+def sections(now: float) -> dict[str, Any]:
+    """Every network section, as the node's snapshot carries it."""
     return {
-        "link": {
-            "mode": "remote",
-            "broker": "mqtt://broker.example:1883",
-            "state": "connected",
-            "since_ts": now - HOUR,
-            "coordinator_online": True,
-        },
-        "wallet": {
-            "balance": 1_234_567 * OMNIT + 5 * 10**8,
-            "staked": 100 * OMNIT,
-            "reputation": 42,
-            "earned_today": 12 * OMNIT + 250_000_000,
-            "entries": [
-                {
-                    "id": 1,
-                    "ts": now - 60,
-                    "amount": 3 * OMNIT,
-                    "kind": "work",
-                    "reason": "verified gemm w-17 x2 multiplier",
-                },
-                {
-                    "id": 2,
-                    "ts": now - 30,
-                    "amount": -5 * OMNIT,
-                    "kind": "slash",
-                    "reason": "failed verification w-18",
-                },
-            ],
-            "rejected": [{"work_id": "w-18", "ts": now - 30, "reason": "Freivalds check failed"}],
-        },
-        "multiplier": {
-            "factor": 2.0,
-            "active": [
-                {
-                    "name": "Network expansion",
-                    "factor": 2.0,
-                    "start_ts": now - HOUR,
-                    "end_ts": now + 5 * HOUR,
-                }
-            ],
-            "upcoming": [
-                {
-                    "name": "Stress test",
-                    "factor": 1.5,
-                    "start_ts": now + 26 * HOUR,
-                    "end_ts": now + 28 * HOUR,
-                }
-            ],
-        },
-        "quests": [
-            {
-                "id": "q-bench",
-                "title": "Run the benchmark suite",
-                "state": "offered",
-                "progress": 0.0,
-                "deadline_ts": now + 3 * HOUR,
-                "reward": 5 * OMNIT,
-                "action": "bench",
+        "link": LinkView(
+            mode="remote",
+            broker="mqtt://broker.example:1883",
+            state="connected",
+            since_ts=now - HOUR,
+            coordinator_online=True,
+        ),
+        "wallet": Wallet(
+            balance=1_234_567 * OMNIT + 5 * 10**8,
+            available=1_234_467 * OMNIT + 5 * 10**8,
+            staked=100 * OMNIT,
+            reputation=42,
+            reputation_detail=ReputationDetail(consecutive=42, verified=50, failed=1),
+            earned_today=12 * OMNIT + 250_000_000,
+            entries=(
+                LedgerEntry(
+                    id=1,
+                    ts=now - 60,
+                    amount=3 * OMNIT,
+                    kind="work",
+                    reason="verified gemm w-17 x2 multiplier",
+                    category="gpu-contributors",
+                    season="2026-Q4",
+                    ref="w-17",
+                ),
+                LedgerEntry(
+                    id=2,
+                    ts=now - 30,
+                    amount=-5 * OMNIT,
+                    kind="slash",
+                    reason="failed verification w-18",
+                    category="",
+                    season="2026-Q4",
+                    ref="w-18",
+                ),
+            ),
+            rejected=(RejectedWork(work_id="w-18", ts=now - 30, reason="Freivalds check failed"),),
+            work=WorkCounts(accepted=50, rejected=1),
+        ),
+        "multiplier": MultiplierEvents(
+            factor="2",
+            active=(
+                MultiplierEvent(
+                    id="ev-1",
+                    kind="network-expansion",
+                    name="Network expansion",
+                    factor="2",
+                    start_ts=now - HOUR,
+                    end_ts=now + 5 * HOUR,
+                ),
+            ),
+            upcoming=(
+                MultiplierEvent(
+                    id="ev-2",
+                    kind="stress-test",
+                    name="Stress test",
+                    factor="3/2",
+                    start_ts=now + 26 * HOUR,
+                    end_ts=now + 28 * HOUR,
+                ),
+            ),
+        ),
+        "quests": (
+            _quest(
+                "q-bench",
+                "Run the benchmark suite",
+                "offered",
+                (0.0, 1.0, "benchmark"),
+                5 * OMNIT,
+                deadline_ts=now + 3 * HOUR,
+                action="bench",
+            ),
+            _quest(
+                "q-tflop",
+                "Contribute 2 TFLOP-hours",
+                "in_progress",
+                (1.5, 2.0, "TFLOP-h"),
+                20 * OMNIT,
+                kind="tflop-hours",
+                deadline_ts=now + 30 * HOUR,
+                achievement="Cruncher",
+            ),
+            _quest(
+                "q-done",
+                "Keep uptime above 95%",
+                "completed",
+                (1.0, 1.0, "h"),
+                7 * OMNIT + 500_000_000,
+                kind="uptime",
+            ),
+        ),
+        "season": Season(
+            id="2026-Q4",
+            start_ts=now - 40 * 86400,
+            end_ts=now + 52 * 86400,
+            days_left=52,
+            ranks={
+                "gpu-contributors": Standing(rank=23, total=340, amount=1200 * OMNIT),
+                "data-validators": Standing(rank=None, total=80, amount=0),
             },
-            {
-                "id": "q-tflop",
-                "title": "Contribute 2 TFLOP-hours",
-                "state": "in_progress",
-                "progress": {"current": 1.5, "target": 2, "unit": "TFLOP-h"},
-                "deadline_ts": now + 30 * HOUR,
-                "reward": 20 * OMNIT,
-                "achievement": "Cruncher",
-            },
-            {
-                "id": "q-done",
-                "title": "Keep uptime above 95%",
-                "state": "completed",
-                "progress": 1.0,
-                "reward": 7 * OMNIT + 500_000_000,
-            },
-        ],
-        "season": {
-            "id": "2026-Q4",
-            "start_ts": now - 40 * 86400,
-            "end_ts": now + 52 * 86400,
-            "days_left": 52,
-            "ranks": {
-                "gpu-contributors": {"rank": 23, "total": 340, "amount": 1200 * OMNIT},
-                "data-validators": {"rank": None, "total": 80, "amount": 0},
-            },
-            "awards": [
-                {
-                    "name": "Top 10 GPU contributors",
-                    "progress": 0.4,
-                    "detail": "rank 23, top 10 needed",
-                }
-            ],
-            "achievements": [
-                {
-                    "id": "first-bench",
-                    "name": "First benchmark",
-                    "earned_ts": now - 86400,
-                    "description": "Ran the suite",
-                }
-            ],
-        },
+            awards=(
+                AwardProgress(
+                    name="Top 10 GPU contributors", progress=0.4, detail="rank 23, top 10 needed"
+                ),
+            ),
+            won=(),
+            achievements=(
+                Achievement(
+                    id="first-bench",
+                    name="First benchmark",
+                    earned_ts=now - 86400,
+                    description="Ran the suite",
+                ),
+            ),
+        ),
     }
 
 
@@ -166,18 +233,13 @@ async def test_dashboard_network_lines(node: Node, messages: Messages) -> None:
 
 
 async def test_link_states(node: Node, messages: Messages) -> None:
-    net = ScriptedNetwork(node, {"link": {"mode": "local", "state": "connected"}})
+    net = ScriptedNetwork(node, {"link": LinkView(mode="local", state="connected")})
     app = make_app(net, ssh=False)
     async with app.run_test(size=(120, 30), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
         await settle(pilot, lambda: "local network" in screen_text(app))
         net.sections = {
-            "link": {
-                "mode": "remote",
-                "state": "offline",
-                "since_ts": 0.0,
-                "broker": "mqtt://b:1883",
-            }
+            "link": LinkView(mode="remote", state="offline", since_ts=0.0, broker="mqtt://b:1883")
         }
         app.request_refresh()
         await settle(pilot, lambda: "offline since" in screen_text(app))
@@ -186,13 +248,15 @@ async def test_link_states(node: Node, messages: Messages) -> None:
 async def test_quests_keys_send_commands(node: Node, messages: Messages) -> None:
     net = ScriptedNetwork(node, sections(time.time()))
 
-    async def refuse(id: str) -> JSON:
-        raise CommandError(f"quest {id} is not completed yet")
+    quest = sections(time.time())["quests"][1]
 
-    async def accept(id: str) -> JSON:
-        return {"message": f"accepted {id}"}
+    async def refuse(request: ClaimQuest) -> Any:
+        raise CommandError(f"quest {request.id} is not completed yet")
 
-    net.handlers.update({"quest.accept": accept, "quest.claim": refuse})
+    async def accept(request: AcceptQuest) -> QuestAccepted:
+        return QuestAccepted(quest=quest, message=f"accepted {request.id}")
+
+    net.handlers.update({AcceptQuest: accept, ClaimQuest: refuse})
     app = make_app(net, ssh=False)
     async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
@@ -208,7 +272,7 @@ async def test_quests_keys_send_commands(node: Node, messages: Messages) -> None
         await pilot.press("down", "a")
         await wait_for_commands(app)
         accepted = await messages.wait(CommandFinished, lambda m: m.name == "quest.accept")
-        assert accepted.params == {"id": "q-bench"} and accepted.ok
+        assert accepted.request == AcceptQuest(id="q-bench") and accepted.ok
         await pilot.press("c")
         await wait_for_commands(app)
         refused = await messages.wait(CommandFinished, lambda m: m.name == "quest.claim")
@@ -216,18 +280,18 @@ async def test_quests_keys_send_commands(node: Node, messages: Messages) -> None
         await pilot.pause()
         notes = [str(n.message) for n in app._notifications]
         assert "accepted q-bench" in notes and "quest q-bench is not completed yet" in notes
-        assert ("quest.accept", {"id": "q-bench"}) in net.calls
+        assert AcceptQuest(id="q-bench") in net.calls
 
 
 async def test_quest_start_runs_the_benchmark_with_progress(node: Node, messages: Messages) -> None:
     net = ScriptedNetwork(node, sections(time.time()))
 
-    async def start(id: str) -> JSON:
+    async def start(request: StartQuest) -> QuestStarted:
         # The quest's action: the node's real benchmark, with its progress events.
         result = await node.run_benchmark(quick=True)
-        return {"message": f"{id}: benchmark verified {result['verified']}"}
+        return QuestStarted(message=f"{request.id}: benchmark verified {result.verified}")
 
-    net.handlers["quest.start"] = start
+    net.handlers[StartQuest] = start
     app = make_app(net, ssh=False)
     async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
@@ -236,8 +300,8 @@ async def test_quest_start_runs_the_benchmark_with_progress(node: Node, messages
         await pilot.pause()
         await wait_for_commands(app)
         started = await messages.wait(CommandFinished, lambda m: m.name == "quest.start")
-        assert started.ok and started.params == {"id": "q-bench"}
-        assert started.result == {"message": "q-bench: benchmark verified True"}
+        assert started.ok and started.request == StartQuest(id="q-bench")
+        assert started.result == QuestStarted(message="q-bench: benchmark verified True")
 
 
 async def test_season_and_wallet(node: Node, messages: Messages) -> None:
@@ -304,14 +368,14 @@ async def test_leaderboard_of_100000_nodes(node: Node, messages: Messages) -> No
         await settle(pilot, lambda: "node-100000" in screen_text(app))
         # Only the pages shown were fetched: a few hundred rows, not a hundred thousand.
         assert table.fetched_rows <= 600
-        pages = [p["offset"] for name, p in net.calls if name == "leaderboard"]
+        pages = [c.offset for c in net.calls if isinstance(c, GetLeaderboard)]
         assert len(pages) <= 6 and 73_400 in pages
 
         # The other tabs fetch when shown.
         await pilot.press("right")
         await settle(pilot, lambda: screen.active_view.category == "data-validators")
         await settle(pilot, lambda: screen.active_view.table.total == 100_000)
-        calls = [p for name, p in net.calls if name == "leaderboard"]
+        calls = [c for c in net.calls if isinstance(c, GetLeaderboard)]
         assert len(calls) <= 8, calls
 
 
@@ -332,13 +396,14 @@ async def test_quest_flow_on_the_real_core(data_dir: Any, messages: Messages) ->
     ):
         app = make_app(LocalNodeClient(running), ssh=False)
         async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
-            await messages.wait(SnapshotFetched, lambda m: bool(m.snapshot.get("quests")))
+            await messages.wait(SnapshotFetched, lambda m: bool(m.snapshot.quests))
             await pilot.press("2")
             await pilot.pause()
             # Put the cursor on the quest whose action is the benchmark suite.
             table = app.screen.query_one("#quests", DataTable)
             assert app.snapshot is not None
-            bench_id = next(q["id"] for q in app.snapshot["quests"] if q.get("action") == "bench")
+            assert app.snapshot.quests is not None
+            bench_id = next(q.id for q in app.snapshot.quests if q.action == "bench")
             table.move_cursor(row=table.get_row_index(bench_id))
             await pilot.pause()
             for key, command in (("a", "quest.accept"), ("s", "quest.start"), ("c", "quest.claim")):
@@ -347,8 +412,8 @@ async def test_quest_flow_on_the_real_core(data_dir: Any, messages: Messages) ->
                 done = await messages.wait(CommandFinished, named(command))
                 assert done.ok, done.error
             # Ask the coordinator itself (the snapshot's copy refreshes a moment later).
-            quests = (await LocalNodeClient(running).command("quests"))["quests"]
-            assert [q["state"] for q in quests if q["id"] == bench_id] == ["claimed"]
+            quests = (await LocalNodeClient(running).command(GetQuests())).quests
+            assert [q.state for q in quests if q.id == bench_id] == ["claimed"]
 
 
 async def test_screens_on_the_local_network(data_dir: Any, messages: Messages) -> None:
@@ -368,7 +433,7 @@ async def test_screens_on_the_local_network(data_dir: Any, messages: Messages) -
         async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
             await messages.wait(
                 SnapshotFetched,
-                lambda m: (m.snapshot.get("link") or {}).get("state") == "connected",
+                lambda m: m.snapshot.link.state == "connected",
             )
             await settle(pilot, lambda: "local network" in screen_text(app))
             await pilot.press("5")

@@ -9,10 +9,10 @@ from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
 
+from core.api.commands import Request
+from core.api.views import BenchProgressView, NodeSnapshot
 from tui.console.host import ConsoleHost
 from tui.console.messages import CommandRequested
-
-JSON = dict[str, Any]
 
 
 class NodeScreen(Screen[None]):
@@ -25,10 +25,10 @@ class NodeScreen(Screen[None]):
     except to read pages of data that only they show (leaderboards, log history).
     """
 
-    snapshot: var[JSON | None] = var(None, init=False)
+    snapshot: var[NodeSnapshot | None] = var(None, init=False)
     """The node's state, as ``NodeAPI.snapshot()`` returns it."""
-    bench: var[JSON | None] = var(None, init=False)
-    """Live benchmark progress ``{"stage", "fraction"}`` while one runs, else None."""
+    bench: var[BenchProgressView | None] = var(None, init=False)
+    """Live benchmark progress while one runs, else None."""
 
     @property
     def omni(self) -> ConsoleHost:
@@ -37,14 +37,14 @@ class NodeScreen(Screen[None]):
         assert isinstance(app, ConsoleHost)
         return app
 
-    def watch_snapshot(self, snapshot: JSON | None) -> None:
+    def watch_snapshot(self, snapshot: NodeSnapshot | None) -> None:
         if snapshot is not None and self.is_mounted:
             # A state can land between the screen's mount and its children's: on_mount
             # shows the latest one once they are there.
             with contextlib.suppress(NoMatches):
                 self.show_snapshot(snapshot)
 
-    def watch_bench(self, bench: JSON | None) -> None:
+    def watch_bench(self, bench: BenchProgressView | None) -> None:
         if self.is_mounted:
             with contextlib.suppress(NoMatches):
                 self.show_bench(bench)
@@ -53,12 +53,12 @@ class NodeScreen(Screen[None]):
         if self.snapshot is not None:
             self.show_snapshot(self.snapshot)
 
-    def show_snapshot(self, snapshot: JSON) -> None:
+    def show_snapshot(self, snapshot: NodeSnapshot) -> None:
         """Show a new state (called only when it differs from the last one)."""
 
-    def show_bench(self, bench: JSON | None) -> None:
+    def show_bench(self, bench: BenchProgressView | None) -> None:
         """Show benchmark progress (None: no benchmark running)."""
 
-    def request(self, name: str, label: str, **params: Any) -> None:
-        """Ask the app to run node command ``name``; ``label`` names it for the user."""
-        self.post_message(CommandRequested(name, params, label))
+    def request(self, request: Request[Any], label: str) -> None:
+        """Ask the app to run a node command; ``label`` names it for the user."""
+        self.post_message(CommandRequested(request, label))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from core.api.views import BenchProgressView, GuardView, NodeSnapshot
 from tui.console.history import TelemetryHistory
-from tui.console.screens.base import JSON, NodeScreen
+from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.gpu.card import GpuCard
@@ -22,9 +22,8 @@ from tui.console.widgets.node.summary import (
 )
 
 
-def _guard_reasons(guard: JSON | None) -> dict[int, str]:
-    gpus: list[Any] = (guard or {}).get("gpus") or []
-    return {int(g["index"]): str(g.get("reason", "")) for g in gpus}
+def _guard_reasons(guard: GuardView | None) -> dict[int, str]:
+    return {g.index: g.reason for g in guard.gpus} if guard is not None else {}
 
 
 class DashboardScreen(NodeScreen):
@@ -53,45 +52,45 @@ class DashboardScreen(NodeScreen):
         # Two columns of cards where the terminal is wide enough for both to stay readable.
         self.query_one("#gpus").set_class(self.size.width >= 140, "-wide")
 
-    def show_snapshot(self, snapshot: JSON) -> None:
+    def show_snapshot(self, snapshot: NodeSnapshot) -> None:
         now = time.time()
         banner = self.query_one("#banner", Static)
-        text = multiplier_banner(snapshot.get("multiplier"), now)
+        text = multiplier_banner(snapshot.multiplier, now)
         if banner.display != (text is not None):
             banner.display = text is not None
         if text is not None:
             set_text(banner, text)
         set_text(self.query_one("#node-line", Static), node_line(snapshot, now))
         set_text(self.query_one("#work-line", Static), work_line(snapshot, self.bench))
-        set_text(self.query_one("#events", Static), upcoming_events(snapshot.get("multiplier")))
+        set_text(self.query_one("#events", Static), upcoming_events(snapshot.multiplier))
         self._show_gpus(snapshot)
 
-    def show_bench(self, bench: JSON | None) -> None:
+    def show_bench(self, bench: BenchProgressView | None) -> None:
         if self.snapshot is not None:
             set_text(self.query_one("#work-line", Static), work_line(self.snapshot, bench))
 
-    def _show_gpus(self, snapshot: JSON) -> None:
-        telemetry: JSON = snapshot.get("telemetry") or {}
-        status: JSON = telemetry.get("status") or {}
-        gpus: list[JSON] = telemetry.get("gpus") or []
+    def _show_gpus(self, snapshot: NodeSnapshot) -> None:
+        telemetry = snapshot.telemetry
+        gpus = telemetry.gpus if telemetry is not None else ()
         container = self.query_one("#gpus", VerticalScroll)
         no_gpu = self.query_one("#no-gpu", Static)
         if not gpus:
             # Say plainly why there is no GPU: the rest of the console works without one.
-            reason = status.get("reason") or "waiting for the first telemetry frame"
-            backend: JSON = snapshot.get("backend") or {}
+            status = telemetry.status if telemetry is not None else None
+            reason = (status.reason if status else "") or "waiting for the first telemetry frame"
+            backend = snapshot.backend
             text = f"No GPU: {reason}"
-            if status and backend.get("name") and not backend.get("error"):
-                text += f"\nWork runs on the {backend['name']} backend."
+            if status is not None and backend.name and not backend.error:
+                text += f"\nWork runs on the {backend.name} backend."
             set_text(no_gpu, text)
             no_gpu.display = True
             self._sync_cards(container, [])
             return
         no_gpu.display = False
-        cards = self._sync_cards(container, [int(g["index"]) for g in gpus])
-        reasons = _guard_reasons(snapshot.get("guard"))
+        cards = self._sync_cards(container, [g.index for g in gpus])
+        reasons = _guard_reasons(snapshot.guard)
         for card, gpu in zip(cards, gpus, strict=True):
-            index = int(gpu["index"])
+            index = gpu.index
             card.gpu = gpu
             card.guard = reasons.get(index, "")
             if self.history is not None:
@@ -101,7 +100,7 @@ class DashboardScreen(NodeScreen):
     def _sync_cards(self, container: VerticalScroll, indices: list[int]) -> list[GpuCard]:
         """The cards for ``indices``, replacing them only when the set of GPUs changed."""
         cards = list(container.query(GpuCard))
-        if [c.gpu.get("index") for c in cards] != indices or len(cards) != len(indices):
+        if [c.gpu.index if c.gpu else None for c in cards] != indices:
             for card in cards:
                 card.remove()
             cards = [GpuCard(classes="gpu") for _ in indices]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import TabbedContent, TabPane
 
-from tui.console.screens.base import JSON, NodeScreen
+from core.api.commands import GetLeaderboard
+from core.api.network import LeaderboardPage
+from core.api.views import NodeSnapshot
+from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.leaderboard.table import LeaderboardTable, PageFetcher
 from tui.console.widgets.leaderboard.view import LeaderboardView
@@ -50,14 +51,12 @@ class LeaderboardsScreen(NodeScreen):
         self.set_interval(RELOAD_SECONDS, self._reload_if_showing)
 
     def _own_node_id(self) -> str | None:
-        node: dict[str, Any] = (self.snapshot or {}).get("node") or {}
-        node_id = node.get("id")
-        return node_id if isinstance(node_id, str) else None
+        return self.snapshot.node.id if self.snapshot is not None else None
 
     def _fetcher(self, category: str) -> PageFetcher:
-        async def fetch(offset: int, limit: int) -> JSON:
+        async def fetch(offset: int, limit: int) -> LeaderboardPage:
             return await self.omni.client.command(
-                "leaderboard", category=category, offset=offset, limit=limit
+                GetLeaderboard(category=category, offset=offset, limit=limit)
             )
 
         return fetch
@@ -101,7 +100,7 @@ class LeaderboardsScreen(NodeScreen):
         if self.is_current:
             self.active_view.table.reload()
 
-    def show_snapshot(self, snapshot: JSON) -> None:
+    def show_snapshot(self, snapshot: NodeSnapshot) -> None:
         own_id = self._own_node_id()
         for view in self.query(LeaderboardView):
             view.table.own_node_id = own_id

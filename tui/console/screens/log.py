@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -11,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Select
 
+from core.api.events import LogLine
 from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.log.view import LEVELS, LogView, matches
@@ -48,7 +48,7 @@ class LogScreen(NodeScreen):
     def on_mount(self) -> None:
         self.query_one(LogView).focus()
 
-    def sync_log(self, entries: Sequence[dict[str, Any]], serial: int) -> None:
+    def sync_log(self, entries: Sequence[LogLine], serial: int) -> None:
         """Show what arrived since the last call: ``serial`` counts every entry ever added.
 
         The app keeps the last entries in a bounded buffer; when more arrived than it kept
@@ -60,7 +60,7 @@ class LogScreen(NodeScreen):
             return
         if new > len(entries):
             view.clear()
-            fresh: Sequence[dict[str, Any]] = entries
+            fresh: Sequence[LogLine] = entries
         else:
             fresh = list(entries)[len(entries) - new :]
         self._seen = serial

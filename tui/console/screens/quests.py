@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from tui.console.screens.base import JSON, NodeScreen
+from core.api.commands import AcceptQuest, ClaimQuest, Request, StartQuest
+from core.api.views import BenchProgressView, NodeSnapshot
+from tui.console.screens.base import NodeScreen
 from tui.console.widgets.bench.progress import BenchProgress
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
@@ -76,8 +79,8 @@ class QuestsScreen(NodeScreen):
         row = table.cursor_row
         return self._rows[row] if 0 <= row < len(self._rows) else None
 
-    def show_snapshot(self, snapshot: JSON) -> None:
-        section = snapshot.get("quests")
+    def show_snapshot(self, snapshot: NodeSnapshot) -> None:
+        section = snapshot.quests
         unavailable = self.query_one(Unavailable)
         table = self.query_one("#quests", DataTable)
         self.query_one("#quest-detail").display = section is not None
@@ -135,7 +138,7 @@ class QuestsScreen(NodeScreen):
             text += f"\n{quest.description}"
         set_text(detail, text)
 
-    def show_bench(self, bench: JSON | None) -> None:
+    def show_bench(self, bench: BenchProgressView | None) -> None:
         self.query_one(BenchProgress).progress = bench
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -149,4 +152,11 @@ class QuestsScreen(NodeScreen):
         quest = self.selected
         if quest is None:
             return
-        self.request(f"quest.{verb}", f"{verb} quest {quest.title!r}", id=quest.id)
+        request: Request[Any]
+        if verb == "accept":
+            request = AcceptQuest(id=quest.id)
+        elif verb == "start":
+            request = StartQuest(id=quest.id)
+        else:
+            request = ClaimQuest(id=quest.id)
+        self.request(request, f"{verb} quest {quest.title!r}")

@@ -1,15 +1,11 @@
 """Screen 5: balance, stake, reputation, ledger entries with reasons, rejected work.
 
-A wallet is ``{"balance", "staked", "reputation", "earned_today", "entries": [{"id", "ts",
-"amount", "kind", "reason"}], "rejected": [{"work_id", "ts", "reason"}]}``, amounts in integer
-base units. It comes from ``snapshot["wallet"]`` when the node keeps one there, else from the
-node's ``wallet`` command (the coordinator's ledger), asked while the screen shows.
+The wallet (amounts in integer base units) comes from the snapshot when the node keeps one
+there, else from the node's ``wallet`` command (the coordinator's ledger), asked while the
+screen shows.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -17,33 +13,35 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Static
 
+from core.api.commands import GetWallet
+from core.api.network import LedgerEntry, RejectedWork, Wallet
+from core.api.views import NodeSnapshot
 from tui.console.host import NODE_ERRORS
-from tui.console.screens.base import JSON, NodeScreen
+from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.common.unavailable import Unavailable
-from tui.format import date_time, na, omnit_text, signed_omnit
+from tui.format import date_time, omnit_label, signed_omnit
 
 NO_WALLET = "waiting for the wallet from the node"
 # The ledger changes when work is credited: ask again this often while the screen shows.
 WALLET_SECONDS = 10.0
 
 
-def wallet_summary(wallet: Mapping[str, Any]) -> Content:
+def wallet_summary(wallet: Wallet) -> Content:
     """Balance, stake, reputation and today's earnings on one line."""
-    today = wallet.get("earned_today")
     return Content.assemble(
         ("balance ", "$text-muted"),
-        (omnit_text(wallet.get("balance")), "bold"),
+        (omnit_label(wallet.balance), "bold"),
         "  ·  ",
         ("staked ", "$text-muted"),
-        omnit_text(wallet.get("staked")),
+        omnit_label(wallet.staked),
         "  ·  ",
         ("reputation ", "$text-muted"),
-        na(wallet.get("reputation")),
+        str(wallet.reputation),
         "  ·  ",
         ("today ", "$text-muted"),
-        f"{signed_omnit(today)} OMNIT" if isinstance(today, int) else "n/a",
+        f"{signed_omnit(wallet.earned_today)} OMNIT",
     )
 
 
@@ -54,9 +52,9 @@ class WalletScreen(NodeScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._entries: Any = None
-        self._rejected: Any = None
-        self._fetched: JSON | None = None
+        self._entries: tuple[LedgerEntry, ...] | None = None
+        self._rejected: tuple[RejectedWork, ...] | None = None
+        self._fetched: Wallet | None = None
 
     def compose(self) -> ComposeResult:
         yield header()
@@ -87,45 +85,40 @@ class WalletScreen(NodeScreen):
     @work(exclusive=True, group="wallet", exit_on_error=False, description="Wallet")
     async def fetch_wallet(self) -> None:
         """Ask the node for the wallet (only when its snapshot does not carry one)."""
-        if self.snapshot is not None and self.snapshot.get("wallet") is not None:
+        if self.snapshot is not None and self.snapshot.wallet is not None:
             return
         try:
-            self._fetched = await self.omni.client.command("wallet")
+            self._fetched = await self.omni.client.command(GetWallet())
         except NODE_ERRORS as exc:
             self._fetched = None
             self.query_one(Unavailable).set_reason(str(exc))
         if self.snapshot is not None:
             self.show_snapshot(self.snapshot)
 
-    def show_snapshot(self, snapshot: JSON) -> None:
-        wallet = snapshot.get("wallet") or self._fetched
+    def show_snapshot(self, snapshot: NodeSnapshot) -> None:
+        wallet = snapshot.wallet or self._fetched
         self.query_one(Unavailable).display = wallet is None
         self.query_one("#wallet").display = wallet is not None
         if wallet is None:
             return
         set_text(self.query_one("#wallet-summary", Static), wallet_summary(wallet))
-        entries, rejected = wallet.get("entries") or [], wallet.get("rejected") or []
+        entries, rejected = wallet.entries, wallet.rejected
         if entries != self._entries:
             self._entries = entries
             table = self.query_one("#ledger", DataTable)
             table.clear()
-            for entry in sorted(entries, key=lambda e: e.get("ts") or 0, reverse=True):
-                amount = entry.get("amount")
+            for entry in sorted(entries, key=lambda e: e.ts, reverse=True):
                 table.add_row(
-                    date_time(entry.get("ts")),
-                    signed_omnit(amount) if isinstance(amount, int) else "n/a",
-                    str(entry.get("kind", "")),
-                    str(entry.get("reason", "")),
-                    key=str(entry.get("id")) if entry.get("id") is not None else None,
+                    date_time(entry.ts),
+                    signed_omnit(entry.amount),
+                    entry.kind,
+                    entry.reason,
+                    key=str(entry.id),
                 )
         if rejected != self._rejected:
             self._rejected = rejected
             table = self.query_one("#rejected", DataTable)
             table.clear()
-            for item in sorted(rejected, key=lambda e: e.get("ts") or 0, reverse=True):
-                table.add_row(
-                    date_time(item.get("ts")),
-                    str(item.get("work_id", "")),
-                    str(item.get("reason", "")),
-                )
+            for item in sorted(rejected, key=lambda e: e.ts, reverse=True):
+                table.add_row(date_time(item.ts), item.work_id, item.reason)
             table.display = bool(rejected)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.content import Content
 from textual.reactive import var
 from textual.widgets import Static
 
+from core.api.views import BenchProgressView
 from tui.console.widgets.common.text import set_text
 from tui.format import bar
 
@@ -23,19 +22,18 @@ class BenchProgress(Static):
     }
     """
 
-    progress: var[dict[str, Any] | None] = var(None, init=False)
+    progress: var[BenchProgressView | None] = var(None, init=False)
 
-    def watch_progress(self, progress: dict[str, Any] | None) -> None:
-        running = progress is not None and progress.get("fraction") is not None
-        self.set_class(running, "-running")
-        if progress is None or not running:
+    def watch_progress(self, progress: BenchProgressView | None) -> None:
+        self.set_class(progress is not None, "-running")
+        if progress is None:
             return
-        fraction = float(progress["fraction"])
+        fraction = progress.fraction
         set_text(
             self,
             Content.assemble(
                 ("benchmark ", "bold"),
-                f"{progress.get('stage', '')!s:<14} ",
+                f"{progress.stage:<14} ",
                 (bar(fraction, 20), "$accent"),
                 f" {fraction:4.0%}",
             ),

@@ -2,42 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.reactive import var
 from textual.widgets import Static
 
+from core.api.views import GpuView
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.gpu.metric import MetricRow
 from tui.format import NA, gib, na
 
-JSON = dict[str, Any]
 
-
-def gpu_details(gpu: JSON) -> Content:
+def gpu_details(gpu: GpuView) -> Content:
     """Memory, temperature, power against its limit, clocks and fan, on one line."""
-    used, total = gpu.get("memory_used_bytes"), gpu.get("memory_total_bytes")
+    used, total = gpu.memory_used_bytes, gpu.memory_total_bytes
     memory = f"{gib(used)} / {gib(total)} GiB" if used is not None and total else NA
-    power, limit = gpu.get("power_w"), gpu.get("power_limit_w")
-    watts = f"{na(power, '{:.0f}')} / {na(limit, '{:.0f}')} W"
+    watts = f"{na(gpu.power_w, '{:.0f}')} / {na(gpu.power_limit_w, '{:.0f}')} W"
     return Content.assemble(
         memory,
         "  ",
-        na(gpu.get("temperature_c"), "{}°C"),
+        na(gpu.temperature_c, "{}°C"),
         "  ",
         watts,
         "  ",
         ("sm ", "$text-muted"),
-        na(gpu.get("clock_sm_mhz"), "{} MHz"),
+        na(gpu.clock_sm_mhz, "{} MHz"),
         "  ",
         ("mem ", "$text-muted"),
-        na(gpu.get("clock_mem_mhz"), "{} MHz"),
+        na(gpu.clock_mem_mhz, "{} MHz"),
         "  ",
         ("fan ", "$text-muted"),
-        na(gpu.get("fan_pct"), "{}%"),
+        na(gpu.fan_pct, "{}%"),
     )
 
 
@@ -48,7 +44,7 @@ class GpuCard(Vertical):
     guard reason) and the two histories; each child is updated only when its part changed.
     """
 
-    gpu: var[JSON] = var(dict, init=False)
+    gpu: var[GpuView | None] = var(None, init=False)
     guard: var[str] = var("", init=False)
     util_history: var[tuple[float | None, ...]] = var((), init=False)
     mem_history: var[tuple[float | None, ...]] = var((), init=False)
@@ -60,13 +56,14 @@ class GpuCard(Vertical):
 
     def on_mount(self) -> None:
         # Values set before the card was mounted (a new card) are shown now.
-        self._show_gpu(self.gpu)
+        if self.gpu is not None:
+            self._show_gpu(self.gpu)
         self._show_guard(self.guard)
         self.query_one("#util", MetricRow).history = self.util_history
         self.query_one("#mem", MetricRow).history = self.mem_history
 
-    def watch_gpu(self, gpu: JSON) -> None:
-        if self.is_mounted:
+    def watch_gpu(self, gpu: GpuView | None) -> None:
+        if self.is_mounted and gpu is not None:
             self._show_gpu(gpu)
 
     def watch_guard(self, guard: str) -> None:
@@ -81,19 +78,15 @@ class GpuCard(Vertical):
         if self.is_mounted:
             self.query_one("#mem", MetricRow).history = history
 
-    def _show_gpu(self, gpu: JSON) -> None:
-        index, name = gpu.get("index", "?"), gpu.get("name") or "unknown GPU"
-        title = f"GPU {index} · {name}"
+    def _show_gpu(self, gpu: GpuView) -> None:
+        title = f"GPU {gpu.index} · {gpu.name or 'unknown GPU'}"
         if self.border_title != title:
             self.border_title = title
-        error = gpu.get("error")
+        error = gpu.error
         self.set_class(bool(error), "-error")
-        util = gpu.get("utilization_pct")
-        used, total = gpu.get("memory_used_bytes"), gpu.get("memory_total_bytes")
+        util = gpu.utilization_pct
         self.query_one("#util", MetricRow).value = None if util is None else float(util)
-        self.query_one("#mem", MetricRow).value = (
-            100.0 * used / total if used is not None and total else None
-        )
+        self.query_one("#mem", MetricRow).value = gpu.memory_pct
         details = Content(f"error: {error}") if error else gpu_details(gpu)
         # One line whatever it says: no layout pass needed.
         set_text(self.query_one("#details", Static), details, layout=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -24,11 +24,11 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core.errors import CommandError, OmniError
-from tui.format import omnit
+from core.api.network import BoardEntry, LeaderboardPage
+from core.errors import OmniError
+from tui.format import omnit_amount
 
-JSON = dict[str, Any]
-PageFetcher = Callable[[int, int], Awaitable[JSON]]
+PageFetcher = Callable[[int, int], Awaitable[LeaderboardPage]]
 
 RANK_WIDTH = 9
 ID_WIDTH = 12
@@ -140,7 +140,7 @@ class LeaderboardTable(ScrollView, can_focus=True, inherit_bindings=False):
         """Rows received since mount: tests check the table reads only what it shows."""
         # page -> (generation, entries); a page from an older generation is shown until
         # its reload arrives, so a live refresh never blanks the screen.
-        self._pages: LRUCache[int, tuple[int, tuple[JSON, ...]]] = LRUCache(max_pages)
+        self._pages: LRUCache[int, tuple[int, tuple[BoardEntry, ...]]] = LRUCache(max_pages)
         self._generation = 0
         self._loading: set[int] = set()
         self._wanted: set[int] = set()
@@ -160,7 +160,7 @@ class LeaderboardTable(ScrollView, can_focus=True, inherit_bindings=False):
         for page in range(first_page, last_page + 1):
             self._want(page)
 
-    def _entry(self, row: int) -> JSON | None:
+    def _entry(self, row: int) -> BoardEntry | None:
         page, index = divmod(row, self.page_size)
         cached = self._pages.get(page)
         if cached is None or cached[0] != self._generation:
@@ -191,21 +191,20 @@ class LeaderboardTable(ScrollView, can_focus=True, inherit_bindings=False):
     async def _load_page(self, page: int, generation: int) -> None:
         try:
             result = await self._fetch(page * self.page_size, self.page_size)
-        except (CommandError, OmniError, OSError) as exc:
+        except OmniError as exc:  # a refusal or a lost node (the clients raise no OSError)
             self.post_message(self.Failed(self, str(exc)))
             return
         finally:
             self._loading.discard(page)
-        entries = tuple(e for e in result.get("entries") or [] if isinstance(e, dict))
-        total = int(result.get("total") or 0)
+        entries, total = result.entries, result.total
         self.fetched_rows += len(entries)
         # Textual's LRUCache.set keeps an existing key's old value: drop it first.
         self._pages.discard(page)
         self._pages.set(page, (generation, entries))
-        own = result.get("own_rank")
+        own = result.own_rank
         # A rank on an empty board is no rank (the coordinator may answer 1 there).
-        self.own_rank = own if isinstance(own, int) and 0 < own <= total else None
-        self.season = result.get("season")
+        self.own_rank = own if own is not None and 0 < own <= total else None
+        self.season = result.season
         if total != self.total:
             self.total = total
             self.virtual_size = Size(self.size.width, total)
@@ -230,13 +229,12 @@ class LeaderboardTable(ScrollView, can_focus=True, inherit_bindings=False):
             text = row_text(rank, "…", "", "", width, own=own)
             style += self.get_component_rich_style("leaderboard--loading")
         else:
-            own = own or (self.own_node_id is not None and entry.get("node_id") == self.own_node_id)
-            amount = entry.get("amount")
+            own = own or entry.node_id == self.own_node_id
             text = row_text(
-                int(entry.get("rank") or rank),
-                str(entry.get("name", "")),
-                str(entry.get("node_id", "")),
-                omnit(amount) if isinstance(amount, int) else "n/a",
+                entry.rank or rank,
+                entry.name,
+                entry.node_id,
+                omnit_amount(entry.amount),
                 width,
                 own=own,
             )

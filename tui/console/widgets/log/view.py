@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.widgets import RichLog
 
+from core.api.events import LogLine
 from tui.format import clock_seconds
 
+# The filter's scale (Python logging's); the node logs at info, warning and error.
 LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
-def matches(entry: dict[str, Any], text: str, min_level: int) -> bool:
+def matches(entry: LogLine, text: str, min_level: int) -> bool:
     """Whether a log entry passes the filter (text is matched case-insensitively)."""
-    if LEVELS.get(str(entry.get("level", "info")).lower(), 20) < min_level:
+    if LEVELS[entry.level] < min_level:
         return False
     if not text:
         return True
-    haystack = f"{entry.get('kind', '')} {entry.get('message', '')}".lower()
-    return text.lower() in haystack
+    return text.lower() in f"{entry.kind} {entry.message}".lower()
 
 
 class LogView(RichLog):
@@ -48,21 +49,20 @@ class LogView(RichLog):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, max_lines=5000, wrap=True, markup=False, highlight=False)
 
-    def line(self, entry: dict[str, Any]) -> Text:
+    def line(self, entry: LogLine) -> Text:
         """One entry as a styled line."""
-        level = str(entry.get("level", "info")).lower()
-        level_class = f"logview--{level if level in LEVELS and level != 'critical' else 'error'}"
+        level = entry.level
         return Text.assemble(
-            (clock_seconds(entry.get("ts")), self.get_component_rich_style("logview--time")),
+            (clock_seconds(entry.ts), self.get_component_rich_style("logview--time")),
             " ",
-            (f"{level.upper():<7}", self.get_component_rich_style(level_class)),
+            (f"{level.upper():<7}", self.get_component_rich_style(f"logview--{level}")),
             " ",
-            (f"{entry.get('kind', '')!s:<9}", self.get_component_rich_style("logview--kind")),
+            (f"{entry.kind:<9}", self.get_component_rich_style("logview--kind")),
             " ",
-            str(entry.get("message", "")),
+            entry.message,
         )
 
-    def add(self, entries: Iterable[dict[str, Any]]) -> None:
+    def add(self, entries: Iterable[LogLine]) -> None:
         """Append entries (already filtered)."""
         for entry in entries:
             self.write(self.line(entry), scroll_end=None)

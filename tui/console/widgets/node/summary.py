@@ -2,20 +2,27 @@
 
 Pure functions from snapshot sections to ``Content``: easy to test and cheap to compare, so
 the widgets showing them redraw only when a line really changed. Sections the node does not
-provide yet (link, wallet, multiplier) read "not available yet".
+have yet (the network's wallet and multiplier) read "not available yet".
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from fractions import Fraction
 
 from textual.content import Content
 
-from tui.format import clock, date_time, duration, first, signed_omnit
-
-JSON = Mapping[str, Any]
+from core.api.network import MultiplierEvent, MultiplierEvents
+from core.api.views import (
+    BenchProgressView,
+    LinkView,
+    NodeSnapshot,
+    WorkBenchmarking,
+    WorkIdle,
+    WorkPaused,
+    WorkState,
+)
+from tui.format import clock, date_time, duration, signed_omnit
 
 
 def uptime_short(seconds: float | None) -> str:
@@ -27,21 +34,14 @@ def uptime_short(seconds: float | None) -> str:
     return duration(seconds - seconds % 60).removesuffix(" 00s")
 
 
-def link_text(link: JSON | None) -> Content:
-    """``connected to mqtt://...``, ``offline since HH:MM``, ``local network``, ``no network``.
-
-    ``link`` is ``{"mode": "local" | "remote" | "none", "broker", "state": "connecting" |
-    "connected" | "offline", "since_ts", "coordinator_online"}``.
-    """
+def link_text(link: LinkView | None) -> Content:
+    """``connected to mqtt://...``, ``offline since HH:MM``, ``local network``, ``no network``."""
     if link is None:
         return Content.styled("network not available yet", "$text-muted")
-    mode = str(link.get("mode", "remote"))
-    state = str(first(link, "state", default="unknown"))
-    broker = str(first(link, "broker", "broker_url", "url", default=""))
-    since = first(link, "since_ts", "since", "offline_since")
-    if mode == "none":
+    if link.mode == "none":
         return Content.styled("no network", "$text-muted")
-    local = mode == "local" or bool(link.get("local"))
+    state, broker = link.state, link.broker or ""
+    local = link.mode == "local"
     where = "local network" if local else ""
     if state == "connected":
         text = (
@@ -49,36 +49,35 @@ def link_text(link: JSON | None) -> Content:
             if local
             else Content.assemble(("connected", "$success"), f" to {broker}")
         )
-        if link.get("coordinator_online") is False:
+        if link.coordinator_online is False:
             text += Content.assemble(" · ", ("coordinator offline", "$warning"))
         return text
     if state == "offline":
         label = f"{where} offline" if local else "offline"
-        return Content.assemble((label, "$error"), f" since {clock(since)}")
+        return Content.assemble((label, "$error"), f" since {clock(link.since_ts)}")
     if state == "connecting":
         target = where or broker
         return Content.assemble(("connecting", "$warning"), f" to {target}")
     return Content(f"{where} {state}".strip())
 
 
-def node_line(snapshot: JSON, now: float | None = None) -> Content:
+def node_line(snapshot: NodeSnapshot, now: float | None = None) -> Content:
     """Name, short id, link state, backend and uptime."""
     now = time.time() if now is None else now
-    node: JSON = snapshot.get("node") or {}
-    backend: JSON = snapshot.get("backend") or {}
-    started = node.get("started_ts")
+    node, backend = snapshot.node, snapshot.backend
+    started = node.started_ts
     up = uptime_short(now - started) if started else "n/a"
-    if backend.get("error"):
-        engine = Content.styled(f"no backend: {backend['error']}", "$error")
+    if backend.error:
+        engine = Content.styled(f"no backend: {backend.error}", "$error")
     else:
-        device = f" ({backend['device']})" if backend.get("device") else ""
-        engine = Content(f"{backend.get('name', 'n/a')}{device}")
+        device = f" ({backend.device})" if backend.device else ""
+        engine = Content(f"{backend.name}{device}")
     return Content.assemble(
-        (str(node.get("name", "?")), "bold"),
+        (node.name, "bold"),
         " ",
-        (str(node.get("short_id", "")), "$text-muted"),
+        (node.short_id, "$text-muted"),
         "  ·  ",
-        link_text(snapshot.get("link")),
+        link_text(snapshot.link),
         "  ·  ",
         ("backend ", "$text-muted"),
         engine,
@@ -88,47 +87,36 @@ def node_line(snapshot: JSON, now: float | None = None) -> Content:
     )
 
 
-def work_text(work: JSON | None, bench: JSON | None) -> Content:
+def work_text(work: WorkState | None, bench: BenchProgressView | None) -> Content:
     """What the node does now; live benchmark progress wins over the snapshot's."""
-    if bench is not None and bench.get("fraction") is not None:
-        return Content.assemble(
-            ("benchmarking", "$accent"), f" {bench.get('stage', '')} {bench['fraction']:.0%}"
-        )
-    if not work:
+    if bench is not None:
+        return Content.assemble(("benchmarking", "$accent"), f" {bench.stage} {bench.fraction:.0%}")
+    if work is None:
         return Content("n/a")
-    state = str(work.get("state", "unknown"))
-    if state == "idle":
+    if isinstance(work, WorkIdle):
         return Content("idle")
-    if state == "benchmarking":
-        progress: JSON = work.get("progress") or {}
-        detail = (
-            f" {progress.get('stage', '')} {progress['fraction']:.0%}"
-            if progress.get("fraction") is not None
-            else ""
-        )
+    if isinstance(work, WorkBenchmarking):
+        progress = work.progress
+        detail = f" {progress.stage} {progress.fraction:.0%}" if progress is not None else ""
         return Content.assemble(("benchmarking", "$accent"), detail)
-    if state == "paused":
-        reason = str(work.get("reason", "")).removeprefix("guard: ")
-        return Content.assemble(("paused", "$warning"), f" ({reason})" if reason else "")
-    detail = first(work, "detail", "task", "reason", default="")
-    return Content.assemble((state, "$accent"), f" {detail}" if detail else "")
+    assert isinstance(work, WorkPaused)
+    reason = work.reason.removeprefix("guard: ")
+    return Content.assemble(("paused", "$warning"), f" ({reason})" if reason else "")
 
 
-def work_line(snapshot: JSON, bench: JSON | None) -> Content:
+def work_line(snapshot: NodeSnapshot, bench: BenchProgressView | None) -> Content:
     """Current work, today's earnings and the guard summary."""
-    wallet = snapshot.get("wallet")
+    wallet = snapshot.wallet
     if wallet is None:
         earned = Content.styled("not available yet", "$text-muted")
     else:
-        today = wallet.get("earned_today")
-        earned = Content(f"{signed_omnit(today)} OMNIT" if today is not None else "n/a")
-    guard: JSON = snapshot.get("guard") or {}
-    summary = str(guard.get("summary", "")).removeprefix("guard: ")
-    status: JSON = (snapshot.get("telemetry") or {}).get("status") or {}
-    driver = status.get("driver_version")
+        earned = Content(f"{signed_omnit(wallet.earned_today)} OMNIT")
+    summary = snapshot.guard.summary.removeprefix("guard: ") if snapshot.guard else ""
+    telemetry = snapshot.telemetry
+    driver = telemetry.status.driver_version if telemetry is not None else None
     return Content.assemble(
         ("work ", "$text-muted"),
-        work_text(snapshot.get("work"), bench),
+        work_text(snapshot.work, bench),
         "  ·  ",
         ("today ", "$text-muted"),
         earned,
@@ -139,32 +127,23 @@ def work_line(snapshot: JSON, bench: JSON | None) -> Content:
     )
 
 
-def _events(multiplier: JSON, key: str) -> list[JSON]:
-    events = multiplier.get(key)
-    return [e for e in events if isinstance(e, Mapping)] if isinstance(events, list) else []
+def _factor(value: Fraction) -> str:
+    return f"x{float(value):g}"
 
 
-def _factor(value: Any) -> str:
-    return f"x{float(value):g}" if isinstance(value, int | float) else "x?"
-
-
-def multiplier_banner(multiplier: JSON | None, now: float | None = None) -> Content | None:
+def multiplier_banner(
+    multiplier: MultiplierEvents | None, now: float | None = None
+) -> Content | None:
     """The active multiplier with its end time; None when rewards are at the base rate."""
-    if not multiplier:
+    if multiplier is None:
         return None
     now = time.time() if now is None else now
-    active = _events(multiplier, "active")
-    factor = multiplier.get("factor")
-    if not active and not (isinstance(factor, int | float) and factor > 1):
+    active = multiplier.active
+    factor = multiplier.ratio
+    if not active and not factor > 1:
         return None
-    if factor is None and active:
-        factor = active[0].get("factor")
-    names = ", ".join(str(first(e, "name", "title", "kind", default="event")) for e in active)
-    ends = [first(e, "end_ts", "ends_ts", "ends", "end") for e in active]
-    ends = [e for e in ends if isinstance(e, int | float)] or [
-        first(multiplier, "end_ts", "ends_ts", "ends", "end")
-    ]
-    end = min((e for e in ends if isinstance(e, int | float)), default=None)
+    names = ", ".join(e.name for e in active)
+    end = min((e.end_ts for e in active), default=None)
     until = f" until {date_time(end)} ({duration(end - now)} left)" if end else ""
     return Content.assemble(
         (f" {_factor(factor)} rewards ", "bold reverse"),
@@ -173,27 +152,23 @@ def multiplier_banner(multiplier: JSON | None, now: float | None = None) -> Cont
     )
 
 
-def upcoming_events(multiplier: JSON | None, now: float | None = None, limit: int = 3) -> Content:
+def upcoming_events(
+    multiplier: MultiplierEvents | None, now: float | None = None, limit: int = 3
+) -> Content:
     """The next multiplier events, soonest first."""
     if multiplier is None:
         return Content.assemble(("events ", "$text-muted"), ("not available yet", "$text-muted"))
     now = time.time() if now is None else now
-    upcoming = sorted(
-        _events(multiplier, "upcoming"),
-        key=lambda e: first(e, "start_ts", "starts_ts", "starts", "start", default=0),
-    )
+    upcoming: list[MultiplierEvent] = sorted(multiplier.upcoming, key=lambda e: e.start_ts)
     if not upcoming:
         return Content.assemble(("events ", "$text-muted"), "none announced")
     parts: list[Content | str | tuple[str, str]] = [("upcoming ", "$text-muted")]
     for i, event in enumerate(upcoming[:limit]):
-        start = first(event, "start_ts", "starts_ts", "starts", "start")
-        end = first(event, "end_ts", "ends_ts", "ends", "end")
-        name = str(first(event, "name", "title", "kind", default="event"))
-        when = f"{date_time(start)}" + (f"-{clock(end)}" if end else "")
-        soon = f" (in {duration(start - now)})" if isinstance(start, int | float) else ""
+        when = f"{date_time(event.start_ts)}-{clock(event.end_ts)}"
+        soon = f" (in {duration(event.start_ts - now)})"
         parts += [
             "  ·  " if i else "",
-            (_factor(event.get("factor")), "bold"),
-            f" {name} {when}{soon}",
+            (_factor(event.ratio), "bold"),
+            f" {event.name} {when}{soon}",
         ]
     return Content.assemble(*parts)

@@ -1,38 +1,26 @@
-"""Quests as rows for the quests table: the section's shape, read tolerantly.
-
-The node's ``snapshot["quests"]`` is either a list of quests, each with a ``state``, or a
-dict of lists keyed ``offered`` / ``active`` / ``completed``. A quest::
-
-    {"id": "q-bench-1", "title": "Run the benchmark suite", "kind": "bench",
-     "state": "offered" | "accepted" | "in_progress" | "completed" | "claimed" | "expired",
-     "progress": 0.4 | {"current": 2, "target": 5, "unit": "TFLOP-h"},
-     "deadline_ts": 1.7e9, "reward": <base units>, "achievement": "Benchmarker",
-     "action": "bench" | None, "description": "..."}
-"""
+"""Quests as rows for the quests table: grouped, with progress bars, rewards and time left."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-from tui.format import NA, bar, first, fraction_of, omnit, time_left
+from core.api.network import Quest
+from core.game.quests import QuestStatus
+from tui.format import NA, bar, omnit_amount, time_left
 
+Group = Literal["active", "offered", "completed"]
 # Display order of the groups: what the operator is working on first.
-GROUPS = ("active", "offered", "completed")
-_GROUP_OF_STATE = {
+GROUPS: tuple[Group, ...] = ("active", "offered", "completed")
+_GROUP_OF_STATE: dict[QuestStatus, Group] = {
     "offered": "offered",
-    "available": "offered",
     "accepted": "active",
     "in_progress": "active",
-    "active": "active",
-    "started": "active",
     "completed": "completed",
-    "claimable": "completed",
     "claimed": "completed",
     "expired": "completed",
-    "failed": "completed",
 }
 
 
@@ -43,7 +31,7 @@ class QuestRow:
     id: str
     title: str
     state: str
-    group: str
+    group: Group
     progress: str
     count: str
     reward: str
@@ -60,70 +48,39 @@ class QuestRow:
         return (self.state.replace("_", " "), title, self.progress, self.reward, self.left)
 
 
-def _progress(quest: Mapping[str, Any]) -> tuple[str, str]:
+def _progress(quest: Quest) -> tuple[str, str]:
     """The bar with its percentage, and the count behind it (``1.5/2 TFLOP-h``)."""
-    fraction = fraction_of(quest)
-    progress = quest.get("progress")
-    source: Mapping[str, Any] = progress if isinstance(progress, Mapping) else quest
-    current, target = source.get("current"), source.get("target")
-    unit = source.get("unit") or ""
-    count = ""
-    if isinstance(current, int | float) and isinstance(target, int | float):
-        count = f"{current:g}/{target:g}{' ' + unit if unit else ''}"
+    progress = quest.progress
+    unit = f" {progress.unit}" if progress.unit else ""
+    count = f"{progress.current:g}/{progress.target:g}{unit}"
+    fraction = progress.fraction
     if fraction is None:
         return NA, count
     return f"{bar(fraction, 8)} {fraction:4.0%}", count
 
 
-def _reward(quest: Mapping[str, Any]) -> tuple[str, str]:
-    """The OMNIT reward and the achievement it unlocks (either may be empty)."""
-    amount = first(quest, "reward_base_units", "reward")
-    badge = first(quest, "achievement", "badge")
-    if isinstance(amount, Mapping):
-        badge = badge or first(amount, "achievement", "badge")
-        amount = first(amount, "base_units", "omnit_base_units", "amount")
-    omnit_text = f"{omnit(amount, exact=True)} OMNIT" if isinstance(amount, int) else ""
-    return omnit_text, str(badge) if badge else ""
-
-
-def _quests(section: Any) -> list[tuple[Mapping[str, Any], str | None]]:
-    """(quest, state given by its list) pairs from either shape of the section."""
-    if isinstance(section, list):
-        return [(q, None) for q in section if isinstance(q, Mapping)]
-    if isinstance(section, Mapping):
-        out: list[tuple[Mapping[str, Any], str | None]] = []
-        for key, quests in section.items():
-            if isinstance(quests, list):
-                out += [(q, key) for q in quests if isinstance(q, Mapping)]
-        return out
-    return []
-
-
-def quest_rows(section: Any, now: float | None = None) -> list[QuestRow]:
-    """The quests of a snapshot section, active first, then offered, then completed."""
+def quest_rows(quests: Iterable[Quest] | None, now: float | None = None) -> list[QuestRow]:
+    """The quests, active first, then offered, then completed."""
     now = time.time() if now is None else now
     rows = []
-    for quest, listed_as in _quests(section):
-        state = str(first(quest, "state", "status", default=listed_as or "offered"))
-        group = _GROUP_OF_STATE.get(state, listed_as if listed_as in GROUPS else "offered")
-        deadline = first(quest, "deadline_ts", "deadline", "ends_ts", "end_ts", "expires_ts")
+    for quest in quests or ():
+        group = _GROUP_OF_STATE[quest.state]
         progress, count = _progress(quest)
-        reward, achievement = _reward(quest)
         rows.append(
             QuestRow(
-                id=str(quest.get("id", "")),
-                title=str(first(quest, "title", "name", "id", default="quest")),
-                state=state,
-                group=group or "offered",
+                id=quest.id,
+                title=quest.title,
+                state=quest.state,
+                group=group,
                 progress=progress,
                 count=count,
-                reward=reward or (achievement and "badge") or NA,
-                achievement=achievement,
-                left=time_left(deadline, now) if group != "completed" else "",
-                action=first(quest, "action", "start_action"),
-                description=str(first(quest, "description", "detail", default="")),
+                reward=f"{omnit_amount(quest.reward, exact=True)} OMNIT",
+                achievement=quest.achievement or "",
+                left=time_left(quest.deadline_ts, now) if group != "completed" else "",
+                action=quest.action,
+                description=quest.description,
             )
         )
     order = {g: i for i, g in enumerate(GROUPS)}
-    rows.sort(key=lambda r: order.get(r.group, len(GROUPS)))
+    rows.sort(key=lambda r: order[r.group])
     return rows

@@ -1,0 +1,148 @@
+"""The node's commands: one handler per request type of ``core.api.commands``.
+
+Commands the coordinator answers are forwarded over the network link and its answer is
+decoded into the command's view here, at the node's boundary: a malformed answer is a
+``CommandError`` naming the command. Answers that are part of the game state the node keeps
+refresh that cache; commands that change it ask for a refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+from core.api.commands import (
+    COMMANDS,
+    GetLog,
+    GetQuests,
+    GetSnapshot,
+    QuestStarted,
+    Request,
+    RunBench,
+    StartQuest,
+    convert_result,
+    params_of,
+)
+from core.api.events import LogHistory, LogLevel
+from core.api.network import Quest
+from core.api.views import BenchmarkResult, NodeSnapshot
+from core.errors import CommandError
+from core.node.store import NodeStore
+from core.node.views import log_history
+
+if TYPE_CHECKING:
+    # The link (and the MQTT client under it) loads only when the node joins a network.
+    from core.node.link import NetworkLink
+
+R = TypeVar("R")
+Handler = Callable[[Any], Awaitable[Any]]
+
+NOT_ON_A_NETWORK = "this node is not on a network (no broker configured)"
+COORDINATOR = "the coordinator"
+# How long `quest start` waits for the coordinator to verify the benchmark unit.
+QUEST_START_WAIT_S = 300.0
+
+
+class CommandHost(Protocol):
+    """What the handlers use of the node."""
+
+    store: NodeStore | None
+    link: NetworkLink | None
+
+    async def snapshot(self) -> NodeSnapshot: ...
+
+    async def run_benchmark(self, *, quick: bool = True, join: bool = False) -> BenchmarkResult:
+        """Run the suite; ``join``: wait for one already running instead of refusing."""
+
+    async def emit_log(
+        self, level: LogLevel, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        """Record a node event (store, subscribers, log)."""
+
+
+class NodeCommands:
+    """``run(request)`` answers any command of the table (or raises CommandError)."""
+
+    def __init__(self, node: CommandHost) -> None:
+        self.node = node
+        self._handlers: dict[type[Request[Any]], Handler] = {
+            GetSnapshot: self._snapshot,
+            RunBench: self._bench,
+            GetLog: self._log,
+            StartQuest: self._start_quest,
+        }
+        for request_type in COMMANDS.values():
+            if request_type.coordinator_method is not None:
+                self._handlers[request_type] = self._forward
+        missing = [r.name for r in COMMANDS.values() if r not in self._handlers]
+        assert not missing, f"commands without a handler: {missing}"
+
+    async def run(self, request: Request[R]) -> R:
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            raise CommandError(f"unknown command {request.name!r}")
+        # Each handler returns its request's result type (the table pairs them).
+        return cast(R, await handler(request))
+
+    def _link(self) -> NetworkLink:
+        if self.node.link is None:
+            raise CommandError(NOT_ON_A_NETWORK)
+        return self.node.link
+
+    async def _snapshot(self, request: GetSnapshot) -> NodeSnapshot:
+        return await self.node.snapshot()
+
+    async def _bench(self, request: RunBench) -> BenchmarkResult:
+        return await self.node.run_benchmark(quick=request.quick)
+
+    async def _log(self, request: GetLog) -> LogHistory:
+        assert self.node.store is not None
+        return log_history(await self.node.store.recent_events(request.limit))
+
+    async def _forward(self, request: Request[Any]) -> Any:
+        """Ask the coordinator; its answer, decoded, is the result."""
+        link = self._link()
+        method = request.coordinator_method
+        assert method is not None
+        answer = await link.request(method, params_of(request))
+        view = convert_result(type(request), answer, source=COORDINATOR)
+        if request.changes_game:
+            link.refresh_soon()
+        else:
+            link.game.store(view)
+        return view
+
+    async def _start_quest(self, request: StartQuest) -> QuestStarted:
+        """A benchmark quest's action: a benchmark unit the coordinator issues and verifies."""
+        link = self._link()
+        quest = await self._quest(request.id)
+        if quest.action != "bench":
+            raise CommandError(f"quest {quest.id}: has no action to start; it progresses by work")
+        if quest.state == "completed":
+            return QuestStarted(message=f"{quest.title} is already complete: claim it")
+        if quest.state not in ("accepted", "in_progress"):
+            raise CommandError(f"quest {quest.id}: accept it first (it is {quest.state})")
+        await link.request_benchmark_unit()
+        await self.node.emit_log("info", "bench", f"benchmark unit requested for {quest.title}")
+        # The quest completes when the coordinator has verified the unit this node computes.
+        deadline = time.monotonic() + QUEST_START_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            quest = await self._quest(request.id)
+            if quest.state == "completed":
+                link.refresh_soon()
+                return QuestStarted(message=f"benchmark unit verified for {quest.title}: claim it")
+        raise CommandError(
+            f"quest {quest.id}: the benchmark unit was not verified within "
+            f"{QUEST_START_WAIT_S:g}s; it still counts if it is"
+        )
+
+    async def _quest(self, quest_id: str) -> Quest:
+        answer = await self._link().request(GetQuests.coordinator_method or "quests", {})
+        quests = convert_result(GetQuests, answer, source=COORDINATOR).quests
+        quest = next((q for q in quests if q.id == quest_id), None)
+        if quest is None:
+            raise CommandError(f"quest {quest_id}: not offered to this node")
+        return quest

@@ -1,0 +1,96 @@
+"""The node's state as API views: telemetry, guard, work, counters, log and benchmarks.
+
+Pure functions from the node's own objects (frames, guard states, store rows) to the Structs
+of ``core.api``: the one place the node's internals meet what front ends read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from core.api.events import LogEntry, LogHistory
+from core.api.views import (
+    BenchmarkResult,
+    BenchProgressView,
+    Counters,
+    GpuGuardView,
+    GuardView,
+    LastBenchmark,
+    TelemetryView,
+    WorkBenchmarking,
+    WorkIdle,
+    WorkPaused,
+    WorkState,
+)
+from core.errors import CommandError
+from core.node.guard import GuardState
+from core.node.store import BenchmarkRow, EventRow
+from core.node.telemetry import TelemetryFrame
+
+log = logging.getLogger("omnitensor.node")
+
+
+def telemetry_view(frame: TelemetryFrame) -> TelemetryView:
+    """A telemetry frame (dataclasses) as its view."""
+    return msgspec.convert(frame, TelemetryView, from_attributes=True)
+
+
+def guard_view(guard: GuardState) -> GuardView:
+    return GuardView(
+        paused=guard.paused,
+        summary=guard.summary(),
+        gpus=tuple(
+            GpuGuardView(index=g.index, paused=g.paused, reason=g.reason) for g in guard.per_gpu
+        ),
+    )
+
+
+def work_view(
+    *, benchmarking: bool, progress: BenchProgressView | None, guard: GuardState | None
+) -> WorkState:
+    """What the node does now: a benchmark, paused by the guard, or nothing."""
+    if benchmarking:
+        return WorkBenchmarking(progress=progress)
+    if guard is not None and guard.paused:
+        return WorkPaused(reason=guard.summary())
+    return WorkIdle()
+
+
+def counters_view(counters: Mapping[str, int]) -> Counters:
+    """The store's work counters (keyed ``work.submitted``...) as their view."""
+    return msgspec.convert(counters, Counters)
+
+
+def benchmark_view(result: Mapping[str, Any]) -> BenchmarkResult:
+    """The benchmark suite's result dict as its view."""
+    try:
+        return msgspec.convert(result, BenchmarkResult)
+    except msgspec.ValidationError as exc:
+        raise CommandError(f"the benchmark returned a malformed result ({exc})") from None
+
+
+def last_benchmark_view(row: BenchmarkRow | None) -> LastBenchmark | None:
+    """The stored last benchmark; None when there is none (or it cannot be read)."""
+    if row is None:
+        return None
+    try:
+        return msgspec.convert(
+            {**row.result, "ts": row.ts, "verified": row.verified}, LastBenchmark
+        )
+    except msgspec.ValidationError as exc:
+        # A result stored in another shape: not worth failing a snapshot over.
+        log.debug("stored benchmark %d unreadable: %s", row.id, exc)
+        return None
+
+
+def log_history(rows: Iterable[EventRow]) -> LogHistory:
+    """Stored log lines as their view."""
+    try:
+        events = tuple(msgspec.convert(row, LogEntry, from_attributes=True) for row in rows)
+    except msgspec.ValidationError as exc:
+        raise CommandError(f"events: the node's log is unreadable ({exc})") from None
+    return LogHistory(events=events)
