@@ -46,6 +46,7 @@ QUEUE_MAX = 10_000
 # No device delivers more: a unit answered faster than this rate allows is credited only
 # for the work that fits in the wall time it covered.
 MAX_NODE_FLOPS = 2e15
+COVER_GRACE_S = 5.0  # a verified unit vouches for its node this long past the next issue
 
 WorkMessage = tuple[Message, WorkCommit | WorkProof]
 
@@ -232,7 +233,9 @@ class Ingest:
         for verdict in verdicts:
             unit = units[verdict.task_id]
             if verdict.accepted:
-                self.state.last_work[verdict.node_id] = now
+                # Online from the unit's issue until the next could be issued (with grace).
+                until = now + self.state.settings.task_interval_s + COVER_GRACE_S
+                self.state.covered.setdefault(verdict.node_id, []).append((unit.issued_ts, until))
                 # TFLOP-hours = FLOPs / 1e12 / 3600: as ``tflops`` for one second.
                 credited.append((verdict.node_id, verdict.task_id, verdict.flops / 1e12, 1.0))
                 if unit.purpose == "benchmark":

@@ -299,23 +299,22 @@ class Coordinator:
                 log.exception("liveness credit for the window ending %s failed", end)
 
     async def credit_liveness(self, start: float, end: float) -> int:
-        """Credit one liveness reward per node that worked in [start, end); once per window.
+        """Credit liveness for [start, end) by the time verified work covered; once per window.
 
-        The same windows measure uptime for uptime quests: a known node counts as online for
-        a window in which it delivered verified work, offline otherwise.
+        Coverage is the coordinator's own evidence: a verified unit vouches for its node from
+        the unit's issue until the next unit could have been issued (``covered_intervals``).
+        One unit an hour covers seconds, not the hour. The same coverage is the online time
+        of uptime quests.
         """
         assert self.store is not None and self.game is not None
-        last_work = self.state.last_work
-        amount = liveness_reward(end - start, self.game.rules)
-        credited = 0
+        window = end - start
         now = time.time()
-        for node_id in set(self.state.nodes) | set(last_work):
-            worked = start <= last_work.get(node_id, 0.0) < end
-            await self.game.on_uptime(
-                node_id, (end - start) if worked else 0.0, end - start, end, now
-            )
-        for node_id, last in list(last_work.items()):
-            if not start <= last < end or amount <= 0:
+        credited = 0
+        for node_id in set(self.state.nodes) | set(self.state.covered):
+            online = covered_seconds(self.state.covered.get(node_id, []), start, end)
+            await self.game.on_uptime(node_id, online, window, end, now)
+            amount = liveness_reward(online, self.game.rules)
+            if amount <= 0:
                 continue
             span = time.strftime("%Y-%m-%d %H:%M", time.gmtime(start))
             with contextlib.suppress(sqlite3.IntegrityError):  # this window was credited
@@ -323,15 +322,31 @@ class Coordinator:
                     account=node_id,
                     amount=amount,
                     kind="liveness",
-                    reason=f"liveness: online and verified in the {end - start:g} s from "
-                    f"{span} UTC",
+                    reason=f"liveness: verified work covered {online:.0f} s of the {window:g} s "
+                    f"from {span} UTC",
                     ref=f"live:{int(start)}",
                 )
                 credited += 1
+        # Intervals that ended before this window are of no further use.
+        for node_id, intervals in list(self.state.covered.items()):
+            intervals[:] = [iv for iv in intervals if iv[1] > start]
+            if not intervals:
+                del self.state.covered[node_id]
         return credited
 
     async def publish_boards(self) -> None:
         await self.publisher.publish_boards()
+
+
+def covered_seconds(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """The length of the union of ``intervals`` inside [start, end)."""
+    total, reach = 0.0, start
+    for first, last in sorted(intervals):
+        low, high = max(first, reach), min(last, end)
+        if high > low:
+            total += high - low
+            reach = high
+    return total
 
 
 def coordinator_banner(coordinator: Coordinator) -> str:

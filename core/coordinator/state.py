@@ -61,7 +61,8 @@ class CoordinatorState:
     publish: Publish
     is_connected: Callable[[], bool]
     nodes: dict[str, NodeState] = field(default_factory=dict)
-    last_work: dict[str, float] = field(default_factory=dict)  # node -> last verified work
+    # node -> [(from, to)]: time its verified units vouch it was online (liveness, uptime)
+    covered: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     stats: dict[str, int] = field(
         default_factory=lambda: {"verified": 0, "rejected": 0, "duplicates": 0, "dropped": 0}
     )

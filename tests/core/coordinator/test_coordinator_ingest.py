@@ -230,3 +230,34 @@ async def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
     )
     assert restarted._filter.accept(decode(fresh), topic=topic) is None
     await restarted.__aexit__(None, None, None)
+
+
+def test_covered_seconds_is_the_union_inside_the_window() -> None:
+    from core.coordinator.service import covered_seconds
+
+    assert covered_seconds([], 0, 100) == 0
+    assert covered_seconds([(10, 20), (15, 30), (50, 60)], 0, 100) == 30
+    assert covered_seconds([(-10, 5), (95, 200)], 0, 100) == 10
+
+
+async def test_one_unit_an_hour_is_not_an_hour_online(tmp_path: Path) -> None:
+    """Liveness pays for the time verified work covered, not for the whole window."""
+    from core.game import liveness_reward
+
+    coordinator = await started(tmp_path)
+    sent = Sent(coordinator)
+    node = Identity.generate()
+    unit = await issued(coordinator, node)
+    result = compute_unit(numpy_backend(), spec_of(unit))
+    await coordinator.ingest.process_batch([commit_msg(node, 1, unit, result)])
+    [challenge] = sent.of(Challenge)
+    await coordinator.ingest.process_batch([proof_msg(node, 2, unit, result, challenge)])
+    end = time.time() + 1
+    assert await coordinator.credit_liveness(end - 3600, end) == 1
+    [entry] = [
+        e for e in await coordinator.state.store.entries(node.node_id) if e.kind == "liveness"
+    ]
+    full_hour = liveness_reward(3600, coordinator.state.game.rules)
+    assert 0 < entry.amount < full_hour / 10
+    assert await coordinator.credit_liveness(end - 3600, end) == 0  # once per window
+    await coordinator.__aexit__(None, None, None)
