@@ -1,0 +1,1 @@
+"""What front ends see of a node: typed views, events, the command table, the socket client."""

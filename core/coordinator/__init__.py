@@ -1,0 +1,1 @@
+"""The network operator's coordinator: scheduling, verification, ledger, game, publishing."""

@@ -1,0 +1,1 @@
+"""The contributor's node: telemetry, guard, store, worker, network link, control socket."""

@@ -1,0 +1,1 @@
+"""Composition roots: the headless node and the one-command local network."""

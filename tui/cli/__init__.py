@@ -1,0 +1,1 @@
+"""The omnitensor command line, split by audience: node, network, operator."""

@@ -1,0 +1,1 @@
+"""Widgets and helpers every screen uses: chrome, text, unavailable notices."""

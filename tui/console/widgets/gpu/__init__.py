@@ -1,0 +1,1 @@
+"""GPU cards and their metrics."""

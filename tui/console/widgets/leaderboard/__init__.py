@@ -1,0 +1,1 @@
+"""Leaderboard tables that page what they show."""

@@ -1,0 +1,1 @@
+"""The node log view."""

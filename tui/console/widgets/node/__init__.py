@@ -1,0 +1,1 @@
+"""The node summary line and multiplier banner."""

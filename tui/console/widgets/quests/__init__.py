@@ -1,0 +1,1 @@
+"""The quest list's rows and their model."""
