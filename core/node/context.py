@@ -12,8 +12,8 @@ from typing import Any, Protocol
 from core.api.events import LogLevel, NodeEvent
 from core.config import Config
 from core.identity import Identity
+from core.node.frames import TelemetryFrame
 from core.node.store import NodeStore
-from core.node.telemetry import TelemetryFrame
 
 
 class NodeContext(Protocol):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.node.telemetry import GpuSnapshot, TelemetryFrame
+from core.node.frames import GpuSnapshot, TelemetryFrame
 
 _TEMP = "temperature"
 _POWER = "power"

@@ -21,15 +21,15 @@ from typing import Any
 
 import aiomqtt
 
-from core.api.events import GameEvent, LinkEvent, WorkEvent
+from core.api.events import GameEvent, LinkEvent, LogLevel, WorkEvent
 from core.api.views import LinkState, LinkView, NetworkMode
-from core.config import may_trust_first_use, untrusted_coordinator_line
 from core.errors import CommandError
 from core.identity import short_id
 from core.money import format_omnit
 from core.node.context import NodeContext
 from core.node.game_cache import GameCache
 from core.node.outbox import Outbox
+from core.node.pinning import CoordinatorPin
 from core.node.worker import Worker
 from core.protocol import (
     DEFAULT_TOPICS,
@@ -54,7 +54,6 @@ from core.transport.session import NotConnected, PeerSession, SessionSettings
 
 log = logging.getLogger("omnitensor.link")
 
-PINNED_KEY_SETTING = "coordinator_key"
 REQUEST_TIMEOUT_S = 10.0
 HEARTBEAT_S = 60.0  # the hello is re-sent this often: the coordinator's sign of life
 MARKS_EVERY_S = 5.0  # replay marks saved this often (and at the end)
@@ -81,8 +80,7 @@ class NetworkLink:
         self.closing = False
         self.since_ts = time.time()
         self.coordinator_online: bool | None = None
-        self.pinned_key: str | None = None
-        self._refused_keys: set[str] = set()
+        self._pin: CoordinatorPin | None = None
         self._filter = InboundFilter()
         self._requests: dict[str, asyncio.Future[Response]] = {}
         self._session: PeerSession | None = None
@@ -97,19 +95,14 @@ class NetworkLink:
         """Load the pinned coordinator key and the sequence counter (before run)."""
         store, identity = self.node.store, self.node.identity
         assert store is not None and identity is not None
-        configured = self.node.config.broker.coordinator_key
-        pinned = await store.get_setting(PINNED_KEY_SETTING)
-        if configured:
-            if pinned and pinned != configured:
-                log.warning("coordinator key from the config replaces the pinned one")
-            self.pinned_key = configured
-            await store.set_setting(PINNED_KEY_SETTING, configured)
-        else:
-            self.pinned_key = pinned
+        self._pin = CoordinatorPin(
+            store, self.node.config.broker, local=self.mode == "local", say=self._say
+        )
+        await self._pin.load()
         # Replay protection survives restarts: marks are loaded here, saved as they move.
         self._saved_marks = await store.load_high_water()
         self._filter = InboundFilter(
-            coordinator_ids={self.pinned_key} if self.pinned_key else (),
+            coordinator_ids={self._pin.key} if self._pin.key else (),
             load_high_water=lambda sender, topic: self._saved_marks.get((sender, topic), 0),
         )
         seqs = await asyncio.to_thread(SequenceCounter, self.node.config.data_dir / "seq")
@@ -313,40 +306,18 @@ class NetworkLink:
         await self._dispatch(message, topic)
 
     async def _check_pin(self, message: Message) -> bool:
-        """Pin the coordinator on first use; refuse any other key afterwards."""
-        sender = message.sender
-        if self.pinned_key is None and not may_trust_first_use(
-            self.node.config.broker, local=self.mode == "local"
-        ):
-            if sender not in self._refused_keys:
-                self._refused_keys.add(sender)
-                await self.node.emit_log("error", "link", untrusted_coordinator_line(sender))
+        """Pin the coordinator on first use (when allowed); refuse any other key afterwards."""
+        if self._pin is None or not await self._pin.admit(message.sender):
             return False
-        if self.pinned_key is None:
-            store = self.node.store
-            assert store is not None
-            self.pinned_key = sender
-            await store.set_setting(PINNED_KEY_SETTING, sender)
-            self._filter.coordinator_ids = frozenset({sender})
-            await self.node.emit_log(
-                "warning",
-                "link",
-                f"trusting coordinator {short_id(sender)} on first use and pinning its key; "
-                f"pin it explicitly with --coordinator-key {sender}",
-            )
-            return True
-        if sender != self.pinned_key:
-            if sender not in self._refused_keys:
-                self._refused_keys.add(sender)
-                await self.node.emit_log(
-                    "error",
-                    "link",
-                    f"REFUSED coordinator key {sender}: this node pinned {self.pinned_key}. "
-                    "If the network really changed its coordinator, start the node with "
-                    "--coordinator-key NEWKEY.",
-                )
-            return False
+        self._filter.coordinator_ids = frozenset({message.sender})
         return True
+
+    async def _say(self, level: LogLevel, message: str) -> None:
+        await self.node.emit_log(level, "link", message)
+
+    @property
+    def pinned_key(self) -> str | None:
+        return self._pin.key if self._pin is not None else None
 
     async def _dispatch(self, message: Message, topic: str) -> None:
         assert self.worker is not None and self.outbox is not None

@@ -35,9 +35,10 @@ from core.errors import CommandError
 from core.identity import Identity, load_or_create_identity, short_id
 from core.node.bench import Benchmarks
 from core.node.commands import NodeCommands
+from core.node.frames import TelemetryFrame
 from core.node.guard import GuardConfig, GuardState, ThermalGuard
 from core.node.store import NodeStore
-from core.node.telemetry import GpuSampler, TelemetryFrame
+from core.node.telemetry import GpuSampler
 from core.node.views import (
     counters_view,
     guard_view,

@@ -27,9 +27,9 @@ from core.api.views import (
     WorkState,
 )
 from core.errors import CommandError
+from core.node.frames import TelemetryFrame
 from core.node.guard import GuardState
 from core.node.store import BenchmarkRow, EventRow
-from core.node.telemetry import TelemetryFrame
 
 log = logging.getLogger("omnitensor.node")
 

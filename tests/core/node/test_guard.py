@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.node.frames import GpuSnapshot, TelemetryFrame, TelemetryStatus
 from core.node.guard import GuardConfig, GuardState, ThermalGuard
-from core.node.telemetry import GpuSnapshot, TelemetryFrame, TelemetryStatus
 
 
 def snap(

@@ -12,7 +12,8 @@ import pynvml
 import pytest
 
 from core.node.fake_nvml import FakeGpu, FakeNvml
-from core.node.telemetry import GpuSampler, TelemetryFrame, measure_sampler_cost
+from core.node.frames import TelemetryFrame
+from core.node.telemetry import GpuSampler, measure_sampler_cost
 
 GIB = 2**30
 
