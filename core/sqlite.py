@@ -120,5 +120,27 @@ class SqliteStore:
         return len(migrations)
 
 
+class ReplayMarksMixin(SqliteStore):
+    """For stores whose schema has the ``high_water`` table: replay marks across restarts.
+
+    Receivers keep one high-water seq per (sender, topic) (``core.protocol.inbound``); both
+    the node and the coordinator store theirs here.
+    """
+
+    async def load_high_water(self) -> dict[tuple[str, str], int]:
+        async with self.db.execute("SELECT sender, topic, seq FROM high_water") as cur:
+            return {(r[0], r[1]): int(r[2]) async for r in cur}
+
+    async def save_high_water(self, marks: dict[tuple[str, str], int]) -> None:
+        if not marks:
+            return
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO high_water (sender, topic, seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (sender, topic) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                [(sender, topic, seq) for (sender, topic), seq in marks.items()],
+            )
+
+
 def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]

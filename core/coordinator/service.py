@@ -170,22 +170,16 @@ class Coordinator:
         """Stay connected (reconnecting with backoff) until cancelled."""
         # The loops live as long as the coordinator, not a connection: they skip publishing
         # while it is down, and nodes re-send what went unanswered.
-        loops = [
-            asyncio.create_task(self.ingest.run(), name="coordinator.ingest"),
-            asyncio.create_task(self.handlers.run(), name="coordinator.requests"),
-            asyncio.create_task(self.scheduler.run(), name="coordinator.tasks"),
-            asyncio.create_task(self._board_loop(), name="coordinator.boards"),
-            asyncio.create_task(self._liveness_loop(), name="coordinator.liveness"),
-            asyncio.create_task(self._deadline_loop(), name="coordinator.deadlines"),
-        ]
-        try:
-            await self.session.run()
-        finally:
-            for task in loops:
-                task.cancel()
-            for task in loops:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.session.run_with(
+            {
+                "coordinator.ingest": self.ingest.run(),
+                "coordinator.requests": self.handlers.run(),
+                "coordinator.tasks": self.scheduler.run(),
+                "coordinator.boards": self._board_loop(),
+                "coordinator.liveness": self._liveness_loop(),
+                "coordinator.deadlines": self._deadline_loop(),
+            }
+        )
 
     def close(self) -> None:
         """Ask ``run()`` to end; the caller then cancels its task."""

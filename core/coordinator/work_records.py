@@ -21,6 +21,7 @@ from core.calendar import season_id
 from core.coordinator.ledger import LedgerStore
 from core.game.boards import board_keys
 from core.money import MAX_SUPPLY
+from core.sqlite import ReplayMarksMixin
 
 UNIT_STATES = ("issued", "committed", "done")
 
@@ -107,7 +108,7 @@ def _verdict(row: Sequence[Any]) -> Verdict:
     )
 
 
-class WorkRecordsStore(LedgerStore):
+class WorkRecordsStore(LedgerStore, ReplayMarksMixin):
     """Units issued and verdicts given, on top of the ledger they credit."""
 
     async def add_unit(self, unit: Unit) -> None:
@@ -329,20 +330,6 @@ class WorkRecordsStore(LedgerStore):
         ) as cur:
             row = await cur.fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
-
-    async def load_high_water(self) -> dict[tuple[str, str], int]:
-        async with self.db.execute("SELECT sender, topic, seq FROM high_water") as cur:
-            return {(r[0], r[1]): int(r[2]) async for r in cur}
-
-    async def save_high_water(self, marks: dict[tuple[str, str], int]) -> None:
-        if not marks:
-            return
-        async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO high_water (sender, topic, seq) VALUES (?, ?, ?)"
-                " ON CONFLICT (sender, topic) DO UPDATE SET seq = MAX(seq, excluded.seq)",
-                [(sender, topic, seq) for (sender, topic), seq in marks.items()],
-            )
 
 
 async def _verdicts_for(

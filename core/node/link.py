@@ -134,19 +134,16 @@ class NetworkLink:
         if self.closing:
             self._session.close()
         # These live as long as the link, not a connection; the outbox waits for one.
-        loops = [
-            asyncio.create_task(self.worker.run(), name="link.work"),
-            asyncio.create_task(self.outbox.run(), name="link.outbox"),
-            asyncio.create_task(self.game.run(), name="link.game"),
-            asyncio.create_task(self._heartbeat_loop(), name="link.heartbeat"),
-        ]
         try:
-            await self._session.run()
+            await self._session.run_with(
+                {
+                    "link.work": self.worker.run(),
+                    "link.outbox": self.outbox.run(),
+                    "link.game": self.game.run(),
+                    "link.heartbeat": self._heartbeat_loop(),
+                }
+            )
         finally:
-            for task in loops:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             with contextlib.suppress(Exception):
                 await self.save_marks()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.protocol.envelope import MAX_MESSAGE_BYTES
-from core.sqlite import SqliteStore
+from core.sqlite import ReplayMarksMixin
 
 # Append only: a released migration is never edited, a new one is added.
 MIGRATIONS: Sequence[str] = (
@@ -165,7 +165,7 @@ class ReceivedUnit:
 _UNIT_COLUMNS = "task_id, purpose, seed, m, n, k, block, issued_ts, deadline_ts, root, status"
 
 
-class NodeStore(SqliteStore):
+class NodeStore(ReplayMarksMixin):
     """The node's store: its log, benchmarks, work, the outbox and small settings."""
 
     migrations = MIGRATIONS
@@ -354,17 +354,3 @@ class NodeStore(SqliteStore):
             "work.credited": int(row[4]),
             "work.verified_flops": int(row[5]),
         }
-
-    async def load_high_water(self) -> dict[tuple[str, str], int]:
-        async with self.db.execute("SELECT sender, topic, seq FROM high_water") as cur:
-            return {(r[0], r[1]): int(r[2]) async for r in cur}
-
-    async def save_high_water(self, marks: dict[tuple[str, str], int]) -> None:
-        if not marks:
-            return
-        async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO high_water (sender, topic, seq) VALUES (?, ?, ?)"
-                " ON CONFLICT (sender, topic) DO UPDATE SET seq = MAX(seq, excluded.seq)",
-                [(sender, topic, seq) for (sender, topic), seq in marks.items()],
-            )

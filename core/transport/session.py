@@ -10,9 +10,10 @@ that fails is dropped with one log line (and counted) and the session keeps runn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,22 @@ class PeerSession:
     def close(self) -> None:
         """Ask ``run()`` to end; the caller then cancels its task."""
         self.closing = True
+
+    async def run_with(self, loops: Mapping[str, Coroutine[Any, Any, None]]) -> None:
+        """``run()``, with background ``loops`` (name -> coroutine) that live as long as it.
+
+        They outlive single connections (they wait or skip while the link is down) and are
+        cancelled, and awaited, when the session ends.
+        """
+        tasks = [asyncio.create_task(loop, name=name) for name, loop in loops.items()]
+        try:
+            await self.run()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def run(self) -> None:
         """Stay connected, reconnecting with backoff, until closed and cancelled."""
