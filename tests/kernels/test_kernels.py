@@ -383,18 +383,51 @@ def test_freivalds_tolerance_is_meaningful_for_float32(np_backend: Backend) -> N
     assert _tolerance(a, b, c) < 0.05 * float(np.abs(c).max())
 
 
+def _worst_case_row_rounding(a: Any, b: Any, dtype: str) -> npt.NDArray[np.float64]:
+    """Per row i, the most an honest ``dtype`` product's row can differ from the exact one.
+
+    Derived here from first principles, not from ``kernels.freivalds``: each entry is a
+    k-term dot product accumulated in float32 (at most gamma_k |a_i| . |b_j|, Higham's
+    bound, gamma_k = k u32 / (1 - k u32)) and then rounded once to ``dtype`` (at most
+    u |c_ij|), with u half of ``dtype``'s machine epsilon. Summed over the row, this bounds
+    what any choice of signs r can make of honest rounding in row i of C r.
+    """
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    k = a64.shape[1]
+    u_out = float(np.finfo(dtype).eps) / 2
+    u_acc = float(np.finfo(np.float32).eps) / 2
+    gamma_k = k * u_acc / (1 - k * u_acc)
+    exact = a64 @ b64
+    per_entry = gamma_k * (np.abs(a64) @ np.abs(b64)) + u_out * (
+        np.abs(exact) + gamma_k * (np.abs(a64) @ np.abs(b64))
+    )
+    bound: npt.NDArray[np.float64] = per_entry.sum(axis=1)
+    return bound
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_freivalds_always_catches_one_wrong_entry(np_backend: Backend, dtype: str) -> None:
+    # The injected error is sized from the precision's own unit roundoff and the matrix
+    # size (three times the worst-case rounding of the whole row), never from the
+    # verifier's tolerance: a check whose tolerance grew past what rounding can explain
+    # (a unit roundoff loosened 64x, a larger slack) passes these forgeries and fails here.
     a, b, c = _product(np_backend, 64, dtype, 5)
-    delta = 2.0 * _tolerance(a, b, c)
+    worst = _worst_case_row_rounding(a, b, dtype)
+    honest = np.abs(c.astype(np.float64) - a.astype(np.float64) @ b.astype(np.float64))
+    assert (honest.sum(axis=1) <= worst).all()  # the bound holds for the honest product
+    assert verify(a, b, c, commit(c), rng=np.random.default_rng(0)).ok
     picker = np.random.default_rng(99)
     for trial in range(20):
         i, j = (int(x) for x in picker.integers(0, 64, size=2))
-        bad = c.astype(np.float32)
-        bad[i, j] += delta
+        bad = c.astype(np.float64)
+        bad[i, j] += 3.0 * worst[i]
         bad = bad.astype(dtype)
+        injected = float(bad[i, j]) - float(c[i, j])
+        # Still more than twice the row's worst-case rounding after rounding to dtype, so
+        # no honest rounding can hide it in row i of C r.
+        assert injected > 2.0 * worst[i]
         result = verify(a, b, bad, commit(bad), dtype=dtype, rng=np.random.default_rng(trial))
-        assert not result.ok
+        assert not result.ok, f"an entry off by {injected:.3g} passed as rounding"
         assert f"row {i} " in result.reason
         assert result.max_abs_error > result.tolerance
 
