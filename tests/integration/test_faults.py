@@ -9,6 +9,7 @@ piece of work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -78,25 +79,66 @@ def counters(data_dir: Path) -> dict[str, int]:
     return dict(snap["counters"])
 
 
-def wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def wait_for(check, timeout: float, what: str, poll: float = 0.2):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         last = check()
         if last:
             return last
-        time.sleep(0.2)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
+def db_counters(data_dir: Path) -> dict[str, int]:
+    """The node's counters read from its database (cheap enough to poll; ``counters`` asks
+    the running node through the CLI)."""
+    with contextlib.closing(sqlite3.connect(data_dir / "node.db", timeout=10)) as db:
+        submitted, acknowledged = db.execute(
+            "SELECT (SELECT COUNT(*) FROM units WHERE status != 'received'),"
+            " (SELECT COUNT(*) FROM units WHERE status IN ('accepted', 'rejected'))"
+        ).fetchone()
+        (pending,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    return {
+        "work.submitted": submitted,
+        "work.acknowledged": acknowledged,
+        "outbox.pending": pending,
+    }
+
+
+def open_units(data_dir: Path) -> tuple[set[str], set[str], set[str]]:
+    """(units received and still to compute in time, units awaiting a receipt, outbox)."""
+    with contextlib.closing(sqlite3.connect(data_dir / "node.db", timeout=10)) as db:
+        to_compute = {
+            row[0]
+            for row in db.execute(
+                "SELECT task_id FROM units WHERE status = 'received' AND deadline_ts > ?",
+                (time.time() + 1.0,),
+            )
+        }
+        unsettled = {
+            row[0]
+            for row in db.execute(
+                "SELECT task_id FROM units WHERE status IN ('committed', 'proved')"
+            )
+        }
+        outbox = {row[0] for row in db.execute("SELECT task_id FROM outbox")}
+    return to_compute, unsettled, outbox
+
+
 def settled(data_dir: Path, at_least: int) -> dict[str, int] | None:
-    c = counters(data_dir)
+    c = db_counters(data_dir)
     ok = (
         c["work.submitted"] >= at_least
         and c["outbox.pending"] == 0
         and c["work.acknowledged"] == c["work.submitted"]
     )
     return c if ok else None
+
+
+def unit_statuses(data_dir: Path) -> dict[str, str]:
+    with contextlib.closing(sqlite3.connect(data_dir / "node.db", timeout=10)) as db:
+        return dict(db.execute("SELECT task_id, status FROM units"))
 
 
 def assert_credited_once(node_dir: Path, coordinator_dir: Path) -> None:
@@ -137,7 +179,10 @@ def test_broker_killed_and_restarted(mosquitto: MosquittoProcess, tmp_path: Path
     coordinator = CoordinatorProcess(mosquitto.url, coord_dir, tmp_path / "coord.log")
     node = start_node(mosquitto.url, node_dir, tmp_path, "a")
     try:
-        wait_for(lambda: counters(node_dir)["work.submitted"] >= 2, 60, "first work")
+        wait_for(lambda: db_counters(node_dir)["work.submitted"] >= 2, 60, "first work")
+        # Kill the broker while a unit is open (received, committed or proved), so the
+        # outage has work in it.
+        wait_for(lambda: any(open_units(node_dir)[:2]), 30, "an open unit", poll=0.02)
         mosquitto.kill()
         wait_for(
             lambda: (
@@ -149,10 +194,23 @@ def test_broker_killed_and_restarted(mosquitto: MosquittoProcess, tmp_path: Path
             30,
             "offline",
         )
-        time.sleep(1.0)
+
+        def worked_offline() -> tuple[set[str], set[str]] | None:
+            # Every unit received is computed, every unit awaiting a receipt keeps its
+            # message in the outbox: nothing is dropped because the broker is gone.
+            to_compute, unsettled, outbox = open_units(node_dir)
+            return (unsettled, outbox) if not to_compute and unsettled <= outbox else None
+
+        unsettled, outbox = wait_for(worked_offline, 30, "work done and queued offline")
+        assert not mosquitto.is_running
+        if unsettled:  # the usual case; a receipt may just have beaten the kill
+            assert db_counters(node_dir)["outbox.pending"] == len(outbox) > 0
         mosquitto.start()
-        before = counters(node_dir)["work.submitted"]
+        before = db_counters(node_dir)["work.submitted"]
         wait_for(lambda: settled(node_dir, before + 2), 90, "settled after broker restart")
+        assert unsettled <= {
+            task for task, status in unit_statuses(node_dir).items() if status == "accepted"
+        }
     finally:
         node_code = node.stop()
         coordinator_code = coordinator.stop()

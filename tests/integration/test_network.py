@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -56,14 +57,29 @@ async def running_coordinator(
             await cancel_and_wait(task)
 
 
-def node_for(data_dir: Path, url: str, key: str | None = None, name: str = "alice") -> Node:
+def node_for(
+    data_dir: Path,
+    url: str,
+    key: str | None = None,
+    name: str = "alice",
+    *,
+    nvml: FakeNvml | None = None,
+    telemetry_interval: float = 1.0,
+) -> Node:
     # These networks run on a test mosquitto: trusting the coordinator on first use is asked for.
     config = load_config(
-        {"data_dir": str(data_dir), "name": name, "broker_url": url, "broker.trust_first_use": True}
+        {
+            "data_dir": str(data_dir),
+            "name": name,
+            "broker_url": url,
+            "broker.trust_first_use": True,
+            "telemetry_interval": telemetry_interval,
+        }
     )
     if key:
         config = replace(config, broker=replace(config.broker, coordinator_key=key))
-    return Node(config, nvml=FakeNvml.with_gpus(1), network_url=url, resend_interval=0.5)
+    gpus = nvml if nvml is not None else FakeNvml.with_gpus(1)
+    return Node(config, nvml=gpus, network_url=url, resend_interval=0.5)
 
 
 async def test_work_is_verified_credited_and_acknowledged(
@@ -121,35 +137,58 @@ async def test_wrong_coordinator_key_is_refused(
 async def test_offline_node_keeps_work_and_flushes(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
+    # A unit received before the outage is held back (a hot GPU pauses work) until the
+    # broker is down; released then, it must be computed offline and its commit must wait
+    # in the outbox (outbox.pending > 0 while the broker is down), then be verified and
+    # credited once the broker is back. A node that drops work while offline fails here.
+    gpus = FakeNvml.with_gpus(1)
+    gpus.set_temperature(0, 95)  # hot from the start: units arrive and wait
     async with (
         running_coordinator(tmp_path / "coord", mosquitto.url) as coordinator,
-        node_for(tmp_path / "n", mosquitto.url) as node,
+        node_for(tmp_path / "n", mosquitto.url, nvml=gpus, telemetry_interval=0.25) as node,
     ):
         store = node.store
         assert store is not None
+        assert node.work_paused()
 
-        async def some_work() -> bool:
-            return (await store.work_counters())["work.submitted"] >= 1
+        async def held_unit() -> str | None:
+            units = await store.units_to_compute(time.time())
+            return units[0].task_id if units else None
 
-        # Work flows; stop the broker mid-run and let the node work offline.
-        await wait_until(some_work, what="first work")
+        await wait_until(held_unit, what="a unit received while work is paused")
+        held = await held_unit()
+        assert held is not None
         mosquitto.stop()
         await wait_until(lambda: node.link is not None and node.link.state == "offline")
         snap = await node.snapshot()
         assert snap.link.state == "offline" and (snap.link.since_ts or 0) > 0
+        gpus.set_temperature(0, None)
+
+        async def committed_offline() -> bool:
+            unit = await store.unit(held)
+            return unit is not None and unit.status == "committed"
+
+        await wait_until(committed_offline, what="the held unit computed while offline")
+        offline = await store.work_counters()
+        assert node.link is not None and node.link.state == "offline"
+        assert offline["outbox.pending"] > 0, "work done offline was not queued"
+        assert held in {row.task_id for row in await store.outbox()}
         mosquitto.start()
 
         async def settled() -> bool:
             c = await store.work_counters()
             return (
-                c["work.submitted"] >= 2
+                c["work.submitted"] > offline["work.submitted"]
                 and c["outbox.pending"] == 0
                 and c["work.acknowledged"] == c["work.submitted"]
             )
 
         await wait_until(settled, within=40, what="outbox flushed after restart")
         counters = await store.work_counters()
+        unit = await store.unit(held)
         assert coordinator.store is not None
         entries = await coordinator.store.entries(node.node_id, limit=10_000)
+    assert unit is not None and unit.status == "accepted"
+    assert held in {e.ref for e in entries}
     assert len({e.ref for e in entries}) == len(entries)
     assert counters["work.acknowledged"] == counters["work.submitted"]
