@@ -24,11 +24,13 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from core.config import BrokerConfig
 from core.errors import DataDirError
 from core.identity import Identity
 from core.protocol import (
     DEFAULT_TOPICS,
     InboundFilter,
+    Message,
     Presence,
     SequenceCounter,
     WorkProof,
@@ -36,6 +38,8 @@ from core.protocol import (
     presence_messages,
 )
 from core.transport.embedded_broker import EmbeddedBroker
+from core.transport.mqtt import cancel_and_wait, client_id_for
+from core.transport.session import PeerSession, SessionSettings
 from tests.helpers.broker import BrokerHandle, MosquittoProcess
 
 TIMEOUT = 5.0
@@ -369,3 +373,58 @@ def test_embedded_broker_refuses_a_password_file_others_can_read(tmp_path: Path)
     with pytest.raises(DataDirError, match=r"open to other users \(mode 0644\); run: chmod 600"):
         broker.start_blocking()
     assert not broker.is_running
+
+
+async def test_project_session_gets_messages_published_while_it_was_away(
+    any_broker: BrokerHandle, tmp_path: Path
+) -> None:
+    # The project's own client (PeerSession over make_client), not a raw aiomqtt client: a
+    # node that stops, or loses its connection, must find the tasks and receipts sent in
+    # the meantime when it comes back with the same client id (and, on mosquitto, after a
+    # broker restart too).
+    node, coordinator = Identity.generate(), Identity.generate()
+    inbox = DEFAULT_TOPICS.node_task(node.node_id)
+    settings = SessionSettings(
+        url=any_broker.url,
+        broker=BrokerConfig(username=any_broker.username, password=any_broker.password),
+        client_id=client_id_for(tmp_path, "node"),
+        presence_topic=DEFAULT_TOPICS.node_presence(node.node_id),
+        subscriptions=[inbox],
+    )
+    received: list[Message] = []
+    arrived = asyncio.Event()
+
+    async def on_message(message: Message, topic: str, retained: bool) -> None:
+        assert topic == inbox and not retained
+        received.append(message)
+        if len(received) == 3:
+            arrived.set()
+
+    async def session_run() -> asyncio.Task[None]:
+        session = PeerSession(
+            settings, node, SequenceCounter(tmp_path / "seq"), on_message=on_message
+        )
+        task = asyncio.create_task(session.run())
+        await asyncio.wait_for(session.connected.wait(), TIMEOUT)
+        return task
+
+    first = await session_run()
+    await cancel_and_wait(first)  # a clean DISCONNECT: only a persistent session survives it
+
+    seqs = SequenceCounter()
+    sent = [seqs.next() for _ in range(3)]
+    async with connect(any_broker, "coordinator") as sender:
+        for seq in sent:
+            payload = encode(coordinator, seq, Presence.TYPE, Presence(online=True))
+            await sender.publish(inbox, payload, qos=1)
+    if any_broker.persistent:
+        await any_broker.arestart()
+
+    second = await session_run()
+    try:
+        await asyncio.wait_for(arrived.wait(), TIMEOUT)
+    except TimeoutError:
+        pytest.fail(f"{len(received)} of 3 messages sent while the session was away arrived")
+    finally:
+        await cancel_and_wait(second)
+    assert [(m.sender, m.seq) for m in received] == [(coordinator.node_id, s) for s in sent]
