@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import AsyncIterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from core.coordinator.service import Coordinator, CoordinatorSettings
 from core.coordinator.work_records import Unit
@@ -47,17 +51,38 @@ class Sent:
         return [data for _t, _k, data in self.messages if isinstance(data, kind)]
 
 
+_running: list[Coordinator] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_coordinators() -> AsyncIterator[None]:
+    # A failed assertion must not leave a coordinator's threads running: the interpreter
+    # would wait for them forever at exit.
+    yield
+    while _running:
+        await close(_running[-1])
+
+
 async def started(tmp_path: Path) -> Coordinator:
     settings = CoordinatorSettings(data_dir=tmp_path / "c", broker_url="mqtt://127.0.0.1:1")
-    return await Coordinator(settings).__aenter__()
+    coordinator = await Coordinator(settings).__aenter__()
+    _running.append(coordinator)
+    return coordinator
 
 
-async def issued(coordinator: Coordinator, node: Identity, *, deadline_s: float = 600) -> Unit:
+async def close(coordinator: Coordinator) -> None:
+    _running.remove(coordinator)
+    await coordinator.__aexit__(None, None, None)
+
+
+async def issued(
+    coordinator: Coordinator, node: Identity, *, deadline_s: float = 600, purpose: str = "work"
+) -> Unit:
     """A small unit for ``node``, as the scheduler issues it."""
     await coordinator.state.store.upsert_node(node.node_id, name="n", online=True)
     state = coordinator.state.node(node.node_id)
     state.online, state.last_traffic = True, time.time()
-    unit = await coordinator.scheduler.issue(node.node_id, state, "work", time.time())
+    unit = await coordinator.scheduler.issue(node.node_id, state, purpose, time.time())
     if deadline_s != 600:
         await coordinator.state.store.discard_unit(unit.task_id)
         unit = Unit(**{**unit.__dict__, "deadline_ts": time.time() + deadline_s})
@@ -114,7 +139,7 @@ async def test_an_honest_unit_is_verified_and_paid_once(tmp_path: Path) -> None:
     assert reputation.verified == 1
     # Capability is measured: the node's rate now comes from this unit, not from any claim.
     assert await coordinator.state.store.node_rate(node.node_id) > 0
-    await coordinator.__aexit__(None, None, None)
+    await close(coordinator)
 
 
 async def test_messages_about_another_nodes_unit_change_nothing(tmp_path: Path) -> None:
@@ -134,7 +159,7 @@ async def test_messages_about_another_nodes_unit_change_nothing(tmp_path: Path) 
     await coordinator.ingest.process_batch([proof_msg(honest, 2, unit, result, challenge)])
     [receipt] = sent.of(Receipt)
     assert receipt.accepted
-    await coordinator.__aexit__(None, None, None)
+    await close(coordinator)
 
 
 async def test_a_unit_keeps_its_first_root(tmp_path: Path) -> None:
@@ -149,7 +174,7 @@ async def test_a_unit_keeps_its_first_root(tmp_path: Path) -> None:
     await coordinator.ingest.process_batch([commit_msg(node, 2, unit, honest)])
     [challenge] = sent.of(Challenge)
     assert challenge.root == other.root.hex()
-    await coordinator.__aexit__(None, None, None)
+    await close(coordinator)
 
 
 async def test_wrong_work_is_slashed_once(tmp_path: Path) -> None:
@@ -176,7 +201,62 @@ async def test_wrong_work_is_slashed_once(tmp_path: Path) -> None:
     assert account.staked == parse_omnit(45)
     assert account.balance == parse_omnit(100) - parse_omnit(5) - parse_omnit(45)
     assert account.reputation.consecutive == 0
-    await coordinator.__aexit__(None, None, None)
+    await close(coordinator)
+
+
+async def test_only_a_verified_benchmark_unit_progresses_a_benchmark_quest(
+    tmp_path: Path,
+) -> None:
+    # The v2 form of the old "verified is True" guard on benchmark reports: a benchmark
+    # quest moves on the coordinator's verdict on a benchmark unit, and only an accepted one.
+    coordinator = await started(tmp_path)
+    sent = Sent(coordinator)
+    game = coordinator.state.game
+    node = Identity.generate()
+    await coordinator.state.store.upsert_node(node.node_id, name="n", online=True)
+    offers = await game.quests(node.node_id, 0.0, time.time())
+    bench = next(q for q in offers if q.kind == "benchmark")
+    await game.accept_quest(node.node_id, bench.quest_id, time.time())
+
+    async def quest_state() -> tuple[str, Fraction]:
+        [state] = [
+            q
+            for q in await game.quests(node.node_id, 0.0, time.time())
+            if q.quest_id == bench.quest_id
+        ]
+        return state.status, state.progress
+
+    # A benchmark unit answered with work on other operands: rejected, and no progress.
+    unit = await issued(coordinator, node, purpose="benchmark")
+    fake = compute_unit(numpy_backend(), WorkSpec(bytes(32), unit.m, unit.n, unit.k, unit.block))
+    await coordinator.ingest.process_batch([commit_msg(node, 1, unit, fake)])
+    [challenge] = sent.of(Challenge)
+    await coordinator.ingest.process_batch([proof_msg(node, 2, unit, fake, challenge)])
+    [rejected] = sent.of(Receipt)
+    assert not rejected.accepted
+    assert await quest_state() == ("accepted", Fraction(0))
+    # A work unit, verified, is not a benchmark: still no progress.
+    coordinator.state.node(node.node_id).open_task = None
+    work = await issued(coordinator, node)
+    result = compute_unit(numpy_backend(), spec_of(work))
+    await coordinator.ingest.process_batch([commit_msg(node, 3, work, result)])
+    await coordinator.ingest.process_batch(
+        [proof_msg(node, 4, work, result, sent.of(Challenge)[-1])]
+    )
+    assert sent.of(Receipt)[-1].accepted
+    assert await quest_state() == ("accepted", Fraction(0))
+    # The same quest with a benchmark unit the coordinator verified: complete.
+    coordinator.state.node(node.node_id).open_task = None
+    unit = await issued(coordinator, node, purpose="benchmark")
+    result = compute_unit(numpy_backend(), spec_of(unit))
+    await coordinator.ingest.process_batch([commit_msg(node, 5, unit, result)])
+    await coordinator.ingest.process_batch(
+        [proof_msg(node, 6, unit, result, sent.of(Challenge)[-1])]
+    )
+    assert sent.of(Receipt)[-1].accepted
+    status, progress = await quest_state()
+    assert status == "completed" and progress >= 1
+    await close(coordinator)
 
 
 async def test_a_late_unit_is_forfeited_without_a_slash(tmp_path: Path) -> None:
@@ -195,7 +275,7 @@ async def test_a_late_unit_is_forfeited_without_a_slash(tmp_path: Path) -> None:
     assert (await game.account(node.node_id)).staked == parse_omnit(10)
     # The sizing rate was halved (never below the floor), so the next unit is smaller.
     assert coordinator.state.node(node.node_id).missed == 1
-    await coordinator.__aexit__(None, None, None)
+    await close(coordinator)
 
 
 async def test_expired_units_are_forfeited_by_the_deadline_check(tmp_path: Path) -> None:
@@ -207,7 +287,7 @@ async def test_expired_units_are_forfeited_by_the_deadline_check(tmp_path: Path)
     [receipt] = sent.of(Receipt)
     assert receipt.reason == "deadline missed"
     assert await coordinator.ingest.expire() == 0  # judged once
-    await coordinator.__aexit__(None, None, None)
+    await close(coordinator)
 
 
 async def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
@@ -220,7 +300,7 @@ async def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
     topic = DEFAULT_TOPICS.node_request(node.node_id)
     coordinator = await started(tmp_path)
     assert coordinator._filter.accept(decode(raw), topic=topic) is None
-    await coordinator.__aexit__(None, None, None)  # stores the high-water marks
+    await close(coordinator)  # stores the high-water marks
     restarted = await started(tmp_path)
     reason = restarted._filter.accept(decode(raw), topic=topic)
     assert reason is not None and "replay" in reason
@@ -229,7 +309,7 @@ async def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
         node, 6, Request.TYPE, Request(request_id="r2", method="stake", params={"amount": 1})
     )
     assert restarted._filter.accept(decode(fresh), topic=topic) is None
-    await restarted.__aexit__(None, None, None)
+    await close(restarted)
 
 
 def test_covered_seconds_is_the_union_inside_the_window() -> None:
@@ -260,4 +340,4 @@ async def test_one_unit_an_hour_is_not_an_hour_online(tmp_path: Path) -> None:
     full_hour = liveness_reward(3600, coordinator.state.game.rules)
     assert 0 < entry.amount < full_hour / 10
     assert await coordinator.credit_liveness(end - 3600, end) == 0  # once per window
-    await coordinator.__aexit__(None, None, None)
+    await close(coordinator)
