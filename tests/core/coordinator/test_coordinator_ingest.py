@@ -259,6 +259,43 @@ async def test_only_a_verified_benchmark_unit_progresses_a_benchmark_quest(
     await close(coordinator)
 
 
+async def test_a_trusted_record_buys_no_unchecked_unit(tmp_path: Path) -> None:
+    # Every unit is verified, whatever the node's record: a node well past trusted_after
+    # verified units in a row that sends garbage is caught every time. The record is
+    # restored before each unit (a failure resets it), so a skip for trusted nodes of any
+    # frequency would let one of these through.
+    coordinator = await started(tmp_path)
+    sent = Sent(coordinator)
+    store = coordinator.state.store
+    node = Identity.generate()
+    record = 5 * coordinator.state.game.rules.reputation.trusted_after
+    for seq in range(1, 21, 2):
+        async with store.transaction() as db:
+            await db.execute(
+                "INSERT INTO accounts (node_id, consecutive, verified) VALUES (?, ?, ?)"
+                " ON CONFLICT (node_id) DO UPDATE SET consecutive = excluded.consecutive,"
+                " verified = excluded.verified",
+                (node.node_id, record, record),
+            )
+        reputation = (await coordinator.state.game.reputations([node.node_id]))[node.node_id]
+        assert reputation.consecutive == record
+        coordinator.state.node(node.node_id).open_task = None
+        unit = await issued(coordinator, node)
+        fake = compute_unit(
+            numpy_backend(), WorkSpec(bytes(32), unit.m, unit.n, unit.k, unit.block)
+        )
+        await coordinator.ingest.process_batch([commit_msg(node, seq, unit, fake)])
+        challenge = sent.of(Challenge)[-1]
+        assert challenge.task_id == unit.task_id
+        await coordinator.ingest.process_batch([proof_msg(node, seq + 1, unit, fake, challenge)])
+        receipt = sent.of(Receipt)[-1]
+        assert receipt.task_id == unit.task_id
+        assert not receipt.accepted and receipt.credited_base_units == 0
+        assert receipt.reason.startswith("verification failed")
+    assert [e for e in await store.entries(node.node_id) if e.kind == "reward"] == []
+    await close(coordinator)
+
+
 async def test_a_late_unit_is_forfeited_without_a_slash(tmp_path: Path) -> None:
     coordinator = await started(tmp_path)
     sent = Sent(coordinator)
