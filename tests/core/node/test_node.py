@@ -15,6 +15,7 @@ from core.errors import CommandError, DataDirError, NodeRunningError
 from core.node.fake_nvml import FakeNvml
 from core.node.local_client import LocalNodeClient
 from core.node.service import Node
+from tests.helpers.nvml import skip_if_nvml_works
 
 
 def _config(data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
@@ -37,6 +38,7 @@ async def test_snapshot_with_fake_gpus(data_dir: Path) -> None:
 
 async def test_no_gpu_is_a_status_not_a_crash(data_dir: Path) -> None:
     # The real pynvml here: no driver, so the sampler reports why and the node runs on CPU.
+    skip_if_nvml_works()
     async with Node(_config(data_dir)) as node:
         snap = await node.snapshot()
     assert snap.telemetry is not None

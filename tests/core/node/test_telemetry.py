@@ -14,6 +14,7 @@ import pytest
 from core.node.fake_nvml import FakeGpu, FakeNvml
 from core.node.frames import TelemetryFrame
 from core.node.telemetry import GpuSampler, measure_sampler_cost
+from tests.helpers.nvml import skip_if_nvml_works
 
 GIB = 2**30
 
@@ -231,13 +232,7 @@ async def test_no_gpu_found() -> None:
 
 
 async def test_real_pynvml_without_driver_reports_unavailable() -> None:
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        pass
-    else:
-        pynvml.nvmlShutdown()
-        pytest.skip("this machine has an NVIDIA driver")
+    skip_if_nvml_works()
     async with GpuSampler() as sampler:
         assert not sampler.status.available
         frame = await sampler.sample()

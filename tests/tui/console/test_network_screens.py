@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from textual.widgets import DataTable
 
 from core.api.commands import (
@@ -421,12 +420,9 @@ async def test_screens_on_the_local_network(data_dir: Any, messages: Messages) -
     import contextlib
 
     from core.node.fake_nvml import FakeNvml
-    from core.runtime import localnet
+    from core.runtime.localnet import open_node
     from tests.tui.console.conftest import node_config
 
-    open_node = getattr(localnet, "open_node", None)
-    if open_node is None:
-        pytest.skip("needs core.localnet.open_node")
     async with contextlib.AsyncExitStack() as stack:
         running = await open_node(node_config(data_dir), stack, nvml=FakeNvml.with_gpus(1))
         app = make_app(LocalNodeClient(running), ssh=False)
