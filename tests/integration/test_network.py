@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -116,21 +117,41 @@ async def test_work_is_verified_credited_and_acknowledged(
 
 
 async def test_wrong_coordinator_key_is_refused(
-    mosquitto: MosquittoProcess, tmp_path: Path
+    mosquitto: MosquittoProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="omnitensor.protocol")
     async with (
-        running_coordinator(tmp_path / "coord", mosquitto.url),
+        running_coordinator(tmp_path / "coord", mosquitto.url) as coordinator,
         node_for(tmp_path / "n", mosquitto.url, key="ab" * 32) as node,
     ):
-        await wait_until(
-            lambda: node.link is not None and node.link.state == "connected", what="connect"
-        )
-        await asyncio.sleep(1.0)
+        assert coordinator.store is not None
+        cstore, store = coordinator.store, node.store
+        assert store is not None
+
+        async def issued_to_node() -> list[str]:
+            return [u.task_id for u in await cstore.open_units() if u.node_id == node.node_id]
+
+        def refused_units() -> list[str]:
+            # The node's inbound filter: a task.unit from a key it has not pinned.
+            return [
+                r.getMessage()
+                for r in caplog.records
+                if "sender is not the pinned coordinator" in r.getMessage()
+                and f"task.unit from {coordinator.node_id[:12]}" in r.getMessage()
+            ]
+
+        # The other coordinator did send this node work, and the node received it...
+        await wait_until(issued_to_node, what="a unit issued to the node")
+        await wait_until(refused_units, what="the node refusing the unit")
+        [task_id] = await issued_to_node()
         events = await node.command(GetLog())
-        assert node.store is not None
-        counters = await node.store.work_counters()
-    # The impostor's tasks are never run and its presence is refused loudly.
-    assert counters["work.submitted"] == 0
+        counters = await store.work_counters()
+        unit = await store.unit(task_id)
+        [issued] = (await cstore.units([task_id])).values()
+    # ...and never kept, ran or answered it; the impostor is refused loudly.
+    assert unit is None
+    assert counters["work.submitted"] == 0 and counters["outbox.pending"] == 0
+    assert issued.state == "issued" and issued.root is None
     assert any("REFUSED coordinator key" in e.message for e in events.events)
 
 
