@@ -116,6 +116,44 @@ async def test_work_is_verified_credited_and_acknowledged(
         assert minted == await cstore.balance(node.node_id) >= wallet.balance
 
 
+async def unit_refused_by_node(
+    coordinator: Coordinator, node: Node, caplog: pytest.LogCaptureFixture
+) -> str:
+    """Wait until ``coordinator`` has issued a unit to ``node`` and the node has dropped that
+    task.unit (a sender it has not pinned); the unit's task id. Needs ``caplog`` set to
+    WARNING for ``omnitensor.protocol``."""
+    assert coordinator.store is not None
+    cstore = coordinator.store
+
+    async def issued_to_node() -> list[str]:
+        return [u.task_id for u in await cstore.open_units() if u.node_id == node.node_id]
+
+    def refusals() -> list[str]:
+        # The node's inbound filter on its task topic, refusing the unit message.
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if "sender is not the pinned coordinator" in r.getMessage()
+            and f"/node/{node.node_id}/task" in r.getMessage()
+            and f"task.unit from {coordinator.node_id[:12]}" in r.getMessage()
+        ]
+
+    await wait_until(issued_to_node, what="a unit issued to the node")
+    await wait_until(refusals, what="the node refusing the unit")
+    [task_id] = await issued_to_node()
+    return task_id
+
+
+async def assert_never_run(coordinator: Coordinator, node: Node, task_id: str) -> None:
+    """The unit was never kept, computed or answered by the node."""
+    assert coordinator.store is not None and node.store is not None
+    assert await node.store.unit(task_id) is None
+    counters = await node.store.work_counters()
+    assert counters["work.submitted"] == 0 and counters["outbox.pending"] == 0
+    [issued] = (await coordinator.store.units([task_id])).values()
+    assert issued.state == "issued" and issued.root is None
+
+
 async def test_wrong_coordinator_key_is_refused(
     mosquitto: MosquittoProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -124,34 +162,11 @@ async def test_wrong_coordinator_key_is_refused(
         running_coordinator(tmp_path / "coord", mosquitto.url) as coordinator,
         node_for(tmp_path / "n", mosquitto.url, key="ab" * 32) as node,
     ):
-        assert coordinator.store is not None
-        cstore, store = coordinator.store, node.store
-        assert store is not None
-
-        async def issued_to_node() -> list[str]:
-            return [u.task_id for u in await cstore.open_units() if u.node_id == node.node_id]
-
-        def refused_units() -> list[str]:
-            # The node's inbound filter: a task.unit from a key it has not pinned.
-            return [
-                r.getMessage()
-                for r in caplog.records
-                if "sender is not the pinned coordinator" in r.getMessage()
-                and f"task.unit from {coordinator.node_id[:12]}" in r.getMessage()
-            ]
-
         # The other coordinator did send this node work, and the node received it...
-        await wait_until(issued_to_node, what="a unit issued to the node")
-        await wait_until(refused_units, what="the node refusing the unit")
-        [task_id] = await issued_to_node()
+        task_id = await unit_refused_by_node(coordinator, node, caplog)
+        # ...and never kept, ran or answered it; the impostor is refused loudly.
+        await assert_never_run(coordinator, node, task_id)
         events = await node.command(GetLog())
-        counters = await store.work_counters()
-        unit = await store.unit(task_id)
-        [issued] = (await cstore.units([task_id])).values()
-    # ...and never kept, ran or answered it; the impostor is refused loudly.
-    assert unit is None
-    assert counters["work.submitted"] == 0 and counters["outbox.pending"] == 0
-    assert issued.state == "issued" and issued.root is None
     assert any("REFUSED coordinator key" in e.message for e in events.events)
 
 

@@ -3,7 +3,7 @@ coordinator's key (or --trust-first-use) before it takes tasks from anyone."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,12 @@ from core.config import load_config
 from core.node.fake_nvml import FakeNvml
 from core.node.service import Node
 from tests.helpers.broker import MosquittoProcess
-from tests.integration.test_network import running_coordinator, wait_until
+from tests.integration.test_network import (
+    assert_never_run,
+    running_coordinator,
+    unit_refused_by_node,
+    wait_until,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -26,8 +31,9 @@ def node_on(data_dir: Path, url: str, **overrides: object) -> Node:
 
 
 async def test_an_unpinned_coordinator_on_a_remote_broker_gets_no_work(
-    mosquitto: MosquittoProcess, tmp_path: Path
+    mosquitto: MosquittoProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="omnitensor.protocol")
     async with (
         running_coordinator(tmp_path / "coord", mosquitto.url, task_interval_s=0.2) as coordinator,
         node_on(tmp_path / "n", mosquitto.url) as node,
@@ -40,12 +46,12 @@ async def test_an_unpinned_coordinator_on_a_remote_broker_gets_no_work(
             return any("NOT TRUSTED" in e.message for e in events)
 
         await wait_until(refused, what="the refusal")
-        await asyncio.sleep(1.0)  # tasks go out every 0.2 s: none may be run
-        counters = await node.store.work_counters()
+        # The coordinator sent this node a unit; the node dropped it and never ran it.
+        task_id = await unit_refused_by_node(coordinator, node, caplog)
+        await assert_never_run(coordinator, node, task_id)
         pinned = await node.store.get_setting("coordinator_key")
         events = (await node.command(GetLog())).events
         link = node.link.view()
-    assert counters["work.submitted"] == 0
     assert pinned is None and link.coordinator is None
     [line] = [e.message for e in events if "NOT TRUSTED" in e.message]  # said once
     assert f"--coordinator-key {coordinator.node_id}" in line and "--trust-first-use" in line
