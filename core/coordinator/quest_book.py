@@ -187,7 +187,7 @@ class QuestBook(AccountBook):
         return [
             {
                 "id": r[0],
-                "name": getattr(titles.get(r[0]), "title", r[0]),
+                "name": getattr(titles.get(r[0]), "name", r[0]),
                 "description": getattr(titles.get(r[0]), "description", ""),
                 "earned_ts": r[1],
             }

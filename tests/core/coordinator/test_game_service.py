@@ -56,3 +56,17 @@ async def test_higher_value_tasks_need_a_stake(tmp_path: Path) -> None:
         # With enough staked, the full value is paid.
         assert game.cap_for_stake(parse_omnit(5), staked=parse_omnit(100)) == (parse_omnit(5), "")
         assert await game.stakes(["a" * 64]) == {"a" * 64: 0}
+
+
+async def test_achievements_carry_the_rules_names(tmp_path: Path) -> None:
+    # The season view's badges: the rules' name and description, not the bare id (the
+    # console showed "first-work" where the rules say "First Light").
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        game = GameService(store)
+        node = "a" * 64
+        await game._earn(node, ["first-work"], 1_000.0)
+        [badge] = await game.achievements(node)
+        [rule] = [a for a in game.rules.achievements if a.id == "first-work"]
+    assert badge["id"] == "first-work"
+    assert (badge["name"], badge["description"]) == (rule.name, rule.description)
+    assert badge["name"] != badge["id"]
