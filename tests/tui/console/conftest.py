@@ -7,30 +7,35 @@ messages the app receives (``message_hook``) and on its command workers, not on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import json
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
-from hashlib import sha256
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from core.api.commands import GetLeaderboard, Request
-from core.api.events import NodeEvent
-from core.api.network import BoardEntry, LeaderboardPage
+from core.api.commands import Request
+from core.api.events import GameEvent, NodeEvent
 from core.api.views import NodeSnapshot
 from core.config import Config, load_config
+from core.errors import CommandError
 from core.identity import KEY_FILE_NAME, Identity
 from core.node.fake_nvml import FakeNvml
 from core.node.local_client import LocalNodeClient
 from core.node.service import Node
 from tui.console.app import OmniTensorApp, make_app
+
+if TYPE_CHECKING:
+    from core.node.link import NetworkLink
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -166,67 +171,132 @@ def screen_text(app: OmniTensorApp) -> str:
     return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
-class ScriptedNetwork(LocalNodeClient):
-    """A real node's client plus the network's sections and commands, scripted.
+RECORDED = Path(__file__).parent / "data" / "coordinator_answers.json"
+# Where the replayed node says it is connected (the coordinator is a recording).
+REPLAY_BROKER = "mqtt://coordinator.example:1883"
 
-    This stands in for the coordinator's answers (typed views, as the node decodes them)
-    so the console's renderings of every section and the commands its keys send are tested
-    without a network. ``calls`` records every command sent.
+
+def _shifted(value: Any, by: float) -> Any:
+    """``value`` with every timestamp (``ts`` and ``*_ts`` numbers) moved by ``by`` seconds."""
+    if isinstance(value, dict):
+        return {
+            k: v + by
+            if (k == "ts" or k.endswith("_ts")) and isinstance(v, int | float)
+            else _shifted(v, by)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_shifted(v, by) for v in value]
+    return value
+
+
+class ReplayedCoordinator:
+    """The real coordinator's answers, recorded by ``record_network.py``, replayed to a node.
+
+    ``attached(node)`` gives a real node a network link whose requests this answers: the node
+    asks through its own request path (its game cache, its command handlers) and decodes
+    every answer as it decodes a live one, and the console reads the node as always. Times
+    move by the age of the recording, so "5h left" stays 5h. A request with no recorded
+    answer fails loudly; ``leaderboard`` pages are cut from the recorded board as the
+    coordinator cuts them, or made by an ``overrides`` entry. ``calls`` records every request.
     """
 
-    def __init__(
-        self,
-        node: Node,
-        sections: dict[str, Any],
-        board: Callable[[GetLeaderboard], LeaderboardPage] | None = None,
-    ):
-        super().__init__(node)
-        self.sections = sections
-        self.board = board
-        self.calls: list[Request[Any]] = []
-        self.handlers: dict[type[Request[Any]], Callable[[Any], Awaitable[Any]]] = {}
+    def __init__(self, path: Path = RECORDED) -> None:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        self.recorded_at: float = raw["recorded_at"]
+        self.node_id: str = raw["node_id"]
+        self.shift = time.time() - self.recorded_at
+        self.answers: list[dict[str, Any]] = _shifted(raw["answers"], self.shift)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.overrides: dict[str, Callable[[dict[str, Any]], Any]] = {}
 
-    async def snapshot(self) -> NodeSnapshot:
-        return msgspec.structs.replace(await super().snapshot(), **self.sections)
+    def result(self, method: str, **params: Any) -> Any:
+        """The recorded result of ``method`` with ``params`` (a test's expectations)."""
+        answer = self._answer(method, params)
+        if answer is None or "result" not in answer:
+            raise KeyError(f"no recorded result for {method} {params}")
+        return copy.deepcopy(answer["result"])
 
-    async def command(self, request: Request[R]) -> R:
-        self.calls.append(request)
-        if isinstance(request, GetLeaderboard) and self.board is not None:
-            page: R = self.board(request)  # type: ignore[assignment]
-            return page
-        handler = self.handlers.get(type(request))
-        if handler is not None:
-            result: R = await handler(request)
-            return result
-        return await super().command(request)
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        for answer in self.answers:
+            if answer["method"] == method and answer["params"] == params:
+                return answer
+        return None
 
-
-def synthetic_board(
-    total: int, own_rank: int, own_id: str
-) -> Callable[[GetLeaderboard], LeaderboardPage]:
-    """A ``leaderboard`` answer for a board of ``total`` nodes, computed per page."""
-
-    def page(request: GetLeaderboard) -> LeaderboardPage:
-        offset, limit = request.offset or 0, request.limit or 10
-        entries = [
-            BoardEntry(
-                rank=rank,
-                node_id=own_id if rank == own_rank else sha256(b"%d" % rank).hexdigest(),
-                name=NODE_NAME if rank == own_rank else f"node-{rank}",
-                amount=(total - rank + 1) * 1_000 * 10**9 + 5 * 10**8,
+    async def request(self, method: str, params: dict[str, Any], wait_s: float = 10.0) -> Any:
+        """``NetworkLink.request``, answered from the recording."""
+        params = {k: v for k, v in params.items() if v is not None}  # as the link sends them
+        self.calls.append((method, params))
+        if method in self.overrides:
+            return self.overrides[method](params)
+        answer = self._answer(method, params)
+        if answer is None and method == "leaderboard":
+            return self._page(params)
+        if answer is None:
+            raise CommandError(
+                f"no recorded answer for {method} {params}: add it to "
+                "tests/tui/console/record_network.py and re-record"
             )
-            for rank in range(offset + 1, min(total, offset + limit) + 1)
-        ]
-        return LeaderboardPage(
-            category=request.category or "gpu-contributors",
-            season="2026-Q4",
-            total=total,
-            own_rank=own_rank,
-            own_amount=(total - own_rank + 1) * 1_000 * 10**9 + 5 * 10**8,
-            entries=tuple(entries),
-        )
+        if "error" in answer:
+            raise CommandError(answer["error"])
+        return copy.deepcopy(answer["result"])
 
-    return page
+    def _page(self, params: dict[str, Any]) -> Any:
+        """A page of a recorded board, cut by offset and limit."""
+        category = params.get("category", "gpu-contributors")
+        board = self.result("leaderboard", category=category, offset=0, limit=100)
+        assert board["total"] == len(board["entries"]), "record the whole board"
+        offset, limit = params.get("offset", 0), params.get("limit", 10)
+        return {**board, "entries": board["entries"][offset : offset + limit]}
+
+    @contextlib.asynccontextmanager
+    async def attached(self, node: Node) -> AsyncIterator[NetworkLink]:
+        """Put ``node`` on a link to this recording (connected) until the context exits."""
+        from core.node.game_cache import GameCache
+        from core.node.link import NetworkLink
+
+        refreshed = asyncio.Event()
+
+        def changed() -> None:
+            refreshed.set()
+            node.publish(GameEvent())
+
+        link = NetworkLink(node, REPLAY_BROKER, mode="remote")
+        link.request = self.request  # type: ignore[method-assign]
+        link.game = GameCache(self.request, lambda: True, changed)
+        link.state, link.coordinator_online = "connected", True
+        node.link = link
+        refresher = asyncio.create_task(link.game.run(), name="replay.game")
+        try:
+            link.game.refresh_soon()
+            await asyncio.wait_for(refreshed.wait(), WAIT_SECONDS)
+            game = link.game
+            views = (game.wallet, game.quests, game.season, game.multipliers)
+            assert None not in views, f"a recorded answer did not decode: {views}"
+            yield link
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            node.link = None
+
+
+@pytest.fixture
+def replay() -> ReplayedCoordinator:
+    """The real coordinator's recorded answers (``data/coordinator_answers.json``)."""
+    return ReplayedCoordinator()
+
+
+@pytest.fixture
+async def networked_node(
+    data_dir: Path, gpus: FakeNvml, replay: ReplayedCoordinator
+) -> AsyncIterator[Node]:
+    """A real node (the recording's key, two fake GPUs) on the replayed coordinator."""
+    write_fixed_identity(data_dir)
+    async with Node(node_config(data_dir, telemetry_interval=0.25), nvml=gpus) as running:
+        assert running.node_id == replay.node_id, "the recording is of the fixed key's node"
+        async with replay.attached(running):
+            yield running
 
 
 class ThreadedNode:

@@ -1,60 +1,50 @@
-"""Quests, season, wallet, multiplier and leaderboards: rendered from the views the network
-provides, and the keys send the right commands.
+"""Quests, season, wallet, multiplier and leaderboards: rendered from what the real
+coordinator answers, and the keys send the right commands.
 
-``ScriptedNetwork`` adds those sections and answers to a real node's client;
-``test_quest_flow_on_the_real_core`` runs the same keys against the core itself.
+``networked_node`` is a real node whose network link is answered by the coordinator's
+recorded answers (``data/coordinator_answers.json``, made by ``record_network.py`` from the
+real coordinator on the local network): the node asks and decodes as it does live, so these
+tests see the coordinator's own shapes (fractions as text, its quest ids, ledger kinds and
+reasons). ``test_quest_flow_on_the_real_core`` and ``test_screens_on_the_local_network`` run
+against the live coordinator itself.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from fractions import Fraction
+from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 from textual.widgets import DataTable
 
 from core.api.commands import (
+    COMMANDS,
     AcceptQuest,
     ClaimQuest,
-    GetLeaderboard,
     GetQuests,
     QuestStarted,
     StartQuest,
+    convert_result,
 )
-from core.api.network import (
-    Achievement,
-    AwardProgress,
-    ExactProgress,
-    LedgerEntry,
-    MultiplierEvent,
-    MultiplierEvents,
-    Quest,
-    QuestAccepted,
-    QuestProgress,
-    RejectedWork,
-    ReputationDetail,
-    Season,
-    Standing,
-    Wallet,
-    WorkCounts,
-)
-from core.api.views import LinkView
-from core.errors import CommandError
 from core.node.local_client import LocalNodeClient
 from core.node.service import Node
 from tests.tui.console.conftest import (
     NODE_NAME,
+    REPLAY_BROKER,
     Messages,
-    ScriptedNetwork,
+    ReplayedCoordinator,
     screen_text,
     settle,
-    synthetic_board,
     wait_for_commands,
 )
-from tui.console.app import make_app
-from tui.console.messages import BenchProgressed, CommandFinished, SnapshotFetched
+from tui.console.app import OmniTensorApp, make_app
+from tui.console.messages import CommandFinished, SnapshotFetched
 from tui.console.screens.leaderboards import LeaderboardsScreen
 from tui.console.widgets.leaderboard.view import LeaderboardView
+from tui.format import omnit_amount, signed_omnit
 
 OMNIT = 10**9
 
@@ -64,263 +54,163 @@ def named(command: str) -> Callable[[CommandFinished], bool]:
     return lambda message: message.name == command
 
 
-HOUR = 3600.0
+def recorded_quests(replay: ReplayedCoordinator) -> dict[str, dict[str, Any]]:
+    """The recorded quests by definition id (``compute-sprint``, ``benchmark-suite``...)."""
+    return {q["id"].split(":")[0]: q for q in replay.result("quests")["quests"]}
 
 
-def _quest(
-    id: str, title: str, state: Any, progress: tuple[float, float, str], reward: int, **extra: Any
-) -> Quest:
-    current, target, unit = progress
-    fields: dict[str, Any] = {
-        "kind": "benchmark",
-        "deadline_ts": 0.0,
-        "achievement": None,
-        "action": None,
-        **extra,
-    }
-    return Quest(
-        id=id,
-        title=title,
-        state=state,
-        progress=QuestProgress(
-            current=current,
-            target=target,
-            unit=unit,
-            exact=ExactProgress(current=str(current), target=str(target)),
-        ),
-        progress_text=f"{current:g}/{target:g} {unit}",
-        reward=reward,
-        reward_text=f"{reward // OMNIT} OMNIT",
-        description="",
-        **fields,
-    )
+async def select_quest(pilot: Any, app: OmniTensorApp, quest_id: str) -> None:
+    table = app.screen.query_one("#quests", DataTable)
+    table.move_cursor(row=table.get_row_index(quest_id))
+    await pilot.pause()
 
 
-def sections(now: float) -> dict[str, Any]:
-    """Every network section, as the node's snapshot carries it."""
-    return {
-        "link": LinkView(
-            mode="remote",
-            broker="mqtt://broker.example:1883",
-            state="connected",
-            since_ts=now - HOUR,
-            coordinator_online=True,
-        ),
-        "wallet": Wallet(
-            balance=1_234_567 * OMNIT + 5 * 10**8,
-            available=1_234_467 * OMNIT + 5 * 10**8,
-            staked=100 * OMNIT,
-            reputation=42,
-            reputation_detail=ReputationDetail(consecutive=42, verified=50, failed=1),
-            earned_today=12 * OMNIT + 250_000_000,
-            entries=(
-                LedgerEntry(
-                    id=1,
-                    ts=now - 60,
-                    amount=3 * OMNIT,
-                    kind="work",
-                    reason="verified gemm w-17 x2 multiplier",
-                    category="gpu-contributors",
-                    season="2026-Q4",
-                    ref="w-17",
-                ),
-                LedgerEntry(
-                    id=2,
-                    ts=now - 30,
-                    amount=-5 * OMNIT,
-                    kind="slash",
-                    reason="failed verification w-18",
-                    category="",
-                    season="2026-Q4",
-                    ref="w-18",
-                ),
-            ),
-            rejected=(RejectedWork(work_id="w-18", ts=now - 30, reason="Freivalds check failed"),),
-            work=WorkCounts(accepted=50, rejected=1),
-        ),
-        "multiplier": MultiplierEvents(
-            factor="2",
-            active=(
-                MultiplierEvent(
-                    id="ev-1",
-                    kind="network-expansion",
-                    name="Network expansion",
-                    factor="2",
-                    start_ts=now - HOUR,
-                    end_ts=now + 5 * HOUR,
-                ),
-            ),
-            upcoming=(
-                MultiplierEvent(
-                    id="ev-2",
-                    kind="stress-test",
-                    name="Stress test",
-                    factor="3/2",
-                    start_ts=now + 26 * HOUR,
-                    end_ts=now + 28 * HOUR,
-                ),
-            ),
-        ),
-        "quests": (
-            _quest(
-                "q-bench",
-                "Run the benchmark suite",
-                "offered",
-                (0.0, 1.0, "benchmark"),
-                5 * OMNIT,
-                deadline_ts=now + 3 * HOUR,
-                action="bench",
-            ),
-            _quest(
-                "q-tflop",
-                "Contribute 2 TFLOP-hours",
-                "in_progress",
-                (1.5, 2.0, "TFLOP-h"),
-                20 * OMNIT,
-                kind="tflop-hours",
-                deadline_ts=now + 30 * HOUR,
-                achievement="Cruncher",
-            ),
-            _quest(
-                "q-done",
-                "Keep uptime above 95%",
-                "completed",
-                (1.0, 1.0, "h"),
-                7 * OMNIT + 500_000_000,
-                kind="uptime",
-            ),
-        ),
-        "season": Season(
-            id="2026-Q4",
-            start_ts=now - 40 * 86400,
-            end_ts=now + 52 * 86400,
-            days_left=52,
-            ranks={
-                "gpu-contributors": Standing(rank=23, total=340, amount=1200 * OMNIT),
-                "data-validators": Standing(rank=None, total=80, amount=0),
-            },
-            awards=(
-                AwardProgress(
-                    name="Top 10 GPU contributors", progress=0.4, detail="rank 23, top 10 needed"
-                ),
-            ),
-            won=(),
-            achievements=(
-                Achievement(
-                    id="first-bench",
-                    name="First benchmark",
-                    earned_ts=now - 86400,
-                    description="Ran the suite",
-                ),
-            ),
-        ),
-    }
-
-
-async def test_dashboard_network_lines(node: Node, messages: Messages) -> None:
-    now = time.time()
-    app = make_app(ScriptedNetwork(node, sections(now)), ssh=False)
+async def test_dashboard_network_lines(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    events = replay.result("events")
+    assert events["factor"] == "2" and events["upcoming"][0]["factor"] == "3/2"  # text
+    earned = replay.result("wallet")["earned_today"]
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
     async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
         await pilot.pause()
         text = screen_text(app)
-        assert "connected to mqtt://broker.example:1883" in text
+        assert f"connected to {REPLAY_BROKER}" in text
         assert "x2 rewards" in text and "Network expansion until" in text
         assert "(5h 00m left)" in text or "(4h 59m left)" in text
-        assert "today +12.25 OMNIT" in text
+        assert f"today +{omnit_amount(earned, exact=True)} OMNIT" in text
         assert "upcoming x1.5 Stress test" in text
+        assert "x? " not in text
 
 
-async def test_link_states(node: Node, messages: Messages) -> None:
-    net = ScriptedNetwork(node, {"link": LinkView(mode="local", state="connected")})
-    app = make_app(net, ssh=False)
+async def test_link_states(networked_node: Node, messages: Messages) -> None:
+    link = networked_node.link
+    assert link is not None
+    link.mode = "local"
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
     async with app.run_test(size=(120, 30), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
         await settle(pilot, lambda: "local network" in screen_text(app))
-        net.sections = {
-            "link": LinkView(mode="remote", state="offline", since_ts=0.0, broker="mqtt://b:1883")
-        }
+        link.mode, link.state, link.since_ts = "remote", "offline", 0.0
         app.request_refresh()
         await settle(pilot, lambda: "offline since" in screen_text(app))
 
 
-async def test_quests_keys_send_commands(node: Node, messages: Messages) -> None:
-    net = ScriptedNetwork(node, sections(time.time()))
-
-    quest = sections(time.time())["quests"][1]
-
-    async def refuse(request: ClaimQuest) -> Any:
-        raise CommandError(f"quest {request.id} is not completed yet")
-
-    async def accept(request: AcceptQuest) -> QuestAccepted:
-        return QuestAccepted(quest=quest, message=f"accepted {request.id}")
-
-    net.handlers.update({AcceptQuest: accept, ClaimQuest: refuse})
-    app = make_app(net, ssh=False)
+async def test_quests_keys_send_commands(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    quests = recorded_quests(replay)
+    sprint, weekly, bench = (
+        quests["compute-sprint"],
+        quests["weekly-compute"],
+        quests["benchmark-suite"],
+    )
+    assert (sprint["state"], weekly["state"], bench["state"]) == (
+        "in_progress",
+        "offered",
+        "completed",
+    )
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
     async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
         await pilot.press("2")
         await pilot.pause()
         text = screen_text(app)
-        # Active first, then offered, then completed; progress bars and time left.
-        assert text.index("Contribute 2 TFLOP-hours") < text.index("Run the benchmark suite")
-        assert text.index("Run the benchmark suite") < text.index("Keep uptime above 95%")
-        assert "75%" in text and "20 OMNIT" in text
-        assert "1.5/2 TFLOP-h  ·  unlocks Cruncher" in text
-        assert "1d 05h left" in text and "7.5 OMNIT" in text
-        await pilot.press("down", "a")
+        # Active first, then offered, then completed; progress and rewards as sent.
+        assert text.index("Compute sprint") < text.index("Weekly compute")
+        assert text.index("Weekly compute") < text.index("Benchmark suite")
+        assert sprint["progress_text"] in text and sprint["reward_text"] in text
+        await select_quest(pilot, app, weekly["id"])
+        await pilot.press("a")
         await wait_for_commands(app)
-        accepted = await messages.wait(CommandFinished, lambda m: m.name == "quest.accept")
-        assert accepted.request == AcceptQuest(id="q-bench") and accepted.ok
+        accepted = await messages.wait(CommandFinished, named("quest.accept"))
+        assert accepted.request == AcceptQuest(id=weekly["id"]) and accepted.ok
+        await select_quest(pilot, app, sprint["id"])
         await pilot.press("c")
         await wait_for_commands(app)
-        refused = await messages.wait(CommandFinished, lambda m: m.name == "quest.claim")
-        assert refused.error == "quest q-bench is not completed yet"
+        refused = await messages.wait(CommandFinished, named("quest.claim"))
+        assert refused.request == ClaimQuest(id=sprint["id"]) and refused.error is not None
+        assert refused.error.startswith(f"quest {sprint['id']}: not completed")
+        await select_quest(pilot, app, bench["id"])
+        await pilot.press("c")
+        await wait_for_commands(app)
+        claimed = await messages.wait(CommandFinished, lambda m: m.name == "quest.claim" and m.ok)
         await pilot.pause()
         notes = [str(n.message) for n in app._notifications]
-        assert "accepted q-bench" in notes and "quest q-bench is not completed yet" in notes
-        assert AcceptQuest(id="q-bench") in net.calls
+        assert "accepted Weekly compute" in notes
+        assert refused.error in notes
+        assert claimed.request == ClaimQuest(id=bench["id"])
+        assert any(n.startswith("claimed Benchmark suite") for n in notes)
+    sent = [(m, p) for m, p in replay.calls if m.startswith("quest.")]
+    assert sent == [
+        ("quest.accept", {"id": weekly["id"]}),
+        ("quest.claim", {"id": sprint["id"]}),
+        ("quest.claim", {"id": bench["id"]}),
+    ]
 
 
-async def test_quest_start_runs_the_benchmark_with_progress(node: Node, messages: Messages) -> None:
-    net = ScriptedNetwork(node, sections(time.time()))
-
-    async def start(request: StartQuest) -> QuestStarted:
-        # The quest's action: the node's real benchmark, with its progress events.
-        result = await node.run_benchmark(quick=True)
-        return QuestStarted(message=f"{request.id}: benchmark verified {result.verified}")
-
-    net.handlers[StartQuest] = start
-    app = make_app(net, ssh=False)
+async def test_quest_start_is_the_nodes_own_action(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    # "s" runs the node's own handler: a completed benchmark quest is to be claimed, a quest
+    # that progresses by work has nothing to start (the coordinator is not asked for a unit).
+    quests = recorded_quests(replay)
+    bench, sprint = quests["benchmark-suite"], quests["compute-sprint"]
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
     async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
-        await pilot.press("2", "down", "s")
-        await messages.wait(BenchProgressed, lambda m: m.fraction is not None)
+        await pilot.press("2")
         await pilot.pause()
+        await select_quest(pilot, app, bench["id"])
+        await pilot.press("s")
         await wait_for_commands(app)
-        started = await messages.wait(CommandFinished, lambda m: m.name == "quest.start")
-        assert started.ok and started.request == StartQuest(id="q-bench")
-        assert started.result == QuestStarted(message="q-bench: benchmark verified True")
+        started = await messages.wait(CommandFinished, named("quest.start"))
+        assert started.ok and started.request == StartQuest(id=bench["id"])
+        assert started.result == QuestStarted(
+            message="Benchmark suite is already complete: claim it"
+        )
+        await select_quest(pilot, app, sprint["id"])
+        await pilot.press("s")
+        await wait_for_commands(app)
+        refused = await messages.wait(
+            CommandFinished, lambda m: m.name == "quest.start" and not m.ok
+        )
+        assert refused.error is not None and "progresses by work" in refused.error
+    assert ("bench.challenge", {}) not in replay.calls
 
 
-async def test_season_and_wallet(node: Node, messages: Messages) -> None:
-    app = make_app(ScriptedNetwork(node, sections(time.time())), ssh=False)
+async def test_season_and_wallet(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    season, wallet = replay.result("season"), replay.result("wallet")
+    gpu = season["ranks"]["gpu-contributors"]
+    [slash] = [e for e in wallet["entries"] if e["kind"] == "slash"]
+    [rejected] = wallet["rejected"]
+    reward = next(e for e in wallet["entries"] if e["kind"] == "reward")
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
     async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
         await pilot.press("3")
         await pilot.pause()
         text = screen_text(app)
-        assert "Season 2026-Q4" in text and "52 days left" in text
-        assert "gpu-contributors" in text and "1,200" in text and "340" in text
-        assert "Top 10 GPU contributors" in text and "40%" in text
-        assert "First benchmark" in text
+        assert f"Season {season['id']}" in text and f"{season['days_left']} days left" in text
+        assert "gpu-contributors" in text and gpu["rank"] == 1 and gpu["total"] == 1
+        assert season["awards"][0]["name"] in text
+        # A badge by the rules' name (the coordinator once sent the bare id).
+        assert "First Light" in text and "first-work" not in text
         await pilot.press("5")
         await pilot.pause()
         text = screen_text(app)
-        assert "balance 1,234,567.5 OMNIT" in text and "staked 100 OMNIT" in text
-        assert "reputation 42" in text
-        assert "+3" in text and "-5" in text and "failed verification w-18" in text
-        assert "Freivalds check failed" in text
+        # 100 staked, slashed by a tenth when a unit failed verification.
+        assert "staked 90 OMNIT" in text and wallet["staked"] == 90 * OMNIT
+        assert f"balance {omnit_amount(wallet['balance'], exact=True)} OMNIT" in text
+        assert f"reputation {wallet['reputation']}" in text
+        assert slash["amount"] == -10 * OMNIT and signed_omnit(slash["amount"]) in text
+        assert "slashed 1/10 of the stake" in text
+        assert signed_omnit(reward["amount"]) in text and "verified work unit" in text
+        assert rejected["reason"].startswith("verification failed")
+        assert rejected["reason"][:40] in text
 
 
 async def test_sections_missing_say_not_available(node: Node, messages: Messages) -> None:
@@ -337,11 +227,49 @@ async def test_sections_missing_say_not_available(node: Node, messages: Messages
         assert not view.table.display
 
 
-async def test_leaderboard_of_100000_nodes(node: Node, messages: Messages) -> None:
+def synthetic_board(
+    replay: ReplayedCoordinator, total: int, own_rank: int, own_id: str
+) -> Callable[[dict[str, Any]], Any]:
+    """``leaderboard`` answers for a board of ``total`` nodes, in the recorded answer's shape
+    (its keys, its entries' keys), one page at a time."""
+    page = replay.result("leaderboard", category="gpu-contributors", offset=0, limit=100)
+    [template] = page["entries"]
+
+    def amount(rank: int) -> int:
+        return (total - rank + 1) * 1_000 * OMNIT + 5 * 10**8
+
+    def answer(params: dict[str, Any]) -> Any:
+        offset, limit = params.get("offset", 0), params.get("limit", 10)
+        entries = [
+            {
+                **template,
+                "rank": rank,
+                "node_id": own_id if rank == own_rank else sha256(b"%d" % rank).hexdigest(),
+                "name": NODE_NAME if rank == own_rank else f"node-{rank}",
+                "amount": amount(rank),
+            }
+            for rank in range(offset + 1, min(total, offset + limit) + 1)
+        ]
+        return {
+            **page,
+            "category": params.get("category", page["category"]),
+            "total": total,
+            "own_rank": own_rank,
+            "own_amount": amount(own_rank),
+            "entries": entries,
+        }
+
+    return answer
+
+
+async def test_leaderboard_of_100000_nodes(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
     own_rank = 73_421
-    board = synthetic_board(100_000, own_rank, node.node_id)
-    net = ScriptedNetwork(node, {}, board=board)
-    app = make_app(net, ssh=False)
+    replay.overrides["leaderboard"] = synthetic_board(
+        replay, 100_000, own_rank, networked_node.node_id
+    )
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
     async with app.run_test(size=(100, 30), message_hook=messages) as pilot:
         await messages.wait(SnapshotFetched)
         await pilot.press("4")
@@ -367,15 +295,32 @@ async def test_leaderboard_of_100000_nodes(node: Node, messages: Messages) -> No
         await settle(pilot, lambda: "node-100000" in screen_text(app))
         # Only the pages shown were fetched: a few hundred rows, not a hundred thousand.
         assert table.fetched_rows <= 600
-        pages = [c.offset for c in net.calls if isinstance(c, GetLeaderboard)]
+        pages = [p.get("offset") for m, p in replay.calls if m == "leaderboard"]
         assert len(pages) <= 6 and 73_400 in pages
 
         # The other tabs fetch when shown.
         await pilot.press("right")
         await settle(pilot, lambda: screen.active_view.category == "data-validators")
         await settle(pilot, lambda: screen.active_view.table.total == 100_000)
-        calls = [c for c in net.calls if isinstance(c, GetLeaderboard)]
+        calls = [p for m, p in replay.calls if m == "leaderboard"]
         assert len(calls) <= 8, calls
+
+
+async def test_leaderboards_from_the_recorded_boards(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    board = replay.result("leaderboard", category="gpu-contributors", offset=0, limit=100)
+    [own] = board["entries"]
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
+    async with app.run_test(size=(100, 30), message_hook=messages) as pilot:
+        await messages.wait(SnapshotFetched)
+        await pilot.press("4")
+        view = app.screen.query_one(LeaderboardView)
+        await settle(pilot, lambda: view.table.total == board["total"] == 1)
+        await settle(pilot, lambda: "your rank 1" in screen_text(app))
+        line = next(line for line in screen_text(app).splitlines() if NODE_NAME in line)
+        assert own["node_id"] == networked_node.node_id
+        assert omnit_amount(own["amount"]) in line
 
 
 async def test_quest_flow_on_the_real_core(data_dir: Any, messages: Messages) -> None:
@@ -415,6 +360,32 @@ async def test_quest_flow_on_the_real_core(data_dir: Any, messages: Messages) ->
             assert [q.state for q in quests if q.id == bench_id] == ["claimed"]
 
 
+async def announce_events(coordinator_dir: Path) -> None:
+    """Through the operator's own ``announce``: an event running now, one tomorrow."""
+    from core.coordinator.operator import STORE_FILE, announce_event
+    from core.coordinator.store import CoordinatorStore
+    from core.datadir import prepare_data_dir
+
+    prepare_data_dir(coordinator_dir)
+    async with CoordinatorStore(coordinator_dir / STORE_FILE):
+        pass  # the coordinator's store, before the coordinator first starts
+    now = time.time()
+    for kind, name, factor, start, hours in (
+        ("network-expansion", "Network expansion", Fraction(2), now - 3600, 6.0),
+        ("stress-test", "Stress test", Fraction(3, 2), now + 26 * 3600, 2.0),
+    ):
+        # Announced a day ahead, as the rules want (the running one as of yesterday).
+        await announce_event(
+            coordinator_dir,
+            kind=kind,
+            factor=factor,
+            start=start,
+            hours=hours,
+            name=name,
+            now=min(now, start - 25 * 3600),
+        )
+
+
 async def test_screens_on_the_local_network(data_dir: Any, messages: Messages) -> None:
     """The real core end to end: embedded broker, coordinator and node in this process."""
     import contextlib
@@ -423,6 +394,7 @@ async def test_screens_on_the_local_network(data_dir: Any, messages: Messages) -
     from core.runtime.localnet import open_node
     from tests.tui.console.conftest import node_config
 
+    await announce_events(data_dir / "localnet")
     async with contextlib.AsyncExitStack() as stack:
         running = await open_node(node_config(data_dir), stack, nvml=FakeNvml.with_gpus(1))
         app = make_app(LocalNodeClient(running), ssh=False)
@@ -432,8 +404,57 @@ async def test_screens_on_the_local_network(data_dir: Any, messages: Messages) -
                 lambda m: m.snapshot.link.state == "connected",
             )
             await settle(pilot, lambda: "local network" in screen_text(app))
+            # The coordinator's multiplier events, as it sends them (fractions as text).
+            await settle(pilot, lambda: "x2 rewards" in screen_text(app))
+            text = screen_text(app)
+            assert "Network expansion until" in text and "upcoming x1.5 Stress test" in text
             await pilot.press("5")
             await settle(pilot, lambda: "balance " in screen_text(app))
             await pilot.press("4")
             await settle(pilot, lambda: "season 20" in screen_text(app))
             assert "not available yet" not in screen_text(app)
+        # The recording still has the live coordinator's shapes (else: re-record).
+        link = running.link
+        assert link is not None
+        recording = ReplayedCoordinator()
+        for method in ("wallet", "quests", "season", "events"):
+            live, recorded = await link.request(method, {}), recording.result(method)
+            assert set(live) == set(recorded), method
+            known = shape(recorded)
+            for path, kinds in shape(live).items():
+                assert path in known, f"{method}{path} is new: re-record"
+                # null is any field's "not yet"; otherwise the JSON types must agree.
+                both = kinds - {"null"}, known[path] - {"null"}
+                assert not all(both) or both[0] & both[1], f"{method}{path}: {kinds} {known[path]}"
+
+
+def shape(value: Any, path: str = "") -> dict[str, set[str]]:
+    """The paths of a JSON value and the JSON types met there: {".staked": {"number"}}."""
+    found: dict[str, set[str]] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            found.setdefault(f"{path}[]", set())
+            for item in value:
+                walk(item, f"{path}[]")
+        else:
+            kind = {bool: "bool", str: "str", type(None): "null"}.get(type(value), "number")
+            found.setdefault(path, set()).add(kind)
+
+    walk(value, path)
+    return found
+
+
+def test_recorded_answers_decode_as_the_node_decodes_them(replay: ReplayedCoordinator) -> None:
+    """Every recorded result is a valid answer to its command; every command the console
+    sends to the coordinator has a recorded answer."""
+    commands = {r.coordinator_method: r for r in COMMANDS.values() if r.coordinator_method}
+    recorded = {a["method"] for a in replay.answers}
+    assert set(commands) <= recorded, "re-record: tests/tui/console/record_network.py"
+    for answer in replay.answers:
+        if "result" in answer and answer["method"] in commands:
+            convert_result(commands[answer["method"]], answer["result"], source="the recording")
+    assert sum("error" in a for a in replay.answers) >= 1  # a refusal is recorded too
