@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,3 +31,13 @@ def data_dir(tmp_path: Path) -> Path:
     # Unix socket paths are limited to ~107 bytes; pytest's tmp paths can be long.
     path = tmp_path / "d"
     return path
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """A test that configures the project's logging (handlers, level, propagation) as the
+    commands do must not change what later tests' ``caplog`` sees."""
+    logger = logging.getLogger("omnitensor")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
