@@ -151,6 +151,20 @@ class WorkPaused(_Work, frozen=True, kw_only=True, tag="paused"):
 
 WorkState = WorkIdle | WorkBenchmarking | WorkPaused
 
+WorkerStateName = Literal["computing", "idle", "paused"]
+
+
+class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
+    """One device's worker (one per GPU; one on the CPU)."""
+
+    index: int  # the worker's index on the network
+    gpu: int | None  # the GPU it runs on (None: the CPU)
+    label: str
+    state: WorkerStateName
+    unit: str | None = None  # the unit it computes now
+    done: int = 0  # units committed since the node started
+    last_tflops: float | None = None  # the last unit's rate, by the node's own clock
+
 
 # -- the network link and local counters --------------------------------------------------------
 
@@ -257,6 +271,8 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     telemetry: TelemetryView | None
     guard: GuardView | None
     work: WorkState
+    workers: tuple[WorkerView, ...] = ()
+    """One per device the node works on; empty when it is on no network (nothing to do)."""
     link: LinkView
     counters: Counters
     leaderboards: dict[str, Board]

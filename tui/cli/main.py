@@ -60,6 +60,12 @@ def _common(json_flag: bool = True) -> argparse.ArgumentParser:
         help="file (mode 0600) holding the broker password; never put it in --broker",
     )
     group.add_argument(
+        "--gpus",
+        metavar="LIST",
+        default=argparse.SUPPRESS,
+        help="GPUs that work, by index, e.g. 0,2 (default: every usable one)",
+    )
+    group.add_argument(
         "--config",
         metavar="FILE",
         default=argparse.SUPPRESS,
@@ -110,6 +116,7 @@ def _config_from(args: argparse.Namespace) -> Config:
             "coordinator_key": getattr(args, "coordinator_key", None),
             "broker.trust_first_use": getattr(args, "trust_first_use", None),
             "broker.password_file": getattr(args, "broker_password_file", None),
+            "gpus": getattr(args, "gpus", None),
         }
     )
 

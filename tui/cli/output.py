@@ -19,7 +19,7 @@ from core.api.network import (
     StakeResult,
     Wallet,
 )
-from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot
+from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot, WorkerView
 from core.textsafe import printable
 from tui.format import (
     date,
@@ -78,11 +78,20 @@ def format_status(snap: NodeSnapshot) -> str:
     summary = snap.guard.summary if snap.guard is not None else "unknown"
     lines.append(f"guard      {summary.removeprefix('guard: ')}")
     lines.append(f"work       {snap.work.state}")
+    for worker in snap.workers:
+        lines.append(f"worker {worker.index}   " + format_worker(worker))
     if snap.last_benchmark is not None:
         lines.append("last bench " + format_bench_line(snap.last_benchmark))
     else:
         lines.append("last bench none yet (run `omnitensor bench`)")
     return "\n".join(lines)
+
+
+def format_worker(worker: WorkerView) -> str:
+    """One device's work: ``GPU 1: computing u1a2b (12 done, last 21.3 TFLOPS)``."""
+    doing = f"computing {worker.unit}" if worker.state == "computing" else worker.state
+    rate = "" if worker.last_tflops is None else f", last {worker.last_tflops:.3g} TFLOPS"
+    return f"{worker.label}: {doing} ({worker.done} done{rate})"
 
 
 def format_gpu(gpu: GpuView) -> str:

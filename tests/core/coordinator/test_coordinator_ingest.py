@@ -194,7 +194,7 @@ async def test_a_late_unit_is_forfeited_without_a_slash(tmp_path: Path) -> None:
     assert sent.of(Challenge) == []
     assert (await game.account(node.node_id)).staked == parse_omnit(10)
     # The sizing rate was halved (never below the floor), so the next unit is smaller.
-    assert coordinator.state.node(node.node_id).missed == 1
+    assert coordinator.state.node(node.node_id).slot(0).missed == 1
     await coordinator.__aexit__(None, None, None)
 
 
