@@ -1,0 +1,264 @@
+"""The BERT forward pass on the array module (NumPy or CuPy), over packed, unpadded tokens.
+
+A batch is the concatenation of its sentences' real tokens: every dense layer is one
+(tokens, features) GEMM, never a 3-D matmul (which runs one small GEMM per sentence).
+Attention runs per *group* of consecutive sentences: on the CPU a group is a run of equal
+length, so there is no padding at all; on a GPU one group spans the whole length-sorted
+batch, padded to its longest sentence and masked, so a layer is a few large kernels.
+
+Every array stays in the model's dtype (an int64 mask would promote attention to float64);
+elementwise work is in place on preallocated scratch (see ``_Scratch``). In float16, layer
+norm statistics and softmax sums accumulate in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from kernels.backend import Array
+from kernels.inference.model import LayerWeights, Model
+from kernels.inference.pooling import l2_normalize, mean_pool_matrix
+
+__all__ = ["Encoder", "Group", "gelu_scaled", "plan_groups"]
+
+# Abramowitz & Stegun 7.1.26: erf(z) = 1 - t*(a1 + t*(a2 + ...)) * exp(-z^2) for z >= 0,
+# t = 1/(1 + p*z), |error| <= 1.5e-7 (PyTorch's vectorised CPU erf uses the same formula).
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+# GELU rows processed per pass: keeps each chunk's temporaries in the core's L2 cache.
+_GELU_CHUNK_ELEMENTS = 1 << 16
+
+
+@dataclass(frozen=True)
+class Group:
+    """Sentences ``[first, first + count)`` whose attention runs together, padded to
+    ``length`` when ``lengths`` differ (then a mask hides the padding)."""
+
+    first: int
+    count: int
+    row: int
+    length: int
+    lengths: tuple[int, ...]
+
+    @property
+    def padded(self) -> bool:
+        """True when some sentence is shorter than ``length``."""
+        return any(n != self.length for n in self.lengths)
+
+
+def plan_groups(lengths: Sequence[int], *, pad: bool) -> list[Group]:
+    """Attention groups: runs of equal length, or the whole batch when ``pad``."""
+    groups: list[Group] = []
+    if pad and lengths:
+        return [Group(0, len(lengths), 0, max(lengths), tuple(lengths))]
+    i, row = 0, 0
+    while i < len(lengths):
+        j = i
+        while j < len(lengths) and lengths[j] == lengths[i]:
+            j += 1
+        groups.append(Group(i, j - i, row, lengths[i], tuple(lengths[i:j])))
+        row += (j - i) * lengths[i]
+        i = j
+    return groups
+
+
+def gelu_scaled(u: Array, a: Array, t: Array, q: Array, xp: object) -> None:
+    """In place: ``u <- GELU(sqrt(2) * u) / sqrt(2)``, the exact (erf) GELU.
+
+    The model folds 1/sqrt(2) into the layer before and sqrt(2) into the layer after, so
+    ``u`` is already erf's argument. With erf(z) = sign(z)(1 - P(t) e^(-z^2)), the GELU is
+    ``max(u, 0) - |u| * P(t)/2 * e^(-u^2)`` for either sign: no sign restore pass.
+    ``a``, ``t``, ``q`` are scratch arrays of ``u``'s shape.
+    """
+    m = xp
+    m.abs(u, out=a)  # type: ignore[attr-defined]
+    m.multiply(a, _ERF_P, out=t)  # type: ignore[attr-defined]
+    t += 1.0
+    m.reciprocal(t, out=t)  # type: ignore[attr-defined]
+    # Horner with the 1/2 folded into the coefficients.
+    a1, a2, a3, a4, a5 = (0.5 * c for c in _ERF_A)
+    m.multiply(t, a5, out=q)  # type: ignore[attr-defined]
+    for coef in (a4, a3, a2, a1):
+        q += coef
+        q *= t
+    m.multiply(u, u, out=t)  # type: ignore[attr-defined]
+    m.negative(t, out=t)  # type: ignore[attr-defined]
+    m.exp(t, out=t)  # type: ignore[attr-defined]
+    q *= t
+    q *= a
+    m.maximum(u, 0.0, out=u)  # type: ignore[attr-defined]
+    u -= q
+
+
+class _Scratch:
+    """Grow-only named buffers: a worker reuses the same memory for every batch."""
+
+    def __init__(self, xp: object, dtype: str) -> None:
+        self._xp = xp
+        self._dtype = dtype
+        self._store: dict[str, Array] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> Array:
+        size = math.prod(shape)
+        buf = self._store.get(name)
+        if buf is None or buf.size < size:
+            # Some headroom so slowly growing batches do not reallocate every time.
+            buf = self._xp.empty(int(size * 1.25) + 64, dtype=self._dtype)  # type: ignore[attr-defined]
+            self._store[name] = buf
+        return buf[:size].reshape(shape)
+
+
+class Encoder:
+    """Sentence embeddings for batches of token ids; one instance per worker thread."""
+
+    def __init__(self, model: Model, *, pad_attention: bool | None = None) -> None:
+        self.model = model
+        self.xp = model.backend.xp
+        self.pad_attention = model.backend.is_cupy if pad_attention is None else pad_attention
+        self._scratch = _Scratch(self.xp, model.dtype)
+        self._f32 = model.dtype != "float32"  # accumulate statistics in float32
+        self._arange = np.arange(model.config.max_positions, dtype=np.int64)
+
+    def embed(self, batch: Sequence[npt.NDArray[np.int64]]) -> Array:
+        """Unit-length float32 embeddings (len(batch), hidden), on the device.
+
+        Sentences should come sorted by length so equal lengths are adjacent.
+        """
+        cfg = self.model.config
+        lengths = [len(ids) for ids in batch]
+        if not lengths:
+            return self.xp.zeros((0, cfg.hidden_size), dtype=self.model.dtype)
+        if min(lengths) < 1 or max(lengths) > cfg.max_positions:
+            raise ValueError(f"token counts must be in 1..{cfg.max_positions}, got {lengths}")
+        x = self._embeddings(batch, lengths)
+        groups = plan_groups(lengths, pad=self.pad_attention)
+        for layer in self.model.layers:
+            x = self._layer(x, layer, groups)
+        pool = self.model.backend.asarray(mean_pool_matrix(lengths, self.model.dtype))
+        return l2_normalize(self.xp.matmul(pool, x), self.xp)
+
+    def _embeddings(self, batch: Sequence[npt.NDArray[np.int64]], lengths: list[int]) -> Array:
+        m, xp = self.model, self.xp
+        tokens = sum(lengths)
+        ids = m.backend.asarray(np.concatenate(batch))
+        positions = m.backend.asarray(np.concatenate([self._arange[:n] for n in lengths]))
+        x = self._scratch.get("x", (tokens, m.config.hidden_size))
+        pos = self._scratch.get("h", (tokens, m.config.hidden_size))
+        xp.take(m.word_embeddings, ids, axis=0, out=x)
+        xp.take(m.position_embeddings, positions, axis=0, out=pos)
+        x += pos
+        self._layer_norm(x, m.emb_gamma, m.emb_beta)
+        return x
+
+    def _layer(self, x: Array, w: LayerWeights, groups: list[Group]) -> Array:
+        xp, cfg, scratch = self.xp, self.model.config, self._scratch
+        tokens, hidden = x.shape
+        qkv = scratch.get("qkv", (tokens, 3 * hidden))
+        xp.matmul(x, w.w_qkv, out=qkv)
+        qkv += w.b_qkv
+        ctx = scratch.get("ctx", (tokens, hidden))
+        for group in groups:
+            self._attention(qkv, ctx, group)
+        # h = LN(x + attention(x)), then x = LN(h + FFN(h)) overwrites x's buffer.
+        h = scratch.get("h", x.shape)
+        xp.matmul(ctx, w.w_out, out=h)
+        h += w.b_out
+        h += x
+        self._layer_norm(h, w.ln1_gamma, w.ln1_beta)
+        inter = scratch.get("inter", (tokens, cfg.intermediate_size))
+        xp.matmul(h, w.w_in, out=inter)
+        self._bias_gelu(inter, w.b_in)
+        xp.matmul(inter, w.w_ffn_out, out=x)
+        x += w.b_ffn_out
+        x += h
+        self._layer_norm(x, w.ln2_gamma, w.ln2_beta)
+        return x
+
+    def _bias_gelu(self, inter: Array, bias: Array) -> None:
+        # Row chunks sized for L2: ~20 passes over a chunk that stays in cache.
+        tokens, width = inter.shape
+        rows = tokens if self.model.backend.is_cupy else max(1, _GELU_CHUNK_ELEMENTS // width)
+        a = self._scratch.get("gelu_a", (min(rows, tokens), width))
+        t = self._scratch.get("gelu_t", (min(rows, tokens), width))
+        q = self._scratch.get("gelu_q", (min(rows, tokens), width))
+        for start in range(0, tokens, rows):
+            u = inter[start : start + rows]
+            n = u.shape[0]
+            u += bias
+            gelu_scaled(u, a[:n], t[:n], q[:n], self.xp)
+
+    def _layer_norm(self, x: Array, gamma: Array, beta: Array) -> None:
+        xp, eps = self.xp, self.model.config.layer_norm_eps
+        if self._f32:
+            mean = x.mean(axis=1, dtype=np.float32)
+            x -= mean[:, None].astype(x.dtype)
+            var = xp.square(x).mean(axis=1, dtype=np.float32)
+        else:
+            mean = x.mean(axis=1)
+            x -= mean[:, None]
+            # einsum reads x once and allocates only the (tokens,) result.
+            var = xp.einsum("ij,ij->i", x, x)
+            var *= 1.0 / x.shape[1]
+        var += eps
+        rstd = xp.reciprocal(xp.sqrt(var, out=var), out=var)
+        x *= rstd[:, None].astype(x.dtype, copy=False)
+        x *= gamma
+        x += beta
+
+    def _attention(self, qkv: Array, ctx: Array, group: Group) -> None:
+        xp, cfg = self.xp, self.model.config
+        heads, dh, n, length = cfg.num_heads, cfg.head_dim, group.count, group.length
+        if group.padded:
+            index, mask = self._padding(group)
+            parts = qkv[index].reshape(n, length, 3, heads, dh)
+        else:
+            rows = slice(group.row, group.row + n * length)
+            parts = qkv[rows].reshape(n, length, 3, heads, dh)
+        q = parts[:, :, 0].transpose(0, 2, 1, 3)  # (n, heads, length, dh)
+        k_t = parts[:, :, 1].transpose(0, 2, 3, 1)  # (n, heads, dh, length)
+        v = parts[:, :, 2].transpose(0, 2, 1, 3)
+        scores = self._scratch.get("scores", (n, heads, length, length))
+        xp.matmul(q, k_t, out=scores)
+        if group.padded:
+            scores += mask
+        self._softmax(scores)
+        if group.padded:
+            out = self._scratch.get("ctx_pad", (n, length, heads, dh))
+            xp.matmul(scores, v, out=out.transpose(0, 2, 1, 3))
+            ctx[group.row : group.row + sum(group.lengths)] = out.reshape(n * length, -1)[
+                self._real_rows(group)
+            ]
+        else:
+            out = ctx[group.row : group.row + n * length].reshape(n, length, heads, dh)
+            xp.matmul(scores, v, out=out.transpose(0, 2, 1, 3))
+
+    def _softmax(self, scores: Array) -> None:
+        xp = self.xp
+        scores -= scores.max(axis=-1, keepdims=True)
+        xp.exp(scores, out=scores)
+        total = scores.sum(axis=-1, keepdims=True, dtype=np.float32 if self._f32 else None)
+        scores *= xp.reciprocal(total).astype(scores.dtype, copy=False)
+
+    def _padding(self, group: Group) -> tuple[Array, Array]:
+        """Row index (count, length) into the packed rows, and the additive key mask."""
+        n, length = group.count, group.length
+        index = np.full((n, length), group.row, dtype=np.int64)
+        mask = np.zeros((n, 1, 1, length), dtype=self.model.dtype)
+        row = group.row
+        for i, size in enumerate(group.lengths):
+            index[i, :size] = np.arange(row, row + size)
+            mask[i, ..., size:] = -np.inf
+            row += size
+        backend = self.model.backend
+        return backend.asarray(index), backend.asarray(mask)
+
+    def _real_rows(self, group: Group) -> Array:
+        flat = np.concatenate(
+            [np.arange(size) + i * group.length for i, size in enumerate(group.lengths)]
+        )
+        return self.model.backend.asarray(flat)

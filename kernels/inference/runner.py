@@ -1,0 +1,143 @@
+"""Encode lists or streams of texts: sort by length, batch, spread batches over workers.
+
+On NumPy the default is one worker thread per core with one BLAS thread each: NumPy's
+elementwise passes are single-threaded but release the GIL, so two workers keep two cores
+busy where one worker with two BLAS threads leaves one idle outside the GEMMs. BLAS threads
+are limited with threadpoolctl only while an encode call runs. On CuPy one worker feeds the
+device. Results always come back in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kernels.inference.encoder import Encoder
+from kernels.inference.model import Model
+
+__all__ = ["DEFAULT_BATCH_SIZE", "SentenceEncoder", "default_workers"]
+
+DEFAULT_BATCH_SIZE = 32  # sentence-transformers' default
+_MAX_WORKERS = 8
+_STREAM_CHUNK = 1024
+
+Embeddings = npt.NDArray[np.float32]
+
+
+def default_workers(model: Model) -> int:
+    """One worker per usable core on the CPU (at most 8); one on a GPU."""
+    if model.backend.is_cupy:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _MAX_WORKERS))
+
+
+class SentenceEncoder:
+    """A model with its worker pool; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self, model: Model, *, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        self.workers = default_workers(model) if workers is None else max(1, workers)
+        self._encoders = [Encoder(model) for _ in range(self.workers)]
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="encoder")
+            if self.workers > 1
+            else None
+        )
+        self.tokens_seen = 0
+
+    def __enter__(self) -> SentenceEncoder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    @property
+    def dimension(self) -> int:
+        """Length of one embedding."""
+        return self.model.config.hidden_size
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        """Unit-length float32 embeddings, one row per text, in input order."""
+        return self.encode_ids(self.model.tokenizer.encode(texts))
+
+    def encode_ids(self, ids: Sequence[npt.NDArray[np.int64]]) -> Embeddings:
+        """Embeddings of already tokenized texts, in input order."""
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        if not ids:
+            return out
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        # Round-robin over length-sorted batches gives each worker a similar token count.
+        shares = [batches[w :: self.workers] for w in range(self.workers)]
+
+        def run(worker: int) -> None:
+            encoder = self._encoders[worker]
+            for batch in shares[worker]:
+                vectors = encoder.embed([ids[i] for i in batch])
+                out[batch] = self.model.backend.to_host(vectors)
+
+        with self._blas_limit():
+            if self._pool is None:
+                run(0)
+            else:
+                for future in [self._pool.submit(run, w) for w in range(self.workers)]:
+                    future.result()
+        self.tokens_seen += sum(len(a) for a in ids)
+        return out
+
+    def encode_stream(
+        self,
+        texts: Iterable[str],
+        *,
+        chunk_size: int = _STREAM_CHUNK,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[str, Embeddings]]:
+        """Yield ``(text, embedding)`` in input order, reading ``chunk_size`` texts at a time.
+
+        Memory stays bounded by one chunk whatever the input's length; ``on_chunk`` gets the
+        number of texts after each chunk (for progress).
+        """
+        iterator = iter(texts)
+        while chunk := list(itertools.islice(iterator, chunk_size)):
+            vectors = self.encode(chunk)
+            yield from zip(chunk, vectors, strict=True)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+
+    def _blas_limit(self) -> contextlib.AbstractContextManager[Any]:
+        if self.model.backend.is_cupy or self.workers == 1:
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits
+
+        limiter: contextlib.AbstractContextManager[Any] = threadpool_limits(
+            limits=1, user_api="blas"
+        )
+        return limiter
