@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_network_parsers(sub, common)
 
+    from tui.infer_cli import add_bench_options, add_inference_parsers
+
+    add_inference_parsers(sub, common)
+
     bench = sub.add_parser("bench", parents=[common], help="run the benchmark kernels")
     bench.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     bench.add_argument(
@@ -95,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the telemetry sampler's cost per tick instead",
     )
     bench.add_argument("--ticks", type=int, default=500, help="ticks for --sampler")
+    add_bench_options(bench)
     return parser
 
 
@@ -125,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from tui.infer_cli import dispatch_inference
+
+    # Inference commands need no node config: they start fast and never touch the data dir.
+    inference_result = dispatch_inference(args)
+    if inference_result is not None:
+        return inference_result
     as_json = bool(getattr(args, "json", False))
     config = _config_from(args)
     if args.command == "status":

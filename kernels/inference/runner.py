@@ -61,6 +61,7 @@ class SentenceEncoder:
             else None
         )
         self.tokens_seen = 0
+        self.truncated = 0
 
     def __enter__(self) -> SentenceEncoder:
         return self
@@ -85,8 +86,13 @@ class SentenceEncoder:
         return self.model.config.hidden_size
 
     def encode(self, texts: Sequence[str]) -> Embeddings:
-        """Unit-length float32 embeddings, one row per text, in input order."""
-        return self.encode_ids(self.model.tokenizer.encode(texts))
+        """Unit-length float32 embeddings, one row per text, in input order.
+
+        Texts longer than the model's limit are truncated (counted in ``truncated``).
+        """
+        ids, truncated = self.model.tokenizer.encode_counting(texts)
+        self.truncated += truncated
+        return self.encode_ids(ids)
 
     def encode_ids(self, ids: Sequence[npt.NDArray[np.int64]]) -> Embeddings:
         """Embeddings of already tokenized texts, in input order."""

@@ -50,6 +50,11 @@ class Tokenizer:
 
     def encode(self, texts: Sequence[str]) -> list[IdArray]:
         """Token ids of each text (at least the special tokens, even for an empty text)."""
+        return self.encode_counting(texts)[0]
+
+    def encode_counting(self, texts: Sequence[str]) -> tuple[list[IdArray], int]:
+        """Token ids of each text, and how many texts were cut at ``max_tokens``."""
         stripped = [text.strip() for text in texts]
         encodings = self._inner.encode_batch_fast(stripped, add_special_tokens=True)
-        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        truncated = sum(1 for e in encodings if e.overflowing)
+        return [np.asarray(e.ids, dtype=np.int64) for e in encodings], truncated
