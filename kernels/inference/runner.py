@@ -9,11 +9,15 @@ device. Results always come back in input order.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +34,17 @@ _MAX_WORKERS = 8
 _STREAM_CHUNK = 1024
 
 Embeddings = npt.NDArray[np.float32]
+
+
+@dataclass
+class _Event:
+    """What the stream's reader thread and encode driver tell the consuming thread."""
+
+    kind: str  # "chunk", "done", "eof" or "error"
+    chunk: list[str] = field(default_factory=list)
+    ids: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    truncated: int = 0
+    error: BaseException | None = None
 
 
 def default_workers(model: Model) -> int:
@@ -126,17 +141,64 @@ class SentenceEncoder:
         chunk_size: int = _STREAM_CHUNK,
         on_chunk: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[str, Embeddings]]:
-        """Yield ``(text, embedding)`` in input order, reading ``chunk_size`` texts at a time.
+        """Yield ``(text, embedding)`` in input order, ``chunk_size`` texts at a time.
 
-        Memory stays bounded by one chunk whatever the input's length; ``on_chunk`` gets the
-        number of texts after each chunk (for progress).
+        A pipeline: a reader thread reads and tokenizes chunk k+1 while the workers encode
+        chunk k and the caller consumes chunk k-1, so reading, tokenizing and writing cost
+        little wall time; each chunk is yielded as soon as it is encoded, even while the
+        input is still open (a pipe). At most two chunks are read ahead, so memory does not
+        grow with the input. An error raised by ``texts`` is re-raised here, in order.
+        ``on_chunk`` gets the number of texts after each chunk (for progress).
         """
-        iterator = iter(texts)
-        while chunk := list(itertools.islice(iterator, chunk_size)):
-            vectors = self.encode(chunk)
-            yield from zip(chunk, vectors, strict=True)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
+        events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        ahead = threading.Semaphore(2)
+        stop = threading.Event()
+
+        def read() -> None:
+            iterator = iter(texts)
+            try:
+                while True:
+                    ahead.acquire()
+                    if stop.is_set():
+                        return
+                    chunk = list(itertools.islice(iterator, chunk_size))
+                    if not chunk:
+                        break
+                    ids, truncated = self.model.tokenizer.encode_counting(chunk)
+                    events.put(_Event("chunk", chunk, ids, truncated))
+            except BaseException as exc:  # handed to the consumer, raised there
+                events.put(_Event("error", error=exc))
+                return
+            events.put(_Event("eof"))
+
+        driver = ThreadPoolExecutor(1, thread_name_prefix="encode-driver")
+        # A daemon: a reader blocked on an open pipe must not keep the process alive.
+        threading.Thread(target=read, name="encode-reader", daemon=True).start()
+        inflight: collections.deque[tuple[list[str], Future[Embeddings]]] = collections.deque()
+        eof = False
+        try:
+            while not eof or inflight:
+                event = events.get()
+                if event.kind == "error":
+                    assert event.error is not None
+                    raise event.error
+                if event.kind == "eof":
+                    eof = True
+                elif event.kind == "chunk":
+                    self.truncated += event.truncated
+                    future = driver.submit(self.encode_ids, event.ids)
+                    future.add_done_callback(lambda _f: events.put(_Event("done")))
+                    inflight.append((event.chunk, future))
+                while inflight and inflight[0][1].done():
+                    chunk, done = inflight.popleft()
+                    yield from zip(chunk, done.result(), strict=True)
+                    ahead.release()
+                    if on_chunk is not None:
+                        on_chunk(len(chunk))
+        finally:
+            stop.set()
+            ahead.release()
+            driver.shutdown(wait=True, cancel_futures=True)
 
     def _blas_limit(self) -> contextlib.AbstractContextManager[Any]:
         if self.model.backend.is_cupy or self.workers == 1:
