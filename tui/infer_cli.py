@@ -343,10 +343,10 @@ def run_model(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Encode N generated sentences on this node and report sentences/s and tokens/s."""
-    from kernels.inference.bench import benchmark_inference
+    from kernels.inference.bench import QUICK_SENTENCES, benchmark_inference
 
     model = _load(args)
-    sentences = 200 if getattr(args, "quick", False) else args.sentences
+    sentences = QUICK_SENTENCES if getattr(args, "quick", False) else args.sentences
     result = benchmark_inference(
         model,
         sentences=sentences,

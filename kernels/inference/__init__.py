@@ -11,6 +11,7 @@ from kernels.inference.model import (
     find_model_dir,
     install_hint,
     load_model,
+    model_status,
 )
 from kernels.inference.runner import DEFAULT_BATCH_SIZE, SentenceEncoder
 
@@ -28,4 +29,5 @@ __all__ = [
     "find_model_dir",
     "install_hint",
     "load_model",
+    "model_status",
 ]

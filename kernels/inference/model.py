@@ -36,6 +36,7 @@ __all__ = [
     "find_model_dir",
     "install_hint",
     "load_model",
+    "model_status",
 ]
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -137,6 +138,19 @@ def find_model_dir(explicit: Path | None = None, env: Mapping[str, str] | None =
     raise ModelMissing(
         f"the {MODEL_NAME} model is not installed; install it with: {install_hint()}"
     )
+
+
+def model_status(explicit: Path | None = None) -> dict[str, object]:
+    """For status and the dashboard (cheap: looks for the files, loads nothing).
+
+    ``{"installed": True, "model": ..., "path": ...}`` or ``{"installed": False,
+    "model": ..., "reason": ..., "hint": <the install command>}``.
+    """
+    try:
+        path = find_model_dir(explicit)
+    except ModelMissing as err:
+        return {"installed": False, "model": MODEL_NAME, "reason": str(err), "hint": install_hint()}
+    return {"installed": True, "model": MODEL_NAME, "path": str(path)}
 
 
 def _check_dir(path: Path, source: str) -> Path:

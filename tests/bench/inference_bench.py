@@ -83,7 +83,8 @@ import sys, time, json
 t0 = time.perf_counter()
 import numpy as np, onnxruntime as ort
 from tokenizers import Tokenizer
-src, batch, model_dir, out, onnx_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+src, batch, model_dir, out, onnx_path = sys.argv[1:6]
+batch = int(batch)
 texts = open(src, encoding="utf-8").read().splitlines()
 t1 = time.perf_counter()
 tok = Tokenizer.from_file(model_dir + "/tokenizer.json")
