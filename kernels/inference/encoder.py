@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,8 @@ _ERF_P = 0.3275911
 _ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 # GELU rows processed per pass: keeps each chunk's temporaries in the core's L2 cache.
 _GELU_CHUNK_ELEMENTS = 1 << 16
+# Below this many keys, softmax takes its row maximum over column slices (see _softmax).
+_SHORT_ROW = 64
 
 
 @dataclass(frozen=True)
@@ -67,31 +70,30 @@ def plan_groups(lengths: Sequence[int], *, pad: bool) -> list[Group]:
     return groups
 
 
-def gelu_scaled(u: Array, a: Array, t: Array, q: Array, xp: object) -> None:
-    """In place: ``u <- GELU(sqrt(2) * u) / sqrt(2)``, the exact (erf) GELU.
+def gelu_scaled(u: Array, a: Array, t: Array, q: Array, xp: Any) -> None:
+    """In place: ``u <- sqrt(2) * GELU(sqrt(2) * u)``, the exact (erf) GELU.
 
-    The model folds 1/sqrt(2) into the layer before and sqrt(2) into the layer after, so
-    ``u`` is already erf's argument. With erf(z) = sign(z)(1 - P(t) e^(-z^2)), the GELU is
-    ``max(u, 0) - |u| * P(t)/2 * e^(-u^2)`` for either sign: no sign restore pass.
-    ``a``, ``t``, ``q`` are scratch arrays of ``u``'s shape.
+    The model folds 1/sqrt(2) into the layer before and 1/sqrt(2) into the layer after, so
+    ``u`` is already erf's argument. With erf(z) = sign(z)(1 - P(t) e^(-z^2)) the result is
+    ``(u + |u|) - |u| P(t) e^(-u^2)`` for either sign: no sign-restore pass, and no
+    ``maximum`` (twice the cost of an add: it handles NaN). 20 passes, each over a chunk
+    that stays in cache; ``a``, ``t``, ``q`` are scratch arrays of ``u``'s shape.
     """
-    m = xp
-    m.abs(u, out=a)  # type: ignore[attr-defined]
-    m.multiply(a, _ERF_P, out=t)  # type: ignore[attr-defined]
+    xp.abs(u, out=a)
+    xp.multiply(a, _ERF_P, out=t)
     t += 1.0
-    m.reciprocal(t, out=t)  # type: ignore[attr-defined]
-    # Horner with the 1/2 folded into the coefficients.
-    a1, a2, a3, a4, a5 = (0.5 * c for c in _ERF_A)
-    m.multiply(t, a5, out=q)  # type: ignore[attr-defined]
+    xp.reciprocal(t, out=t)
+    a1, a2, a3, a4, a5 = _ERF_A
+    xp.multiply(t, a5, out=q)
     for coef in (a4, a3, a2, a1):
         q += coef
         q *= t
-    m.multiply(u, u, out=t)  # type: ignore[attr-defined]
-    m.negative(t, out=t)  # type: ignore[attr-defined]
-    m.exp(t, out=t)  # type: ignore[attr-defined]
+    xp.square(u, out=t)
+    xp.negative(t, out=t)
+    xp.exp(t, out=t)
     q *= t
     q *= a
-    m.maximum(u, 0.0, out=u)  # type: ignore[attr-defined]
+    u += a
     u -= q
 
 
@@ -123,6 +125,8 @@ class Encoder:
         self._scratch = _Scratch(self.xp, model.dtype)
         self._f32 = model.dtype != "float32"  # accumulate statistics in float32
         self._arange = np.arange(model.config.max_positions, dtype=np.int64)
+        width = model.config.hidden_size
+        self._inv_width = model.backend.asarray(np.full(width, 1.0 / width, dtype=model.dtype))
 
     def embed(self, batch: Sequence[npt.NDArray[np.int64]]) -> Array:
         """Unit-length float32 embeddings (len(batch), hidden), on the device.
@@ -199,7 +203,8 @@ class Encoder:
             x -= mean[:, None].astype(x.dtype)
             var = xp.square(x).mean(axis=1, dtype=np.float32)
         else:
-            mean = x.mean(axis=1)
+            # A GEMV is 4x faster than mean(axis=1) over rows of 384.
+            mean = xp.matmul(x, self._inv_width)
             x -= mean[:, None]
             # einsum reads x once and allocates only the (tokens,) result.
             var = xp.einsum("ij,ij->i", x, x)
@@ -245,10 +250,22 @@ class Encoder:
 
     def _softmax(self, scores: Array) -> None:
         xp = self.xp
-        scores -= scores.max(axis=-1, keepdims=True)
+        length = scores.shape[-1]
+        if self.model.backend.is_cupy or length >= _SHORT_ROW:
+            peak = scores.max(axis=-1)
+        else:
+            # NumPy reduces short last axes row by row (~9 ns an element at 13 tokens);
+            # a maximum over column slices is vectorised across rows (~0.7 ns).
+            peak = xp.maximum(scores[..., 0], scores[..., 1 % length])
+            for j in range(2, length):
+                xp.maximum(peak, scores[..., j], out=peak)
+        scores -= peak[..., None]
         xp.exp(scores, out=scores)
-        total = scores.sum(axis=-1, keepdims=True, dtype=np.float32 if self._f32 else None)
-        scores *= xp.reciprocal(total).astype(scores.dtype, copy=False)
+        if self._f32:
+            total = scores.sum(axis=-1, dtype=np.float32)
+        else:
+            total = xp.einsum("...k->...", scores)  # 6x faster than sum() on short rows
+        scores *= xp.reciprocal(total).astype(scores.dtype, copy=False)[..., None]
 
     def _padding(self, group: Group) -> tuple[Array, Array]:
         """Row index (count, length) into the packed rows, and the additive key mask."""

@@ -81,8 +81,9 @@ class LayerWeights:
 
     ``w_qkv`` fuses query, key and value into one GEMM, with the query part pre-scaled by
     1/sqrt(head_dim) so attention needs no separate scaling pass. ``w_in``/``b_in`` are
-    scaled by 1/sqrt(2) and ``w_ffn_out`` by sqrt(2): the GELU then takes erf's argument
-    directly (see ``encoder.gelu_scaled``), two elementwise passes fewer.
+    scaled by 1/sqrt(2) and ``w_ffn_out`` by 1/sqrt(2) too: the GELU then takes erf's
+    argument directly and returns sqrt(2) GELU (see ``encoder.gelu_scaled``), three
+    elementwise passes fewer.
     """
 
     w_qkv: Array
@@ -319,7 +320,7 @@ def _layer(weights: _Weights, index: int, config: BertConfig, put: Any) -> Layer
         ln1_beta=put(weights.get(prefix + "attention.output.LayerNorm.bias", (h,))),
         w_in=put(w_in * _INV_SQRT2),
         b_in=put(b_in * _INV_SQRT2),
-        w_ffn_out=put(w_ffn * math.sqrt(2.0)),
+        w_ffn_out=put(w_ffn * _INV_SQRT2),
         b_ffn_out=put(b_ffn),
         ln2_gamma=put(weights.get(prefix + "output.LayerNorm.weight", (h,))),
         ln2_beta=put(weights.get(prefix + "output.LayerNorm.bias", (h,))),
