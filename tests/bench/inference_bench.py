@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kernels.inference import find_model_dir
@@ -143,13 +145,18 @@ torch.onnx.export(
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, dict[str, float]]:
+    """Wall time of the process, and its JSON timings plus ``cpu_s`` (user + system)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd[:4])}...\n{done.stderr[-2000:]}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    return wall, (json.loads(lines[-1]) if lines else {})
+    timings = json.loads(lines[-1]) if lines else {}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, {**timings, "cpu_s": cpu}
 
 
 def _has(python: str, module: str) -> bool:
@@ -206,32 +213,45 @@ def main() -> None:
     phases: dict[str, dict[str, float]] = {}
     for rnd in range(args.rounds):
         for name, (whole_cmd, encode_cmd) in contenders.items():
-            wall, _ = _run(whole_cmd, env)
+            wall, whole_timings = _run(whole_cmd, env)
             whole[name].append(wall)
             _, timings = _run(encode_cmd, env)
             encode[name].append(timings["encode_s"])
-            phases[name] = timings
+            phases[name + " (whole)"] = whole_timings
+            phases[name + " (encode only)"] = timings
             print(f"  round {rnd + 1} {name:<22} whole {wall:6.2f} s  encode "
                   f"{timings['encode_s']:6.2f} s  (load avg {_load()})")  # fmt: skip
     print(f"load average after:  {_load()}")
-    base_whole = statistics.median(whole["sentence-transformers"])
-    base_encode = statistics.median(encode["sentence-transformers"])
-    print(f"\n{'':<22} {'whole process':>22} {'encode only':>26}")
-    for name in contenders:
-        w, e = statistics.median(whole[name]), statistics.median(encode[name])
-        print(
-            f"{name:<22} {w:6.2f} s ({base_whole / w:4.2f}x ST)  "
-            f"{args.sentences / e:6.0f}/s ({base_encode / e:4.2f}x ST)"
-            + (
-                f"  vs ORT: whole {statistics.median(whole['onnxruntime']) / w:4.2f}x, "
-                f"encode {statistics.median(encode['onnxruntime']) / e:4.2f}x"
-                if "onnxruntime" in contenders
-                else ""
-            )
-        )
-    print("\nphases of the last encode-only run (s):")
+    for label, pick in (("median", statistics.median), ("best", min)):
+        _table(label, pick, whole, encode, args.sentences)
+    print("\nphases of the last round (s; cpu_s is user + system of the whole process):")
     for name, timings in phases.items():
-        print(f"  {name:<22} " + "  ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+        print(f"  {name:<36} " + "  ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+
+
+def _table(
+    label: str,
+    pick: Callable[[list[float]], float],
+    whole: dict[str, list[float]],
+    encode: dict[str, list[float]],
+    sentences: int,
+) -> None:
+    base_whole = pick(whole["sentence-transformers"])
+    base_encode = pick(encode["sentence-transformers"])
+    ort = "onnxruntime" in whole
+    print(f"\n{label} of the rounds       whole process            encode only")
+    for name, walls in whole.items():
+        w, e = pick(walls), pick(encode[name])
+        line = (
+            f"{name:<22} {w:6.2f} s ({base_whole / w:4.2f}x ST)  "
+            f"{sentences / e:6.0f}/s ({base_encode / e:4.2f}x ST)"
+        )
+        if ort:
+            line += (
+                f"  vs ORT: whole {pick(whole['onnxruntime']) / w:4.2f}x, "
+                f"encode {pick(encode['onnxruntime']) / e:4.2f}x"
+            )
+        print(line)
 
 
 if __name__ == "__main__":
