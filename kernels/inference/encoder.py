@@ -100,7 +100,7 @@ def gelu_scaled(u: Array, a: Array, t: Array, q: Array, xp: Any) -> None:
 class _Scratch:
     """Grow-only named buffers: a worker reuses the same memory for every batch."""
 
-    def __init__(self, xp: object, dtype: str) -> None:
+    def __init__(self, xp: Any, dtype: str) -> None:
         self._xp = xp
         self._dtype = dtype
         self._store: dict[str, Array] = {}
@@ -110,7 +110,7 @@ class _Scratch:
         buf = self._store.get(name)
         if buf is None or buf.size < size:
             # Some headroom so slowly growing batches do not reallocate every time.
-            buf = self._xp.empty(int(size * 1.25) + 64, dtype=self._dtype)  # type: ignore[attr-defined]
+            buf = self._xp.empty(int(size * 1.25) + 64, dtype=self._dtype)
             self._store[name] = buf
         return buf[:size].reshape(shape)
 
@@ -261,10 +261,10 @@ class Encoder:
                 xp.maximum(peak, scores[..., j], out=peak)
         scores -= peak[..., None]
         xp.exp(scores, out=scores)
-        if self._f32:
+        if self._f32 or self.model.backend.is_cupy:
             total = scores.sum(axis=-1, dtype=np.float32)
         else:
-            total = xp.einsum("...k->...", scores)  # 6x faster than sum() on short rows
+            total = xp.einsum("...k->...", scores)  # 6x faster than NumPy's sum on short rows
         scores *= xp.reciprocal(total).astype(scores.dtype, copy=False)[..., None]
 
     def _padding(self, group: Group) -> tuple[Array, Array]:

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Each driver reads: sentences file, batch size, model dir, output file (or "" for
 # encode-only) and prints one JSON object with its own phase timings.
 OURS = """
-import sys, time, json
+import os, sys, time, json
 t0 = time.perf_counter()
 from kernels.backend import select_backend
 from kernels.inference import SentenceEncoder, load_model
@@ -47,14 +47,16 @@ src, batch, model_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 texts = Path(src).read_text("utf-8").splitlines()
 t1 = time.perf_counter()
 model = load_model(model_dir, select_backend())
-enc = SentenceEncoder(model, batch_size=batch)
+workers = int(os.environ.get("BENCH_THREADS", "0")) or None
+enc = SentenceEncoder(model, batch_size=batch, workers=workers)
 t2 = time.perf_counter()
 enc.encode(texts[: 4 * batch])
-t3 = time.perf_counter()
+t3, c3 = time.perf_counter(), time.process_time()
 enc.encode(texts)
-t4 = time.perf_counter()
+t4, c4 = time.perf_counter(), time.process_time()
 enc.close()
-print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "encode_s": t4 - t3}))
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "encode_s": t4 - t3,
+                  "encode_cpu_s": c4 - c3}))
 """
 
 ST = """
@@ -69,19 +71,19 @@ model = SentenceTransformer(model_dir, device="cpu")
 t2 = time.perf_counter()
 if not out:
     model.encode(texts[: 4 * batch], batch_size=batch)
-t3 = time.perf_counter()
+t3, c3 = time.perf_counter(), time.process_time()
 vectors = model.encode(texts, batch_size=batch, normalize_embeddings=False)
-t4 = time.perf_counter()
+t4, c4 = time.perf_counter(), time.process_time()
 if out:
     with open(out, "w", encoding="utf-8") as f:
         for text, vec in zip(texts, np.round(vectors.astype(np.float64), 8).tolist()):
             f.write(json.dumps({"text": text, "embedding": vec}) + "\\n")
 print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "encode_s": t4 - t3,
-                  "write_s": time.perf_counter() - t4}))
+                  "encode_cpu_s": c4 - c3, "write_s": time.perf_counter() - t4}))
 """
 
 ORT = """
-import sys, time, json
+import os, sys, time, json
 t0 = time.perf_counter()
 import numpy as np, onnxruntime as ort
 from tokenizers import Tokenizer
@@ -92,7 +94,9 @@ t1 = time.perf_counter()
 tok = Tokenizer.from_file(model_dir + "/tokenizer.json")
 tok.enable_truncation(256)
 tok.enable_padding()
-sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+options = ort.SessionOptions()
+options.intra_op_num_threads = int(os.environ.get("BENCH_THREADS", "0"))
+sess = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
 t2 = time.perf_counter()
 def encode(texts):
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -110,15 +114,15 @@ def encode(texts):
     return result
 if not out:
     encode(texts[: 4 * batch])
-t3 = time.perf_counter()
+t3, c3 = time.perf_counter(), time.process_time()
 vectors = encode(texts)
-t4 = time.perf_counter()
+t4, c4 = time.perf_counter(), time.process_time()
 if out:
     with open(out, "w", encoding="utf-8") as f:
         for text, vec in zip(texts, np.round(vectors.astype(np.float64), 8).tolist()):
             f.write(json.dumps({"text": text, "embedding": vec}) + "\\n")
 print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "encode_s": t4 - t3,
-                  "write_s": time.perf_counter() - t4}))
+                  "encode_cpu_s": c4 - c3, "write_s": time.perf_counter() - t4}))
 """
 
 EXPORT = """
@@ -174,6 +178,12 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads for everyone (ours: workers; torch/BLAS/ORT: intra-op); 0: defaults",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "ot-bench")
     args = parser.parse_args()
 
@@ -191,6 +201,10 @@ def main() -> None:
     env = {**os.environ, "OMNITENSOR_MODEL_DIR": model_dir}
     ours_whole = [sys.executable, "-m", "tui", "infer", "--file", str(src), "--json"]
     ours_whole += ["--batch-size", str(args.batch_size)]
+    if args.threads:
+        ours_whole += ["--workers", str(args.threads)]
+        for var in ("BENCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(args.threads)
     contenders: dict[str, tuple[list[str], list[str]]] = {
         "ours": (
             ["sh", "-c", " ".join(f"'{a}'" for a in ours_whole) + f" > '{out}'"],
@@ -206,52 +220,49 @@ def main() -> None:
             [args.st_python, "-c", ORT, *common, out, str(onnx_path)],
             [args.st_python, "-c", ORT, *common, "", str(onnx_path)],
         )
-    print(f"{args.sentences} sentences, batch size {args.batch_size}, {args.rounds} rounds")
+    threads = args.threads or "default"
+    print(f"{args.sentences} sentences, batch size {args.batch_size}, {args.rounds} rounds, "
+          f"threads {threads}")  # fmt: skip
     print(f"load average before: {_load()}  (cores: {os.cpu_count()})")
-    whole: dict[str, list[float]] = {name: [] for name in contenders}
-    encode: dict[str, list[float]] = {name: [] for name in contenders}
+    metrics = ("whole wall", "whole cpu", "encode wall", "encode cpu")
+    figures: dict[str, dict[str, list[float]]] = {m: {c: [] for c in contenders} for m in metrics}
     phases: dict[str, dict[str, float]] = {}
     for rnd in range(args.rounds):
         for name, (whole_cmd, encode_cmd) in contenders.items():
             wall, whole_timings = _run(whole_cmd, env)
-            whole[name].append(wall)
             _, timings = _run(encode_cmd, env)
-            encode[name].append(timings["encode_s"])
+            for metric, value in zip(
+                metrics,
+                (wall, whole_timings["cpu_s"], timings["encode_s"], timings["encode_cpu_s"]),
+                strict=True,
+            ):
+                figures[metric][name].append(value)
             phases[name + " (whole)"] = whole_timings
             phases[name + " (encode only)"] = timings
             print(f"  round {rnd + 1} {name:<22} whole {wall:6.2f} s  encode "
                   f"{timings['encode_s']:6.2f} s  (load avg {_load()})")  # fmt: skip
     print(f"load average after:  {_load()}")
     for label, pick in (("median", statistics.median), ("best", min)):
-        _table(label, pick, whole, encode, args.sentences)
+        print(f"\n{label} of {args.rounds} rounds (x: speed relative to sentence-transformers)")
+        for metric in metrics:
+            _row(metric, pick, figures[metric], args.sentences)
     print("\nphases of the last round (s; cpu_s is user + system of the whole process):")
     for name, timings in phases.items():
         print(f"  {name:<36} " + "  ".join(f"{k} {v:.2f}" for k, v in timings.items()))
 
 
-def _table(
-    label: str,
-    pick: Callable[[list[float]], float],
-    whole: dict[str, list[float]],
-    encode: dict[str, list[float]],
-    sentences: int,
+def _row(
+    metric: str, pick: Callable[[list[float]], float], runs: dict[str, list[float]], n: int
 ) -> None:
-    base_whole = pick(whole["sentence-transformers"])
-    base_encode = pick(encode["sentence-transformers"])
-    ort = "onnxruntime" in whole
-    print(f"\n{label} of the rounds       whole process            encode only")
-    for name, walls in whole.items():
-        w, e = pick(walls), pick(encode[name])
-        line = (
-            f"{name:<22} {w:6.2f} s ({base_whole / w:4.2f}x ST)  "
-            f"{sentences / e:6.0f}/s ({base_encode / e:4.2f}x ST)"
-        )
-        if ort:
-            line += (
-                f"  vs ORT: whole {pick(whole['onnxruntime']) / w:4.2f}x, "
-                f"encode {pick(encode['onnxruntime']) / e:4.2f}x"
-            )
-        print(line)
+    base = pick(runs["sentence-transformers"])
+    cells = []
+    for name, values in runs.items():
+        value = pick(values)
+        rate = f" {n / value:4.0f}/s" if metric.startswith("encode") else ""
+        cells.append(f"{name} {value:6.2f} s{rate} ({base / value:4.2f}x)")
+    if "onnxruntime" in runs:
+        cells.append(f"ours vs ORT {pick(runs['onnxruntime']) / pick(runs['ours']):4.2f}x")
+    print(f"  {metric:<12} " + "  |  ".join(cells))
 
 
 if __name__ == "__main__":

@@ -109,3 +109,14 @@ def test_stream_yields_in_order_and_counts_truncation(tiny_dir: Path) -> None:
     assert [text for text, _ in pairs] == TEXTS
     np.testing.assert_allclose(np.stack([v for _, v in pairs]), expected, atol=2e-6)
     assert chunks == [4, 4, 1]
+
+
+@pytest.mark.parametrize("length", [2, 13, 64, 100])
+def test_softmax_short_and_long_rows(tiny_dir: Path, length: int) -> None:
+    encoder = Encoder(load_model(tiny_dir, numpy_backend()))
+    rng = np.random.default_rng(length)
+    scores = (rng.standard_normal((3, 4, length, length)) * 30).astype(np.float32)
+    expected = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    expected /= expected.sum(axis=-1, keepdims=True)
+    encoder._softmax(scores)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-7)
