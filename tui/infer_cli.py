@@ -177,6 +177,11 @@ def run_infer(args: argparse.Namespace) -> int:
             raise InferenceError("nothing to embed: give TEXT, --file FILE or pipe lines in")
         args.file = "-"
     if args.file is None:
+        for number, text in enumerate(args.text, start=1):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable argv bytes arrive as lone surrogates
+                raise InferenceError(f"TEXT argument {number} is not valid UTF-8") from None
         texts = [t for t in args.text if t.strip()]
         if len(texts) < len(args.text):
             print(f"infer: skipped {len(args.text) - len(texts)} empty text(s)", file=sys.stderr)
