@@ -134,12 +134,16 @@ def _load(args: argparse.Namespace) -> Model:
 class _Lines:
     """Non-empty lines of a byte stream, decoded strictly as UTF-8, with counts."""
 
-    def __init__(self, stream: IO[bytes], name: str) -> None:
+    def __init__(self, stream: IO[bytes], name: str, chunk_size: int) -> None:
         self.stream = stream
         self.name = name
         self.skipped = 0
         self.count = 0
         self.bytes_read = 0
+        self.chunk_size = chunk_size
+        # Bytes read when each chunk's last line was read: the reader runs ahead of the
+        # output, so progress is measured at the chunks actually written.
+        self.marks: dict[int, int] = {}
 
     def __iter__(self) -> Iterator[str]:
         from kernels.inference import InferenceError
@@ -159,6 +163,8 @@ class _Lines:
                 self.skipped += 1
                 continue
             self.count += 1
+            if self.count % self.chunk_size == 0:
+                self.marks[self.count] = self.bytes_read
             yield text
 
 
@@ -207,8 +213,9 @@ def _embed_stream(
     name: str | None,
 ) -> int:
     from kernels.inference import InferenceError, SentenceEncoder
+    from kernels.inference.runner import STREAM_CHUNK
 
-    lines = _Lines(stream, name or "") if stream is not None else None
+    lines = _Lines(stream, name or "", STREAM_CHUNK) if stream is not None else None
     source: Iterator[str] = iter(lines) if lines is not None else texts or iter(())
     model = _load(args)
     progress = _Progress(stream, name) if stream is not None and sys.stderr.isatty() else None
@@ -222,7 +229,8 @@ def _embed_stream(
             show(count)
 
     with SentenceEncoder(model, batch_size=args.batch_size, workers=args.workers) as encoder:
-        for text, vector in encoder.encode_stream(source, on_chunk=on_chunk):
+        chunks = encoder.encode_stream(source, chunk_size=STREAM_CHUNK, on_chunk=on_chunk)
+        for text, vector in chunks:
             write(text, vector)
         out.flush()
         truncated = encoder.truncated
@@ -275,14 +283,20 @@ class _Progress:
         self.shown = False
 
     def updater(self, lines: _Lines) -> Callable[[int], None]:
-        def update(_chunk: int) -> None:
-            rate = lines.count / max(time.perf_counter() - self.start, 1e-9)
+        written = [0]
+
+        def update(chunk: int) -> None:
+            written[0] += chunk
+            done = written[0]
+            rate = done / max(time.perf_counter() - self.start, 1e-9)
             if self.size:
-                fraction = min(1.0, lines.bytes_read / self.size)
+                # A short last chunk ends the input: everything is read by then.
+                at = lines.marks.pop(done, self.size if chunk < lines.chunk_size else 0)
+                fraction = min(1.0, at / self.size)
                 bar = "#" * int(fraction * 20)
-                text = f"\rinfer [{bar:<20}] {fraction:4.0%}  {lines.count} lines  {rate:.0f}/s"
+                text = f"\rinfer [{bar:<20}] {fraction:4.0%}  {done} lines  {rate:.0f}/s"
             else:
-                text = f"\rinfer  {lines.count} lines  {rate:.0f}/s"
+                text = f"\rinfer  {done} lines  {rate:.0f}/s"
             sys.stderr.write(text)
             sys.stderr.flush()
             self.shown = True

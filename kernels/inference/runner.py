@@ -27,11 +27,11 @@ import numpy.typing as npt
 from kernels.inference.encoder import Encoder
 from kernels.inference.model import Model
 
-__all__ = ["DEFAULT_BATCH_SIZE", "SentenceEncoder", "default_workers"]
+__all__ = ["DEFAULT_BATCH_SIZE", "STREAM_CHUNK", "SentenceEncoder", "default_workers"]
 
 DEFAULT_BATCH_SIZE = 32  # sentence-transformers' default
 _MAX_WORKERS = 8
-_STREAM_CHUNK = 1024
+STREAM_CHUNK = 1024
 
 Embeddings = npt.NDArray[np.float32]
 
@@ -138,7 +138,7 @@ class SentenceEncoder:
         self,
         texts: Iterable[str],
         *,
-        chunk_size: int = _STREAM_CHUNK,
+        chunk_size: int = STREAM_CHUNK,
         on_chunk: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[str, Embeddings]]:
         """Yield ``(text, embedding)`` in input order, ``chunk_size`` texts at a time.
