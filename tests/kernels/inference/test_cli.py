@@ -153,3 +153,17 @@ def test_bench_inference_and_model_info(tiny_dir: Path) -> None:
     assert figures["sentences_per_s"] > 0
     info = run(tiny_dir, "model", "info")
     assert info.stdout.split() == ["all-MiniLM-L6-v2", str(tiny_dir)]
+
+
+def test_text_argument_that_is_not_utf8(tiny_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "infer", "dog", b"caf\xe9"],
+        cwd=ROOT,
+        env=_env(tiny_dir),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    expect_error(result, "TEXT argument 2 is not valid UTF-8")
