@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from kernels.inference import Model
 
 PROG = "omnitensor"
-_DEFAULT_BATCH = 32  # kernels.inference.DEFAULT_BATCH_SIZE, without importing NumPy here
+_DEFAULT_BATCH = 128  # kernels.inference.DEFAULT_BATCH_SIZE, without importing NumPy here
 _JSON_DIGITS = 8  # float32 carries ~7 significant digits; 8 decimals keep them all
 
 

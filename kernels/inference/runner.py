@@ -27,9 +27,21 @@ import numpy.typing as npt
 from kernels.inference.encoder import Encoder
 from kernels.inference.model import Model
 
-__all__ = ["DEFAULT_BATCH_SIZE", "STREAM_CHUNK", "SentenceEncoder", "default_workers"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "MAX_BATCH_TOKENS",
+    "STREAM_CHUNK",
+    "SentenceEncoder",
+    "default_workers",
+    "plan_batches",
+]
 
-DEFAULT_BATCH_SIZE = 32  # sentence-transformers' default
+# Sentences per forward pass. Larger than sentence-transformers' 32: our GEMMs run on the
+# real tokens only, and ~1,600 rows keep BLAS nearer its peak than ~400 (measured 12-16%
+# faster per core at 128 than at 32 on 13-token sentences).
+DEFAULT_BATCH_SIZE = 128
+# Tokens per forward pass at most: bounds the (sentences, heads, length, length) scores.
+MAX_BATCH_TOKENS = 4096
 _MAX_WORKERS = 8
 STREAM_CHUNK = 1024
 
@@ -45,6 +57,25 @@ class _Event:
     ids: list[npt.NDArray[np.int64]] = field(default_factory=list)
     truncated: int = 0
     error: BaseException | None = None
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices sorted by length, cut into batches of at most ``batch_size`` sentences and
+    ``MAX_BATCH_TOKENS`` tokens (so long inputs do not blow up the attention scratch)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending: the newest sentence is the longest, so this bounds padding too.
+        if current and (
+            len(current) == batch_size or (len(current) + 1) * lengths[i] > MAX_BATCH_TOKENS
+        ):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def default_workers(model: Model) -> int:
@@ -114,10 +145,8 @@ class SentenceEncoder:
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
         if not ids:
             return out
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        # Round-robin over length-sorted batches gives each worker a similar token count.
-        shares = [batches[w :: self.workers] for w in range(self.workers)]
+        lengths = [len(a) for a in ids]
+        shares = self._shares(plan_batches(lengths, self.batch_size), lengths)
 
         def run(worker: int) -> None:
             encoder = self._encoders[worker]
@@ -133,6 +162,17 @@ class SentenceEncoder:
                     future.result()
         self.tokens_seen += sum(len(a) for a in ids)
         return out
+
+    def _shares(self, batches: list[list[int]], lengths: list[int]) -> list[list[list[int]]]:
+        # Largest batches first, each to the least loaded worker: similar token counts.
+        shares: list[list[list[int]]] = [[] for _ in range(self.workers)]
+        loads = [0] * self.workers
+        weighed = [(sum(lengths[i] for i in batch), batch) for batch in batches]
+        for tokens, batch in sorted(weighed, key=lambda item: item[0], reverse=True):
+            worker = loads.index(min(loads))
+            shares[worker].append(batch)
+            loads[worker] += tokens
+        return shares
 
     def encode_stream(
         self,

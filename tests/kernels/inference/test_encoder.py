@@ -12,6 +12,7 @@ import pytest
 from kernels.backend import numpy_backend
 from kernels.inference import Encoder, SentenceEncoder, load_model
 from kernels.inference.encoder import gelu_scaled, plan_groups
+from kernels.inference.runner import MAX_BATCH_TOKENS, plan_batches
 from tests.kernels.inference.tiny import MAX_TOKENS, reference_embedding
 
 TEXTS = [
@@ -120,3 +121,16 @@ def test_softmax_short_and_long_rows(tiny_dir: Path, length: int) -> None:
     expected /= expected.sum(axis=-1, keepdims=True)
     encoder._softmax(scores)
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_batches_are_length_sorted_and_capped() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 257, size=500).tolist()
+    batches = plan_batches(lengths, 64)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(500))
+    assert [lengths[i] for i in flat] == sorted(lengths)
+    for batch in batches:
+        assert len(batch) <= 64
+        assert len(batch) * max(lengths[i] for i in batch) <= MAX_BATCH_TOKENS
+    assert len(plan_batches([12] * 300, 128)) == 3
