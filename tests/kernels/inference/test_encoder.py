@@ -85,7 +85,9 @@ def test_plan_groups() -> None:
 def test_gelu_is_the_exact_erf_gelu() -> None:
     x = np.linspace(-12, 12, 20001).astype(np.float32)
     u = x / np.float32(math.sqrt(2.0))
-    gelu_scaled(u, np.empty_like(u), np.empty_like(u), np.empty_like(u), np)
+    with np.errstate(over="ignore"):  # e^(u^2) overflows far out, by design
+        gelu_scaled(u, np.empty_like(u), np.empty_like(u), np.empty_like(u), np)
+    assert np.isfinite(u).all()
     ours = u / math.sqrt(2.0)
     exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.tolist()])
     assert np.abs(ours - exact).max() < 5e-6
