@@ -17,7 +17,7 @@ from core import __version__
 from core.config import Config, load_config
 from core.errors import OmniError
 from core.textsafe import printable
-from tui.cli import network, node, operator
+from tui.cli import inference, network, node, operator
 
 PROG = "omnitensor"
 
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     operator.add_service_parsers(sub, common)
     network.add_parsers(sub, common)
+    inference.add_inference_parsers(sub, common)
     operator.add_announce_parser(sub, common)
     node.add_bench_parser(sub, common)
     return parser
@@ -133,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    # Inference commands need no node config: they start fast and never touch the data dir.
+    code = inference.dispatch_inference(args)
+    if code is not None:
+        return code
     as_json = bool(getattr(args, "json", False))
     config = _config_from(args)
     for run in (node.run, network.run, operator.run):
