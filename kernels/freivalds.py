@@ -34,6 +34,14 @@ What this catches and what it cannot:
   <= 1/2 and k independent rounds with probability <= 2**-k. At least 2 rounds are run.
 * Non-finite entries, a wrong shape or a result that does not match its commitment fail
   before any arithmetic.
+
+TF32 is not covered. With ``CUPY_TF32=1`` (or cuBLAS's TF32 math mode) a float32 GEMM
+rounds A and B to 10 mantissa bits first, an input error of up to 2**-11 per operand: about
+2**13 times the float32 accumulation term above, so an honest TF32 product fails the
+float32 check (tests/kernels/test_tf32.py shows it). The CuPy backend therefore pins
+float32 GEMMs to fp32 (``kernels.cuda_probe.pin_fp32``) and its probe checks that they are.
+The network's work units are unaffected: their small-integer operands are exact in TF32
+(docs/work-units.md).
 """
 
 from __future__ import annotations

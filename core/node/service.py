@@ -31,7 +31,7 @@ from core.api.views import (
 )
 from core.config import Config
 from core.datadir import DataDirLock, prepare_data_dir
-from core.errors import CommandError
+from core.errors import CommandError, KernelError
 from core.identity import Identity, load_or_create_identity, short_id
 from core.node.bench import Benchmarks
 from core.node.commands import NodeCommands
@@ -209,9 +209,8 @@ class Node:
             backend = await loop.run_in_executor(
                 self._kernel_thread, select_backend, self._backend_env
             )
-        except BackendError as exc:
-            self.backend_name, self.backend_error = "none", str(exc)
-            return
+        except BackendError as exc:  # forced but unusable: never start taking tasks
+            raise KernelError(str(exc)) from None
         self.backend_name, self.backend_device = backend.name, backend.device
 
     async def run_in_kernel_thread(self, fn: Callable[[Any], Any]) -> Any:
