@@ -85,6 +85,7 @@ class FakeGpu:
     bandwidth: float = 900e9  # simulated memory rate, B/s
     gemm_error: BaseException | None = None  # raised by matmul on this device
     compile_error: BaseException | None = None  # raised by kernels CuPy would compile
+    raw_error: BaseException | None = None  # raised by RawKernel launches only
     tf32_forced: bool = False
     gemms: int = 0
     kernels: int = 0
@@ -371,8 +372,9 @@ class FakeCupy(types.ModuleType):
         def call(grid: tuple[int], block: tuple[int], args: tuple[Any, ...]) -> None:
             rows, _n, _w, tag, swap, out = args
             gpu = self._work_on(rows, out)
-            if gpu.compile_error is not None:
-                raise gpu.compile_error
+            error = gpu.raw_error or gpu.compile_error
+            if error is not None:
+                raise error
             out[...] = host_hash(np.asarray(rows), int(tag), bool(swap))
             with gpu.lock:
                 gpu.kernels += 1
