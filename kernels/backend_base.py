@@ -58,6 +58,7 @@ class Backend:
     llc_bytes: int
     index: int | None = None  # CUDA device id; None on NumPy
     uuid: str = ""  # NVML's form of the GPU's UUID ("GPU-..."), to match telemetry
+    pci_bus_id: str = ""  # "0000:01:00.0", to match telemetry when the UUID is unreadable
     stream: Any = field(default=None, compare=False, repr=False)
 
     @property

@@ -37,6 +37,7 @@ __all__ = [
     "clear_probe_cache",
     "cupy_backend",
     "describe_failure",
+    "normalize_pci_bus_id",
     "nvml_uuid",
     "pin_fp32",
     "probe_cuda",
@@ -71,6 +72,7 @@ class DeviceProbe:
     name: str
     uuid: str = ""  # NVML's form, "GPU-xxxxxxxx-xxxx-...": matches GpuSnapshot.uuid
     reason: str = ""
+    pci_bus_id: str = ""  # "0000:01:00.0": the pairing key when the UUID is unreadable
 
     @property
     def usable(self) -> bool:
@@ -160,6 +162,7 @@ def _make_backend(index: int) -> Backend:
         llc_bytes=l2 if l2 > 0 else int(props.get("l2CacheSize", 0)) or DEFAULT_LLC_BYTES,
         index=index,
         uuid=nvml_uuid(props.get("uuid")),
+        pci_bus_id=_pci_bus_id(cupy, index),
         stream=stream,
     )
 
@@ -200,20 +203,21 @@ def _probe() -> CudaProbe:
 
 
 def _probe_device(cupy: Any, index: int, major: int, driver: int) -> DeviceProbe:
-    name, uuid = f"CUDA device {index}", ""
+    name, uuid, pci = f"CUDA device {index}", "", ""
     try:
         with cupy.cuda.Device(index):
             props = cupy.cuda.runtime.getDeviceProperties(index)
             name = _text(props.get("name", b"")) or name
             uuid = nvml_uuid(props.get("uuid"))
+            pci = _pci_bus_id(cupy, index)
             _check_gemm(cupy)
             _check_elementwise(cupy)
             cupy.cuda.Device(index).synchronize()
     except _WrongResult as err:
-        return DeviceProbe(index, name, uuid, str(err))
+        return DeviceProbe(index, name, uuid, str(err), pci)
     except Exception as err:  # each library failure becomes its one-line reason
-        return DeviceProbe(index, name, uuid, describe_failure(err, major, driver))
-    return DeviceProbe(index, name, uuid)
+        return DeviceProbe(index, name, uuid, describe_failure(err, major, driver), pci)
+    return DeviceProbe(index, name, uuid, "", pci)
 
 
 class _WrongResult(Exception):
@@ -308,11 +312,31 @@ def describe_failure(err: BaseException, cuda_major: int = 0, driver_version: in
 
 
 def nvml_uuid(raw: object) -> str:
-    """CUDA's 16-byte device UUID as NVML prints it (``GPU-8-4-4-4-12`` hex), or ""."""
+    """CUDA's 16-byte device UUID as NVML prints it (``GPU-8-4-4-4-12`` hex), or "".
+
+    "" also when CuPy returns fewer bytes: its properties convert the UUID's ``char[16]``
+    like a C string, so a UUID with a zero byte may arrive cut short (pair by PCI bus id).
+    """
     if isinstance(raw, bytes | bytearray) and len(raw) == 16:
         h = bytes(raw).hex()
         return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
     return ""
+
+
+def normalize_pci_bus_id(text: str) -> str:
+    """One spelling of ``domain:bus:device.function`` (CUDA: 0000:01:00.0, NVML: 00000000:...)."""
+    match = re.fullmatch(r"\s*([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+)\.([0-7])\s*", text)
+    if match is None:
+        return ""
+    domain, bus, device, function = (int(g, 16) for g in match.groups())
+    return f"{domain:04x}:{bus:02x}:{device:02x}.{function}"
+
+
+def _pci_bus_id(cupy: Any, index: int) -> str:
+    try:
+        return normalize_pci_bus_id(_text(cupy.cuda.Device(index).pci_bus_id))
+    except Exception:  # an attribute the fake or an old CuPy lacks: the UUID still pairs
+        return ""
 
 
 def _error_name(err: BaseException, text: str) -> str:

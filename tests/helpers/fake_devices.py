@@ -103,6 +103,11 @@ class FakeArray(np.ndarray):  # type: ignore[type-arg]
     def get(self, stream: Any = None) -> npt.NDArray[Any]:
         return np.array(self, copy=True)
 
+    # CuPy's ndarray.device is a Device; NumPy 2's is the string "cpu".
+    @property
+    def device(self) -> FakeDevice:  # type: ignore[override]
+        return FakeDevice(self.device_id)
+
 
 class _Thread(threading.local):
     def __init__(self) -> None:
@@ -202,6 +207,10 @@ class FakeDevice:
 
     def synchronize(self) -> None:
         _fake().runtime.complete_device(self.id)
+
+    @property
+    def pci_bus_id(self) -> str:
+        return f"0000:{self.id + 1:02X}:00.0"
 
     @property
     def attributes(self) -> dict[str, int]:

@@ -10,7 +10,7 @@ import pytest
 
 from core.node.fake_nvml import FakeNvml
 from kernels.backend import BackendError, choose_backends, cupy_status, parse_gpus
-from kernels.cuda_probe import describe_failure, nvml_uuid, probe_cuda
+from kernels.cuda_probe import describe_failure, normalize_pci_bus_id, nvml_uuid, probe_cuda
 from tests.helpers.fake_devices import cuda_error, install_fake_cupy
 
 AUTO = {"OMNITENSOR_BACKEND": "auto"}
@@ -177,9 +177,12 @@ def test_describe_failure_and_uuid_helpers() -> None:
     assert describe_failure(cuda_error(209)) == (
         "this CuPy build has no kernels for this GPU's architecture"
     )
+    assert normalize_pci_bus_id("00000000:0A:00.0") == "0000:0a:00.0"
+    assert normalize_pci_bus_id("0000:0a:00.0") == "0000:0a:00.0"
+    assert normalize_pci_bus_id("bogus") == ""
     raw = bytes(range(16))
     assert nvml_uuid(raw) == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
-    assert nvml_uuid(b"short") == nvml_uuid(None) == ""
+    assert nvml_uuid(b"short") == nvml_uuid(None) == ""  # cut at a zero byte: unknown
 
 
 def test_the_probe_numbers_devices_as_nvidia_smi_does(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,6 +214,7 @@ def test_one_backend_per_usable_device(monkeypatch: pytest.MonkeyPatch) -> None:
     nvml_uuids = [nvml.nvmlDeviceGetUUID(h) for h in handles]
     nvml.nvmlShutdown()
     assert [b.uuid for b in choice.backends] == nvml_uuids
+    assert [b.pci_bus_id for b in choice.backends] == [f"0000:{i:02x}:00.0" for i in (1, 2, 3, 4)]
     # The same device gives the same backend (its stream lives as long as the process).
     assert choose_backends([2], AUTO).backends[0] is choice.backends[2]
     assert len(fake.gpus) == 4
