@@ -60,7 +60,19 @@ def run_suite(
     should_stop: Callable[[], bool] | None = None,
     seed: int | None = None,
 ) -> dict[str, object]:
-    """Run every stage and return the results; raises BenchmarkCancelled when stopped."""
+    """Run every stage on the backend's device; raises BenchmarkCancelled when stopped."""
+    with backend.activate():
+        return _run(backend, quick=quick, progress=progress, should_stop=should_stop, seed=seed)
+
+
+def _run(
+    backend: Backend,
+    *,
+    quick: bool,
+    progress: ProgressFn | None,
+    should_stop: Callable[[], bool] | None,
+    seed: int | None,
+) -> dict[str, object]:
     report = _reporter(progress)
     seed = secrets.randbits(63) if seed is None else seed
     sizes = gemm_sizes(backend, quick=quick)
@@ -73,6 +85,8 @@ def run_suite(
     results: dict[str, object] = {
         "backend": backend.name,
         "device": backend.device,
+        "device_index": backend.index,  # CUDA device id; None on NumPy
+        "uuid": backend.uuid,  # matches the GPU's telemetry (NVML UUID); "" on NumPy
         "llc_bytes": backend.llc_bytes,
         "quick": quick,
         "seed": seed,
@@ -124,7 +138,8 @@ def run_suite(
 
 def _verify_one_product(backend: Backend, n: int, seed: int) -> dict[str, object]:
     # Play both sides of the protocol: compute and commit as a worker would, then check as
-    # the coordinator does, regenerating A and B from the seed on the host.
+    # the coordinator does, regenerating A and B from the seed on the host. The fp32 GEMM
+    # is true fp32 on CuPy (kernels/cuda_probe.pin_fp32): TF32 would fail this check.
     a, b = make_operands(backend, n, "float32", seed)
     c = backend.to_host(gemm(backend, a, b))
     del a, b

@@ -41,6 +41,8 @@ class BackendInfo(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     device: str
     error: str | None
+    note: str | None = None
+    """Devices left out and why (a GPU that failed its probe, CuPy not usable), if any."""
 
 
 # -- telemetry and the guard ------------------------------------------------------------------

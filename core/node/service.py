@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,7 +31,7 @@ from core.api.views import (
 )
 from core.config import Config
 from core.datadir import DataDirLock, prepare_data_dir
-from core.errors import CommandError
+from core.errors import CommandError, KernelError
 from core.identity import Identity, load_or_create_identity, short_id
 from core.node.bench import Benchmarks
 from core.node.commands import NodeCommands
@@ -111,6 +111,7 @@ class Node:
         self.backend_name = "unknown"
         self.backend_device = ""
         self.backend_error: str | None = None
+        self.backend_note: str | None = None  # devices left out, and why (for status)
         self.started_ts = 0.0
         self._started_mono = 0.0
         self.stopped = asyncio.Event()
@@ -204,20 +205,29 @@ class Node:
             self._link_task = None
 
     async def _select_backend(self) -> None:
-        from kernels.backend import BackendError, select_backend
+        """Probe the devices (off the loop: a tiny GEMM on each) and give each a thread."""
+        from kernels.backend import BackendError, choose_backends
+
+        def choose(devices: Sequence[int] | None) -> Any:
+            return choose_backends(devices, self._backend_env)
 
         loop = asyncio.get_running_loop()
         try:
-            backend = await loop.run_in_executor(
-                self._kernel_thread, select_backend, self._backend_env
+            plan = await loop.run_in_executor(
+                self._kernel_thread,
+                lambda: plan_devices(
+                    choose,
+                    fake_gpus=self.config.fake_gpus,
+                    selected=self.config.gpus,
+                    frame=self.frame,
+                ),
             )
-        except BackendError as exc:
-            self.backend_name, self.backend_error = "none", str(exc)
-            return
-        self.backend_name, self.backend_device = backend.name, backend.device
-        # A GPU selection that names no GPU here stops the node (KernelError, one line).
-        plan = plan_devices(backend, fake_gpus=self.config.fake_gpus, selected=self.config.gpus)
-        self.devices = make_devices(plan, self._backend_env, self._kernel_thread)
+        except BackendError as exc:  # forced but unusable: never start taking tasks
+            raise KernelError(str(exc)) from None
+        first = plan.devices[0][0]
+        self.backend_name, self.backend_device = first.name, first.device
+        self.backend_note = plan.note or None
+        self.devices = make_devices(plan, self._kernel_thread)
 
     async def run_in_kernel_thread(self, fn: Callable[[Any], Any]) -> Any:
         """Run ``fn(backend)`` on the first device's thread (which owns its context)."""
@@ -344,7 +354,10 @@ class Node:
                 uptime_s=round(time.monotonic() - self._started_mono, 3),
             ),
             backend=BackendInfo(
-                name=self.backend_name, device=self.backend_device, error=self.backend_error
+                name=self.backend_name,
+                device=self.backend_device,
+                error=self.backend_error,
+                note=self.backend_note,
             ),
             telemetry=telemetry_view(self.frame) if self.frame is not None else None,
             guard=guard_view(self.guard_state) if self.guard_state is not None else None,

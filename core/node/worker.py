@@ -119,6 +119,10 @@ class Worker:
         await asyncio.gather(self._compute_loop(), self._challenge_loop())
 
     async def _compute_loop(self) -> None:
+        from kernels.work_unit import warm_up
+
+        # Compiled kernels, cuBLAS handle, hasher self-check: paid before the first unit.
+        await self.node.run_on_device(self.index, warm_up)
         while True:
             unit = await self.units.get()
             # Polled: the guard changes at most once per telemetry tick.

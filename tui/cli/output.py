@@ -54,6 +54,8 @@ def format_status(snap: NodeSnapshot) -> str:
         "backend    "
         + (f"none: {backend.error}" if backend.error else f"{backend.name} ({backend.device})"),
     ]
+    if backend.note:
+        lines.append(f"devices    {backend.note}")
     telemetry = snap.telemetry
     if telemetry is None or not telemetry.status.available:
         reason = telemetry.status.reason if telemetry is not None else "unknown"
