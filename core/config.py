@@ -82,6 +82,8 @@ class Config:
     fake_gpus: int = 0
     # Which GPUs work (indices among those CUDA makes visible); None: every usable one.
     gpus: tuple[int, ...] | None = None
+    # The sentence-embedding model's files ([inference] model_dir); None: where pip put them.
+    model_dir: Path | None = None
     broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     @property
@@ -164,7 +166,7 @@ def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Turn the file's ``[guard]``, ``[node]`` and ``[broker]`` tables into flat settings."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("guard", "node") and isinstance(value, dict):
+        if key in ("guard", "node", "inference") and isinstance(value, dict):
             flat.update(value)
         elif key == "broker" and isinstance(value, dict):
             for bkey, bvalue in value.items():
@@ -217,6 +219,10 @@ def _apply(
             out["data_dir"] = Path(value).expanduser()
         elif key == "telemetry_interval":
             out["telemetry_interval"] = _check_float(value, here, 0.25, 3600.0)
+        elif key == "model_dir":
+            if not isinstance(value, str | Path) or not str(value):
+                raise ConfigError(f"{here}: {value!r} is not a path")
+            out["model_dir"] = Path(value).expanduser()
         elif key == "gpus":
             out["gpus"] = _check_gpus(value, here)
         elif key == "fake_gpus":
@@ -342,6 +348,8 @@ def load_config(
         env_table["broker.password_file"] = env["OMNITENSOR_BROKER_PASSWORD_FILE"]
     if env.get("OMNITENSOR_NAME"):
         env_table["name"] = env["OMNITENSOR_NAME"]
+    if env.get("OMNITENSOR_MODEL_DIR"):
+        env_table["model_dir"] = env["OMNITENSOR_MODEL_DIR"]
     if env.get("OMNITENSOR_GPUS"):
         env_table["gpus"] = env["OMNITENSOR_GPUS"]
     if env.get("OMNITENSOR_FAKE_GPUS"):

@@ -239,6 +239,30 @@ class FreivaldsCheck(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None
 
 
+class InferenceRun(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The suite's inference stage: the encoder's throughput, or why there is no model."""
+
+    available: bool
+    model: str | None = None
+    sentences_per_s: float | None = None
+    tokens_per_s: float | None = None
+    sentences: int | None = None
+    batch_size: int | None = None
+    dtype: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+
+class ModelView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The sentence-embedding model: installed (where), or what to run to get it."""
+
+    installed: bool
+    model: str
+    path: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+
 class BenchmarkResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The benchmark suite's result. The BLAS peak is measured by a full run on NumPy only."""
 
@@ -253,6 +277,7 @@ class BenchmarkResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     bandwidth: BandwidthRun
     verified: bool
     freivalds: FreivaldsCheck
+    inference: InferenceRun | None = None
 
 
 class LastBenchmark(BenchmarkResult, frozen=True, kw_only=True):
@@ -274,6 +299,7 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     guard: GuardView | None
     work: WorkState
     workers: tuple[WorkerView, ...] = ()
+    model: ModelView | None = None
     """One per device the node works on; empty when it is on no network (nothing to do)."""
     link: LinkView
     counters: Counters

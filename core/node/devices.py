@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from core.config import Config
 from core.errors import KernelError
 from core.node.frames import TelemetryFrame
 
@@ -87,6 +88,31 @@ def plan_devices(
     if selected:
         raise KernelError(f"--gpus {_text(selected)}: this node runs on the CPU (no GPU)")
     return DevicePlan(((first, None, f"CPU: {first.device}"),), choice.note)
+
+
+async def probe_devices(
+    config: Config,
+    env: dict[str, str] | None,
+    frame: TelemetryFrame | None,
+    executor: ThreadPoolExecutor,
+) -> DevicePlan:
+    """Probe and plan on ``executor`` (the first device's thread): the probe runs GEMMs.
+
+    KernelError, one line, when a forced backend cannot run or the selection names no device
+    here: the node then stops before taking any task.
+    """
+    from kernels.backend import BackendError, choose_backends
+
+    def choose(devices: Sequence[int] | None) -> Any:
+        return choose_backends(devices, env)
+
+    def plan() -> DevicePlan:
+        return plan_devices(choose, fake_gpus=config.fake_gpus, selected=config.gpus, frame=frame)
+
+    try:
+        return await asyncio.get_running_loop().run_in_executor(executor, plan)
+    except BackendError as exc:
+        raise KernelError(str(exc)) from None
 
 
 def make_devices(plan: DevicePlan, first_executor: ThreadPoolExecutor) -> list[WorkDevice]:

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,17 +25,18 @@ from core.api.views import (
     NO_LINK,
     BackendInfo,
     BenchmarkResult,
+    ModelView,
     NetworkMode,
     NodeInfo,
     NodeSnapshot,
 )
 from core.config import Config
 from core.datadir import DataDirLock, prepare_data_dir
-from core.errors import CommandError, KernelError
+from core.errors import CommandError
 from core.identity import Identity, load_or_create_identity, short_id
 from core.node.bench import Benchmarks
 from core.node.commands import NodeCommands
-from core.node.devices import WorkDevice, make_devices, plan_devices
+from core.node.devices import WorkDevice, make_devices, probe_devices
 from core.node.frames import TelemetryFrame
 from core.node.guard import GuardConfig, GuardState, ThermalGuard
 from core.node.store import NodeStore
@@ -44,6 +45,7 @@ from core.node.views import (
     counters_view,
     guard_view,
     last_benchmark_view,
+    model_view,
     telemetry_view,
     work_view,
     workers_view,
@@ -112,6 +114,7 @@ class Node:
         self.backend_device = ""
         self.backend_error: str | None = None
         self.backend_note: str | None = None  # devices left out, and why (for status)
+        self.model: ModelView | None = None  # the sentence-embedding model, or how to get it
         self.started_ts = 0.0
         self._started_mono = 0.0
         self.stopped = asyncio.Event()
@@ -147,6 +150,7 @@ class Node:
             self.frame = await self.sampler.sample()
             self.guard_state = self.guard.update(self.frame)
             await self._select_backend()
+            self.model = await asyncio.to_thread(model_view, self.config.model_dir)
         except BaseException:
             await self._close_resources()
             raise
@@ -206,24 +210,7 @@ class Node:
 
     async def _select_backend(self) -> None:
         """Probe the devices (off the loop: a tiny GEMM on each) and give each a thread."""
-        from kernels.backend import BackendError, choose_backends
-
-        def choose(devices: Sequence[int] | None) -> Any:
-            return choose_backends(devices, self._backend_env)
-
-        loop = asyncio.get_running_loop()
-        try:
-            plan = await loop.run_in_executor(
-                self._kernel_thread,
-                lambda: plan_devices(
-                    choose,
-                    fake_gpus=self.config.fake_gpus,
-                    selected=self.config.gpus,
-                    frame=self.frame,
-                ),
-            )
-        except BackendError as exc:  # forced but unusable: never start taking tasks
-            raise KernelError(str(exc)) from None
+        plan = await probe_devices(self.config, self._backend_env, self.frame, self._kernel_thread)
         first = plan.devices[0][0]
         self.backend_name, self.backend_device = first.name, first.device
         self.backend_note = plan.note or None
@@ -366,6 +353,7 @@ class Node:
                 progress=self.bench.progress,
                 guard=self.guard_state,
             ),
+            model=self.model,
             workers=workers_view(self.link.workers, self.devices, self.work_paused)
             if self.link is not None
             else (),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -20,6 +21,7 @@ from core.api.views import (
     GpuGuardView,
     GuardView,
     LastBenchmark,
+    ModelView,
     TelemetryView,
     WorkBenchmarking,
     WorkerStateName,
@@ -132,3 +134,10 @@ def workers_view(
             )
         )
     return tuple(views)
+
+
+def model_view(model_dir: Path | None) -> ModelView:
+    """Whether the sentence-embedding model is installed (cheap: looks for its files)."""
+    from kernels.inference.model import model_status
+
+    return msgspec.convert(model_status(model_dir), ModelView)

