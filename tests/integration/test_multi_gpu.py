@@ -100,3 +100,36 @@ async def test_a_selection_naming_no_gpu_here_stops_the_node(tmp_path: Path) -> 
     with pytest.raises(KernelError, match=r"--gpus 0,5: no GPU 5 here \(GPUs: 0..1\)"):
         async with Node(config, nvml=FakeNvml.with_gpus(2)):
             pass
+
+
+async def test_each_cuda_device_gets_its_own_worker_on_the_cupy_path(
+    mosquitto: MosquittoProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CuPy path itself (a fake multi-device CuPy): a backend bound to each device,
+    paired with telemetry by UUID, units computed on the device they were issued to."""
+    from tests.helpers.fake_devices import fake_gpus, install_fake_cupy
+
+    nvml = FakeNvml.with_gpus(2)
+    fake = install_fake_cupy(monkeypatch, fake_gpus(2, nvml))
+    monkeypatch.setenv("OMNITENSOR_BACKEND", "auto")
+    async with running_coordinator(tmp_path / "coord", mosquitto.url) as coordinator:
+        config = load_config(
+            {
+                "data_dir": str(tmp_path / "n"),
+                "name": "rig",
+                "broker_url": mosquitto.url,
+                "coordinator_key": coordinator.node_id,
+            }
+        )
+        node = Node(config, nvml=nvml, network_url=mosquitto.url, backend_env={})
+        async with node:
+            assert node.backend_name == "cupy"
+            assert [(d.gpu, d.backend.index) for d in node.devices] == [(0, 0), (1, 1)]
+
+            async def both_worked() -> bool:
+                snap = await node.command(GetSnapshot())
+                return len(snap.workers) == 2 and all(w.done >= 1 for w in snap.workers)
+
+            await wait_until(both_worked, within=90, what="units on both CUDA devices")
+    # Each device ran GEMMs of its own (the fake raises on arrays of another device).
+    assert fake.gpus[0].gemms > 0 and fake.gpus[1].gemms > 0
