@@ -80,6 +80,10 @@ class Config:
     resume_power_fraction: float | None = 0.90
     # Demo/benchmark aid: a positive number runs the node on that many fake GPUs.
     fake_gpus: int = 0
+    # Which GPUs work (indices among those CUDA makes visible); None: every usable one.
+    gpus: tuple[int, ...] | None = None
+    # The sentence-embedding model's files ([inference] model_dir); None: where pip put them.
+    model_dir: Path | None = None
     broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     @property
@@ -159,10 +163,10 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Turn the file's ``[guard]`` and ``[broker]`` tables into flat settings."""
+    """Turn the file's ``[guard]``, ``[node]`` and ``[broker]`` tables into flat settings."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
-        if key == "guard" and isinstance(value, dict):
+        if key in ("guard", "node", "inference") and isinstance(value, dict):
             flat.update(value)
         elif key == "broker" and isinstance(value, dict):
             for bkey, bvalue in value.items():
@@ -172,6 +176,28 @@ def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         else:
             flat[key] = value
     return flat
+
+
+def _check_gpus(value: object, where: str) -> tuple[int, ...] | None:
+    """``"0,2"`` (a flag or env var), ``[0, 2]`` (TOML) or ``"all"``: GPU indices to use."""
+    if value is None or value == "all":
+        return None
+    items: list[object]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        raise ConfigError(f"{where}: {value!r} is not a list of GPU indices (like 0,2)")
+    indices: list[int] = []
+    for item in items:
+        text = str(item)
+        if isinstance(item, bool) or not text.isdigit() or int(text) > 63:
+            raise ConfigError(f"{where}: {item!r} is not a GPU index (0..63)")
+        indices.append(int(text))
+    if not indices or len(set(indices)) != len(indices):
+        raise ConfigError(f"{where}: {value!r} must name each GPU once, at least one")
+    return tuple(indices)
 
 
 def _apply(
@@ -193,6 +219,12 @@ def _apply(
             out["data_dir"] = Path(value).expanduser()
         elif key == "telemetry_interval":
             out["telemetry_interval"] = _check_float(value, here, 0.25, 3600.0)
+        elif key == "model_dir":
+            if not isinstance(value, str | Path) or not str(value):
+                raise ConfigError(f"{here}: {value!r} is not a path")
+            out["model_dir"] = Path(value).expanduser()
+        elif key == "gpus":
+            out["gpus"] = _check_gpus(value, here)
         elif key == "fake_gpus":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
                 raise ConfigError(f"{here}: {value!r} must be a whole number 0..16")
@@ -316,6 +348,10 @@ def load_config(
         env_table["broker.password_file"] = env["OMNITENSOR_BROKER_PASSWORD_FILE"]
     if env.get("OMNITENSOR_NAME"):
         env_table["name"] = env["OMNITENSOR_NAME"]
+    if env.get("OMNITENSOR_MODEL_DIR"):
+        env_table["model_dir"] = env["OMNITENSOR_MODEL_DIR"]
+    if env.get("OMNITENSOR_GPUS"):
+        env_table["gpus"] = env["OMNITENSOR_GPUS"]
     if env.get("OMNITENSOR_FAKE_GPUS"):
         raw = env["OMNITENSOR_FAKE_GPUS"]
         if not raw.isdigit():

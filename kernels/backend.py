@@ -1,210 +1,148 @@
-"""Pick the array module the kernels run on: CuPy on a CUDA device, NumPy otherwise.
+"""Choose the backends the kernels run on: CuPy on each CUDA device that proves itself, or NumPy.
 
-Kernels take a :class:`Backend` and use ``backend.xp`` as their array module, so one body
-of code runs on both. Everything that differs between the two (synchronising, timing,
-moving data to and from the device) lives here, selected by ``Backend.name``.
+``OMNITENSOR_BACKEND`` says which (``auto``, the default; ``numpy``; ``cupy``):
+
+* ``auto``: one backend per usable CUDA device (all visible ones, or those selected), each
+  proven by ``kernels.cuda_probe`` first; with none, NumPy, and :class:`BackendChoice`
+  keeps the exact reason for the node's status.
+* ``cupy``: the same, but CuPy unusable, or a selected device failing its probe, is a
+  :class:`BackendError`: a node told to use the GPU must not start on the CPU instead.
+* ``numpy``: the host only.
+
+Device numbers are CUDA device ids: indices in the set ``CUDA_VISIBLE_DEVICES`` leaves
+visible. The probe sets ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (unless set) before CUDA starts,
+so with nothing hidden they are ``nvidia-smi``'s numbers; ``Backend.uuid`` ties each one
+to its NVML telemetry whatever the order.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import platform
-import re
-import statistics
-import time
-import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+from kernels.backend_base import (
+    BACKEND_CHOICES,
+    ENV_VAR,
+    Array,
+    Backend,
+    BackendError,
+    BenchmarkCancelled,
+    numpy_backend,
+    parse_cache_size,
+    timed_trials,
+)
+from kernels.cuda_probe import CudaProbe, DeviceProbe, cupy_backend, probe_cuda
 
-# A NumPy or CuPy array. CuPy ships no type information, so device arrays are ``Any``.
-Array: TypeAlias = Any
-
-ENV_VAR = "OMNITENSOR_BACKEND"
-BACKEND_CHOICES = ("auto", "numpy", "cupy")
-
-_DEFAULT_LLC_BYTES = 32 * 1024 * 1024
-_CPU_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
-_CPUINFO = Path("/proc/cpuinfo")
-
-
-class BackendError(Exception):
-    """The requested backend cannot be used; ``str(err)`` is one line for the user."""
-
-
-class BenchmarkCancelled(Exception):
-    """A benchmark stopped early because its ``should_stop`` callback returned True."""
+__all__ = [
+    "BACKEND_CHOICES",
+    "ENV_VAR",
+    "Array",
+    "Backend",
+    "BackendChoice",
+    "BackendError",
+    "BenchmarkCancelled",
+    "backends_for",
+    "choose_backends",
+    "cupy_status",
+    "numpy_backend",
+    "parse_cache_size",
+    "parse_gpus",
+    "select_backend",
+    "timed_trials",
+]
 
 
 @dataclass(frozen=True)
-class Backend:
-    """An array module plus what the kernels need to know about the device behind it."""
+class BackendChoice:
+    """The backends to run work on (one per device), and what the node should say about it."""
 
-    name: str  # "numpy" or "cupy"
-    xp: types.ModuleType
-    device: str
-    llc_bytes: int
+    backends: tuple[Backend, ...]
+    probe: CudaProbe | None  # None when NumPy was asked for
+    note: str  # "" or one line: why not CuPy, or which selected devices were left out
 
     @property
-    def is_cupy(self) -> bool:
-        """True when arrays live on a CUDA device."""
-        return self.name == "cupy"
-
-    def synchronize(self) -> None:
-        """Wait until all queued device work is done (NumPy work is already done)."""
-        if self.is_cupy:
-            self.xp.cuda.get_current_stream().synchronize()
-
-    def to_host(self, a: Array) -> npt.NDArray[Any]:
-        """Copy ``a`` to host memory as a NumPy array (no copy on NumPy)."""
-        if self.is_cupy:
-            host: npt.NDArray[Any] = self.xp.asnumpy(a)
-            return host
-        return np.asarray(a)
-
-    def asarray(self, host_array: npt.NDArray[Any]) -> Array:
-        """Move a NumPy array to the device (no copy on NumPy)."""
-        return self.xp.asarray(host_array)
-
-    def time_call(self, fn: Callable[[], object]) -> float:
-        """Run ``fn`` once and return how long it took on the device, in seconds."""
-        if self.is_cupy:
-            # Kernel launches are asynchronous: wall-clock time around fn() would measure
-            # the launch, not the work. CUDA events time the work on the stream itself.
-            cuda = self.xp.cuda
-            start = cuda.Event()
-            end = cuda.Event()
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            return float(cuda.get_elapsed_time(start, end)) / 1e3
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
+    def fallback(self) -> bool:
+        """True when CUDA devices were wanted or possible but the work runs on NumPy."""
+        return self.probe is not None and not self.backends[0].is_cupy
 
 
-def timed_trials(
-    backend: Backend,
-    fn: Callable[[], object],
-    *,
-    trials: int,
-    warmup: int,
-    should_stop: Callable[[], bool] | None = None,
-    on_step: Callable[[float], None] | None = None,
-) -> float:
-    """Run ``fn`` ``warmup`` times untimed, then ``trials`` times timed; return the median.
+def choose_backends(
+    devices: Sequence[int] | None = None, env: Mapping[str, str] | None = None
+) -> BackendChoice:
+    """Probe CuPy (once per process) and pick the backends; see the module docstring.
 
-    ``should_stop`` is polled before every run and raises :class:`BenchmarkCancelled`;
-    ``on_step`` gets the fraction of runs done after each one.
+    ``devices`` (``--gpus 0,2``) selects CUDA device ids; None means every usable one.
+    Raises :class:`BackendError` (one line) for a bad ``OMNITENSOR_BACKEND``, a device id
+    that is not visible, or a forced ``cupy`` that cannot run.
     """
-    if trials < 1:
-        raise ValueError(f"trials must be at least 1, got {trials}")
-    if warmup < 0:
-        raise ValueError(f"warmup must not be negative, got {warmup}")
-    total = warmup + trials
-    times: list[float] = []
-    for step in range(total):
-        if should_stop is not None and should_stop():
-            raise BenchmarkCancelled("benchmark cancelled")
-        elapsed = backend.time_call(fn)
-        if step >= warmup:
-            times.append(elapsed)
-        if on_step is not None:
-            on_step((step + 1) / total)
-    return statistics.median(times)
+    choice = _choice(os.environ if env is None else env)
+    if choice == "numpy":
+        return BackendChoice((numpy_backend(),), None, "")
+    probe = probe_cuda()
+    forced = choice == "cupy"
+    if not probe.ok:
+        if forced:
+            raise BackendError(f"{ENV_VAR}=cupy but CuPy cannot be used: {probe.reason}")
+        return BackendChoice((numpy_backend(),), probe, f"CuPy not used: {probe.reason}")
+    wanted = _wanted(devices, probe)
+    skipped = [d for d in wanted if not d.usable]
+    if forced and skipped:
+        bad = skipped[0]
+        raise BackendError(f"{ENV_VAR}=cupy but GPU {bad.index} cannot be used: {bad.reason}")
+    note = "; ".join(f"GPU {d.index} not used: {d.reason}" for d in skipped)
+    usable = [d for d in wanted if d.usable]
+    if not usable:
+        return BackendChoice((numpy_backend(),), probe, note)
+    return BackendChoice(tuple(cupy_backend(d.index) for d in usable), probe, note)
+
+
+def backends_for(
+    devices: Sequence[int] | None = None, env: Mapping[str, str] | None = None
+) -> list[Backend]:
+    """One backend per device to run work on (a single NumPy backend without CUDA)."""
+    return list(choose_backends(devices, env).backends)
+
+
+def select_backend(env: Mapping[str, str] | None = None) -> Backend:
+    """The first backend :func:`choose_backends` picks (the benchmark's, on one device)."""
+    return choose_backends(None, env).backends[0]
 
 
 def cupy_status() -> tuple[bool, str]:
     """Say whether CuPy can run here: ``(True, "")`` or ``(False, reason)``."""
-    try:
-        import cupy
-    except ImportError:
-        return False, "cupy is not installed"
-    except Exception as err:  # a broken install can raise anything while loading CUDA libs
-        return False, f"cupy failed to import: {_one_line(err)}"
-    try:
-        count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as err:  # CUDARuntimeError (a RuntimeError), OSError from the driver...
-        return False, f"no CUDA device: {_one_line(err)}"
-    if count <= 0:
-        return False, "no CUDA device: the CUDA runtime reports 0 devices"
-    return True, ""
+    probe = probe_cuda()
+    return probe.ok, probe.reason
 
 
-def select_backend(env: Mapping[str, str] | None = None) -> Backend:
-    """Build the backend named by ``OMNITENSOR_BACKEND`` (auto, numpy or cupy)."""
-    environ = os.environ if env is None else env
+def parse_gpus(text: str) -> tuple[int, ...]:
+    """Parse a ``--gpus`` value such as ``0,2`` (CUDA device ids; no duplicates)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p.isdigit() for p in parts):
+        raise BackendError(f"--gpus {text!r}: expected device numbers such as 0,2")
+    ids = tuple(int(p) for p in parts)
+    if len(set(ids)) != len(ids):
+        raise BackendError(f"--gpus {text!r}: a device is listed twice")
+    return ids
+
+
+def _choice(environ: Mapping[str, str]) -> str:
     raw = environ.get(ENV_VAR, "auto")
     choice = raw.strip().lower() or "auto"
     if choice not in BACKEND_CHOICES:
         raise BackendError(f"{ENV_VAR}={raw} is not one of {', '.join(BACKEND_CHOICES)}")
-    if choice == "numpy":
-        return numpy_backend()
-    ok, reason = cupy_status()
-    if choice == "cupy" and not ok:
-        raise BackendError(f"{ENV_VAR}=cupy but CuPy cannot be used: {reason}")
-    return _cupy_backend() if ok else numpy_backend()
+    return choice
 
 
-@functools.cache
-def numpy_backend() -> Backend:
-    """The host backend; always available (made once: it reads /proc and /sys)."""
-    return Backend(name="numpy", xp=np, device=_cpu_name(), llc_bytes=_cpu_llc_bytes())
-
-
-def _cupy_backend() -> Backend:
-    import cupy
-
-    device_id = int(cupy.cuda.runtime.getDevice())
-    props = cupy.cuda.runtime.getDeviceProperties(device_id)
-    name = props.get("name", b"CUDA device")
-    if isinstance(name, bytes):
-        name = name.decode(errors="replace")
-    l2 = int(cupy.cuda.Device(device_id).attributes.get("L2CacheSize", 0))
-    if l2 <= 0:
-        l2 = int(props.get("l2CacheSize", 0)) or _DEFAULT_LLC_BYTES
-    return Backend(name="cupy", xp=cupy, device=str(name), llc_bytes=l2)
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
-def _cpu_name() -> str:
-    try:
-        for line in _CPUINFO.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def parse_cache_size(text: str) -> int | None:
-    """Parse a sysfs cache size such as ``32768K`` or ``1M`` into bytes."""
-    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text, flags=re.IGNORECASE)
-    if match is None:
-        return None
-    scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[match.group(2).upper()]
-    return int(match.group(1)) * scale
-
-
-def _cpu_llc_bytes(cache_dir: Path = _CPU_CACHE_DIR) -> int:
-    # The largest cache cpu0 sees is the last level; sysfs may be absent (containers, macOS).
-    sizes: list[int] = []
-    try:
-        for size_file in cache_dir.glob("index*/size"):
-            size = parse_cache_size(size_file.read_text())
-            if size:
-                sizes.append(size)
-    except OSError:
-        pass
-    return max(sizes, default=_DEFAULT_LLC_BYTES)
+def _wanted(devices: Sequence[int] | None, probe: CudaProbe) -> list[DeviceProbe]:
+    if devices is None:
+        return list(probe.devices)
+    by_index = {d.index: d for d in probe.devices}
+    for index in devices:
+        if index not in by_index:
+            last = len(probe.devices) - 1
+            visible = f" (CUDA_VISIBLE_DEVICES={probe.visible!r})" if probe.visible else ""
+            raise BackendError(
+                f"GPU {index} is not a visible CUDA device: the visible ones are 0-{last}{visible}"
+            )
+    return [by_index[i] for i in dict.fromkeys(devices)]

@@ -78,17 +78,18 @@ def benchmark_bandwidth(
     array_bytes = triad_array_bytes(backend.llc_bytes, min_bytes, max_bytes)
     elements = array_bytes // _ITEMSIZE
     xp = backend.xp
-    a = xp.empty(elements, dtype=xp.float32)
-    b = xp.full(elements, _B_VALUE, dtype=xp.float32)
-    c = xp.full(elements, _C_VALUE, dtype=xp.float32)
-    run = _triad_fn(backend, a, b, c)
-    median_s = timed_trials(
-        backend, run, trials=trials, warmup=warmup, should_stop=should_stop, on_step=progress
-    )
-    # A triad that silently did nothing would report a fantastic rate: check its output.
-    expected = xp.float32(_B_VALUE) + TRIAD_SCALAR * xp.float32(_C_VALUE)
-    if not bool(xp.all(a == expected)):
-        raise RuntimeError("triad kernel produced wrong values")
+    with backend.activate():
+        a = xp.empty(elements, dtype=xp.float32)
+        b = xp.full(elements, _B_VALUE, dtype=xp.float32)
+        c = xp.full(elements, _C_VALUE, dtype=xp.float32)
+        run = _triad_fn(backend, a, b, c)
+        median_s = timed_trials(
+            backend, run, trials=trials, warmup=warmup, should_stop=should_stop, on_step=progress
+        )
+        # A triad that silently did nothing would report a fantastic rate: check its output.
+        expected = xp.float32(_B_VALUE) + TRIAD_SCALAR * xp.float32(_C_VALUE)
+        if not bool(xp.all(a == expected)):
+            raise RuntimeError("triad kernel produced wrong values")
     median_s = max(median_s, 1e-9)  # guard a zero clock tick against division by zero
     bytes_moved = ACCESSES_PER_ELEMENT[backend.name] * array_bytes
     return BandwidthResult(

@@ -34,6 +34,17 @@ What this catches and what it cannot:
   <= 1/2 and k independent rounds with probability <= 2**-k. At least 2 rounds are run.
 * Non-finite entries, a wrong shape or a result that does not match its commitment fail
   before any arithmetic.
+
+TF32 is not covered. With ``CUPY_TF32=1`` (or cuBLAS's TF32 math mode) a float32 GEMM
+first rounds A and B to 10 mantissa bits, a relative error of up to 2**-11 per operand.
+Measured with TF32 emulated on NumPy (tests/kernels/test_tf32.py), the deviation is 11x the
+tolerance at n = 128, 4x at the quick suite's n = 512 and about 1x at n = 2048: an honest
+TF32 product fails the float32 check. The bound grows faster with n than TF32's error
+(Cauchy-Schwarz), so at the full GPU size (8192) a TF32 product would pass and the suite
+would report TF32 throughput as fp32. Either way the CuPy backend pins float32 GEMMs to
+fp32 (``kernels.cuda_probe.pin_fp32``) and its probe checks that they are. The network's
+work units are unaffected: their small-integer operands are exact in TF32
+(docs/work-units.md).
 """
 
 from __future__ import annotations

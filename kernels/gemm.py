@@ -51,7 +51,8 @@ def make_operands(xp_backend: Backend, n: int, dtype: str, seed: int) -> tuple[A
 
 def gemm(backend: Backend, a: Array, b: Array) -> Array:
     """The product ``a @ b`` computed on the backend's device."""
-    return backend.xp.matmul(a, b)
+    with backend.activate():
+        return backend.xp.matmul(a, b)
 
 
 def gemm_flops(n: int) -> int:
@@ -75,15 +76,16 @@ def benchmark_gemm(
     Raises :class:`BenchmarkCancelled` when ``should_stop()`` turns True between runs;
     ``progress`` gets the fraction of runs done.
     """
-    a, b = make_operands(backend, n, dtype, seed)
-    median_s = timed_trials(
-        backend,
-        lambda: gemm(backend, a, b),
-        trials=trials,
-        warmup=warmup,
-        should_stop=should_stop,
-        on_step=progress,
-    )
+    with backend.activate():
+        a, b = make_operands(backend, n, dtype, seed)
+        median_s = timed_trials(
+            backend,
+            lambda: gemm(backend, a, b),
+            trials=trials,
+            warmup=warmup,
+            should_stop=should_stop,
+            on_step=progress,
+        )
     # A clock tick of zero would divide by zero; the clock's resolution is the honest floor.
     median_s = max(median_s, 1e-9)
     return GemmResult(

@@ -246,13 +246,16 @@ def select_hasher(backend: Backend, prefer: str | None = None) -> Hasher:
     order = ["cuda", "vector", "host"] if backend.is_cupy else ["host"]
     if prefer is not None:
         order = [prefer]
-    key = (backend.name, backend.device, ",".join(order))
+    # Per device, not per model: eight identical cards are eight devices, each checked.
+    key = (backend.name, f"{backend.index}:{backend.device}", ",".join(order))
     if key in _CACHE:
         return _CACHE[key]
     for name in order:
         try:
             fn = _make(backend, name)
-            if _self_check(backend, fn):
+            with backend.activate():
+                checked = _self_check(backend, fn)
+            if checked:
                 hasher = Hasher(name=name, backend=backend, fn=fn)
                 _CACHE[key] = hasher
                 return hasher

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,16 @@ STAGE_GEMM_FP16 = "gemm_fp16"
 STAGE_BLAS_PEAK = "blas_peak"
 STAGE_BANDWIDTH = "bandwidth"
 STAGE_VERIFY = "verify"
+STAGE_INFERENCE = "inference"
 # Every stage in the order it runs; blas_peak only runs in a full run on NumPy.
-STAGES = (STAGE_GEMM_FP32, STAGE_GEMM_FP16, STAGE_BLAS_PEAK, STAGE_BANDWIDTH, STAGE_VERIFY)
+STAGES = (
+    STAGE_GEMM_FP32,
+    STAGE_GEMM_FP16,
+    STAGE_BLAS_PEAK,
+    STAGE_BANDWIDTH,
+    STAGE_VERIFY,
+    STAGE_INFERENCE,
+)
 
 BLAS_PEAK_SIZES = (1024, 2048, 3072)
 _FULL_BANDWIDTH_MIN_BYTES = 256 * 1024 * 1024
@@ -37,10 +46,16 @@ _VERIFY_ROUNDS = 2
 ProgressFn = Callable[[str, float], None]
 
 
-def stage_names(backend: Backend, *, quick: bool = False) -> tuple[str, ...]:
+def stage_names(
+    backend: Backend, *, quick: bool = False, inference: bool = True
+) -> tuple[str, ...]:
     """The stages ``run_suite(backend, quick=quick)`` will report, in order."""
     with_peak = backend.name == "numpy" and not quick
-    return tuple(s for s in STAGES if s != STAGE_BLAS_PEAK or with_peak)
+    return tuple(
+        s
+        for s in STAGES
+        if (s != STAGE_BLAS_PEAK or with_peak) and (s != STAGE_INFERENCE or inference)
+    )
 
 
 def gemm_sizes(backend: Backend, *, quick: bool) -> dict[str, int]:
@@ -59,8 +74,40 @@ def run_suite(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     seed: int | None = None,
+    inference: bool = True,
+    model_dir: Path | None = None,
 ) -> dict[str, object]:
-    """Run every stage and return the results; raises BenchmarkCancelled when stopped."""
+    """Run every stage on the backend's device; raises BenchmarkCancelled when stopped.
+
+    The inference stage encodes sentences with the all-MiniLM-L6-v2 model (from
+    ``model_dir`` or where it is installed); without the model it reports how to get it.
+    """
+    with backend.activate():
+        results = _run(backend, quick=quick, progress=progress, should_stop=should_stop, seed=seed)
+        if inference:
+            from kernels.inference.bench import run_inference_stage
+
+            report = _reporter(progress)
+            report(STAGE_INFERENCE, 0.0)
+            results["inference"] = run_inference_stage(
+                backend,
+                model_dir=model_dir,
+                quick=quick,
+                should_stop=should_stop,
+                progress=_stage_progress(report, STAGE_INFERENCE),
+            )
+            report(STAGE_INFERENCE, 1.0)
+        return results
+
+
+def _run(
+    backend: Backend,
+    *,
+    quick: bool,
+    progress: ProgressFn | None,
+    should_stop: Callable[[], bool] | None,
+    seed: int | None,
+) -> dict[str, object]:
     report = _reporter(progress)
     seed = secrets.randbits(63) if seed is None else seed
     sizes = gemm_sizes(backend, quick=quick)
@@ -73,6 +120,8 @@ def run_suite(
     results: dict[str, object] = {
         "backend": backend.name,
         "device": backend.device,
+        "device_index": backend.index,  # CUDA device id; None on NumPy
+        "uuid": backend.uuid,  # matches the GPU's telemetry (NVML UUID); "" on NumPy
         "llc_bytes": backend.llc_bytes,
         "quick": quick,
         "seed": seed,
@@ -124,7 +173,8 @@ def run_suite(
 
 def _verify_one_product(backend: Backend, n: int, seed: int) -> dict[str, object]:
     # Play both sides of the protocol: compute and commit as a worker would, then check as
-    # the coordinator does, regenerating A and B from the seed on the host.
+    # the coordinator does, regenerating A and B from the seed on the host. The fp32 GEMM
+    # is true fp32 on CuPy (kernels/cuda_probe.pin_fp32): TF32 would fail this check.
     a, b = make_operands(backend, n, "float32", seed)
     c = backend.to_host(gemm(backend, a, b))
     del a, b

@@ -17,6 +17,7 @@ recomputes the challenged tiles when answering (a few GEMMs of 256 x 256 x k).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,7 @@ __all__ = [
     "tile_leaves",
     "unit_from_leaf_digests",
     "verify",
+    "warm_up",
 ]
 
 PRECISIONS = ("float32", "float16")
@@ -70,6 +72,9 @@ PRECISIONS = ("float32", "float16")
 FP16_CHUNK = 512
 LEAVES_PER_TILE = TILE_BLOCKS * TILE_BLOCKS
 BT_CACHE_BYTES = 256 << 20
+# The smallest unit at the usual block: one tile, k = 64 (a few MFLOP).
+WARM_UP_SPEC = WorkSpec(bytes(32), 32 * 8, 32 * 8, 64, 8)
+_WARM: set[tuple[int, str, int | None, str]] = set()
 
 
 @dataclass
@@ -104,6 +109,22 @@ def tile_leaves(xp: Any, c: Array, block: int, tile_rows: int, tile_cols: int) -
     return xp.ascontiguousarray(six).reshape(tile_rows * tile_cols * t * t, block * block)
 
 
+def warm_up(backend: Backend, precision: str = "float32") -> None:
+    """Run the smallest unit once per thread, device and precision (later calls return).
+
+    The first unit in a thread pays for CuPy compiling its kernels, the thread's cuBLAS
+    handle and the hasher's self-check; :func:`compute_unit` calls this first so none of
+    it is timed, and a worker may call it at start so its first unit is not slower.
+    """
+    key = (threading.get_ident(), backend.name, backend.index, precision)
+    if key in _WARM:
+        return
+    _compute(
+        backend, WARM_UP_SPEC, precision=precision, keep_leaves_max=1 << 20, panel=None, hasher=None
+    )
+    _WARM.add(key)
+
+
 def compute_unit(
     backend: Backend,
     spec: WorkSpec,
@@ -113,10 +134,53 @@ def compute_unit(
     panel: int | None = None,
     hasher: Hasher | None = None,
 ) -> UnitResult:
-    """Do the unit's GEMM on ``backend`` and commit to it (``panel``: panel side, entries)."""
+    """Do the unit's GEMM on ``backend`` and commit to it (``panel``: panel side, entries).
+
+    Runs on the backend's device and stream, after a one-off :func:`warm_up`.
+    """
     spec.check()
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    warm_up(backend, precision)
+    return _compute(
+        backend,
+        spec,
+        precision=precision,
+        keep_leaves_max=keep_leaves_max,
+        panel=panel,
+        hasher=hasher,
+    )
+
+
+def _compute(
+    backend: Backend,
+    spec: WorkSpec,
+    *,
+    precision: str,
+    keep_leaves_max: int,
+    panel: int | None,
+    hasher: Hasher | None,
+) -> UnitResult:
+    with backend.activate():
+        return _compute_active(
+            backend,
+            spec,
+            precision=precision,
+            keep_leaves_max=keep_leaves_max,
+            panel=panel,
+            hasher=hasher,
+        )
+
+
+def _compute_active(
+    backend: Backend,
+    spec: WorkSpec,
+    *,
+    precision: str,
+    keep_leaves_max: int,
+    panel: int | None,
+    hasher: Hasher | None,
+) -> UnitResult:
     xp = backend.xp
     hasher = hasher or select_hasher(backend)
     dtype = xp.float32 if precision == "float32" else xp.float16
@@ -219,6 +283,11 @@ def answer(unit: UnitResult, indices: Sequence[int]) -> Proof:
 
 
 def _tile_subtree(unit: UnitResult, tile: int) -> list[npt.NDArray[np.uint32]]:
+    with unit.backend.activate():
+        return _tile_subtree_active(unit, tile)
+
+
+def _tile_subtree_active(unit: UnitResult, tile: int) -> list[npt.NDArray[np.uint32]]:
     backend, spec = unit.backend, unit.spec
     xp = backend.xp
     dtype = xp.float32 if unit.precision == "float32" else xp.float16

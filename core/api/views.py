@@ -41,6 +41,8 @@ class BackendInfo(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     device: str
     error: str | None
+    note: str | None = None
+    """Devices left out and why (a GPU that failed its probe, CuPy not usable), if any."""
 
 
 # -- telemetry and the guard ------------------------------------------------------------------
@@ -151,6 +153,20 @@ class WorkPaused(_Work, frozen=True, kw_only=True, tag="paused"):
 
 WorkState = WorkIdle | WorkBenchmarking | WorkPaused
 
+WorkerStateName = Literal["computing", "idle", "paused"]
+
+
+class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
+    """One device's worker (one per GPU; one on the CPU)."""
+
+    index: int  # the worker's index on the network
+    gpu: int | None  # the GPU it runs on (None: the CPU)
+    label: str
+    state: WorkerStateName
+    unit: str | None = None  # the unit it computes now
+    done: int = 0  # units committed since the node started
+    last_tflops: float | None = None  # the last unit's rate, by the node's own clock
+
 
 # -- the network link and local counters --------------------------------------------------------
 
@@ -223,6 +239,30 @@ class FreivaldsCheck(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None
 
 
+class InferenceRun(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The suite's inference stage: the encoder's throughput, or why there is no model."""
+
+    available: bool
+    model: str | None = None
+    sentences_per_s: float | None = None
+    tokens_per_s: float | None = None
+    sentences: int | None = None
+    batch_size: int | None = None
+    dtype: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+
+class ModelView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The sentence-embedding model: installed (where), or what to run to get it."""
+
+    installed: bool
+    model: str
+    path: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+
 class BenchmarkResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The benchmark suite's result. The BLAS peak is measured by a full run on NumPy only."""
 
@@ -237,6 +277,7 @@ class BenchmarkResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     bandwidth: BandwidthRun
     verified: bool
     freivalds: FreivaldsCheck
+    inference: InferenceRun | None = None
 
 
 class LastBenchmark(BenchmarkResult, frozen=True, kw_only=True):
@@ -257,6 +298,9 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     telemetry: TelemetryView | None
     guard: GuardView | None
     work: WorkState
+    workers: tuple[WorkerView, ...] = ()
+    model: ModelView | None = None
+    """One per device the node works on; empty when it is on no network (nothing to do)."""
     link: LinkView
     counters: Counters
     leaderboards: dict[str, Board]

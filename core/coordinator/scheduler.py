@@ -53,12 +53,22 @@ class Scheduler:
                 gemm_tflops=hello.claimed_tflops,
             )
             node.name = hello.name
-            if first:
-                node.sizing_rate = max(await self.state.store.node_rate(sender), MIN_RATE)
-                log.info("node %s (%s) registered: %s", hello.name, short_id(sender), hello.device)
+        if first:
+            rates = await self.state.store.worker_rates(sender)
+            log.info("node %s (%s) registered: %s", hello.name, short_id(sender), hello.device)
+        else:
+            rates = {}
+        # One slot per announced worker; a claim of more workers than real only brings units
+        # the node cannot finish in time (each is sized and measured on its own).
+        for index in range(hello.workers):
+            slot = node.slot(index)
+            if index in rates:
+                slot.sizing_rate = max(rates[index], MIN_RATE)
+        del node.workers[max(hello.workers, _last_open(node) + 1) :]
         if not node.online:
             node.online = True
-            node.next_issue = min(node.next_issue, now)
+            for slot in node.workers:
+                slot.next_issue = min(slot.next_issue, now)
 
     async def on_presence(self, sender: str, online: bool, now: float) -> None:
         node = self.state.nodes.get(sender)
@@ -70,7 +80,8 @@ class Scheduler:
         node.online = online
         await self.state.store.upsert_node(sender, online=online)
         if online:
-            node.next_issue = min(node.next_issue, now)
+            for slot in node.workers:
+                slot.next_issue = min(slot.next_issue, now)
 
     def seen(self, sender: str, now: float) -> None:
         """Any authentic traffic from a node keeps it live."""
@@ -81,27 +92,27 @@ class Scheduler:
     # -- what the coordinator measured ----------------------------------------------------
 
     async def on_verified(self, unit: Unit, now: float) -> None:
-        """A unit verified: the node's measured rate is its FLOPs over issue-to-verified."""
-        node = self.state.node(unit.node_id)
+        """A unit verified: its worker's measured rate is its FLOPs over issue-to-verified."""
+        slot = self.state.node(unit.node_id).slot(unit.worker)
         rate = unit.flops / max(now - unit.issued_ts, 1e-3)
-        node.rates.append(rate)
-        measured = statistics.median(node.rates)
-        node.sizing_rate = min(measured, node.sizing_rate * GROWTH_CAP)
-        node.missed = 0
-        await self.state.store.set_node_rate(unit.node_id, measured)
+        slot.rates.append(rate)
+        measured = statistics.median(slot.rates)
+        slot.sizing_rate = min(measured, slot.sizing_rate * GROWTH_CAP)
+        slot.missed = 0
+        await self.state.store.set_worker_rate(unit.node_id, unit.worker, measured)
         self._answered(unit)
 
     def on_failed(self, unit: Unit, *, missed_deadline: bool) -> None:
-        node = self.state.node(unit.node_id)
+        slot = self.state.node(unit.node_id).slot(unit.worker)
         if missed_deadline:
-            node.sizing_rate = max(node.sizing_rate / 2, MIN_RATE)
-            node.missed += 1
+            slot.sizing_rate = max(slot.sizing_rate / 2, MIN_RATE)
+            slot.missed += 1
         self._answered(unit)
 
     def _answered(self, unit: Unit) -> None:
-        node = self.state.node(unit.node_id)
-        if node.open_task == unit.task_id:
-            node.open_task = None
+        slot = self.state.node(unit.node_id).slot(unit.worker)
+        if slot.open_task == unit.task_id:
+            slot.open_task = None
 
     # -- issuing ---------------------------------------------------------------------------
 
@@ -122,21 +133,30 @@ class Scheduler:
         if not self.state.is_connected():
             return
         for node_id, node in list(self.state.nodes.items()):
-            if node.bench_wanted and node.open_task is None and self.live(node, now):
-                node.bench_wanted = False
-                await self._issue_safely(node_id, node, "benchmark", now)
+            if not self.live(node, now):
                 continue
-            if not self.live(node, now) or node.next_issue > now or node.open_task is not None:
-                continue
-            await self._issue_safely(node_id, node, "work", now)
+            for index, slot in enumerate(node.workers):
+                if slot.open_task is not None:
+                    continue
+                if node.bench_wanted:
+                    # A benchmark unit goes to the first free worker, ahead of its interval.
+                    node.bench_wanted = False
+                    await self._issue_safely(node_id, node, index, "benchmark", now)
+                elif slot.next_issue <= now:
+                    await self._issue_safely(node_id, node, index, "work", now)
 
-    async def _issue_safely(self, node_id: str, node: NodeState, purpose: str, now: float) -> None:
+    async def _issue_safely(
+        self, node_id: str, node: NodeState, worker: int, purpose: str, now: float
+    ) -> None:
         with contextlib.suppress(aiomqtt.MqttError):  # not sent: issued again once reconnected
-            await self.issue(node_id, node, purpose, now)
+            await self.issue(node_id, node, purpose, now, worker=worker)
 
-    async def issue(self, node_id: str, node: NodeState, purpose: str, now: float) -> Unit:
+    async def issue(
+        self, node_id: str, node: NodeState, purpose: str, now: float, *, worker: int = 0
+    ) -> Unit:
         settings = self.state.settings
-        spec = spec_for(node.sizing_rate, settings.unit_seconds)
+        slot = node.slot(worker)
+        spec = spec_for(slot.sizing_rate, settings.unit_seconds)
         unit = Unit(
             task_id=f"u{int(now * 1000):x}{secrets.token_hex(4)}",
             node_id=node_id,
@@ -148,14 +168,16 @@ class Scheduler:
             block=spec.block,
             flops=spec_flops(spec),
             issued_ts=now,
-            deadline_ts=now + deadline_s(spec, node.sizing_rate),
+            deadline_ts=now + deadline_s(spec, slot.sizing_rate),
+            worker=worker,
         )
         await self.state.store.add_unit(unit)
-        node.open_task = unit.task_id
-        node.next_issue = now + settings.task_interval_s
+        slot.open_task = unit.task_id
+        slot.next_issue = now + settings.task_interval_s
         message = TaskUnit(
             task_id=unit.task_id,
             recipient=node_id,
+            worker=worker,
             purpose=purpose,
             seed=unit.seed.hex(),
             m=unit.m,
@@ -170,10 +192,15 @@ class Scheduler:
                 DEFAULT_TOPICS.node_task(node_id), TaskUnit.TYPE, message, False
             )
         except aiomqtt.MqttError:
-            node.open_task = None  # never sent: forget it, so nobody is judged for it
+            slot.open_task = None  # never sent: forget it, so nobody is judged for it
             await self.state.store.discard_unit(unit.task_id)
             raise
         return unit
+
+
+def _last_open(node: NodeState) -> int:
+    """The highest worker index with a unit out (-1: none)."""
+    return max((i for i, w in enumerate(node.workers) if w.open_task is not None), default=-1)
 
 
 def unit_spec(unit: Unit) -> WorkSpec:

@@ -162,4 +162,15 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE accounts ADD COLUMN unbonding INTEGER NOT NULL DEFAULT 0 CHECK (unbonding >= 0);
     ALTER TABLE accounts ADD COLUMN unbond_at REAL NOT NULL DEFAULT 0;
     """,
+    # 5: one worker per GPU. Units go to one of a node's devices; each device is measured on
+    # its own (its rate sizes its units); a node's capability is the sum of its devices'.
+    """
+    ALTER TABLE units ADD COLUMN worker INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE node_workers (
+        node_id TEXT NOT NULL,
+        worker INTEGER NOT NULL,
+        rate_flops REAL NOT NULL,
+        PRIMARY KEY (node_id, worker)
+    );
+    """,
 )

@@ -145,7 +145,7 @@ class Coordinator:
         self._new_nodes = RateLimiter(NEW_NODES_PER_S, 50.0)
         # Units issued before a restart are still open: their nodes may answer them.
         for unit in await self.store.open_units():
-            self.state.node(unit.node_id).open_task = unit.task_id
+            self.state.node(unit.node_id).slot(unit.worker).open_task = unit.task_id
         # Replay protection survives restarts: the high-water marks are stored (every board
         # tick and at exit) and loaded here, so an old signed request cannot be replayed.
         self._saved_high_water = await self.store.load_high_water()

@@ -36,18 +36,35 @@ class CoordinatorSettings:
 
 
 @dataclass
+class WorkerSlot:
+    """One of a node's devices, as the scheduler sees it: sized and measured on its own."""
+
+    open_task: str | None = None
+    next_issue: float = 0.0
+    sizing_rate: float = 1e9  # FLOP/s its next unit is sized for (measured, grown, halved)
+    rates: deque[float] = field(default_factory=lambda: deque(maxlen=3))  # measured, FLOP/s
+    missed: int = 0  # deadlines missed in a row
+
+
+@dataclass
 class NodeState:
     """What the scheduler knows of one node (in memory; the store keeps the record)."""
 
     name: str = ""
     online: bool = False
     last_traffic: float = 0.0  # the last authentic message from it (hello is its heartbeat)
-    open_task: str | None = None
-    next_issue: float = 0.0
-    sizing_rate: float = 1e9  # FLOP/s the next unit is sized for (measured, grown, halved)
-    rates: deque[float] = field(default_factory=lambda: deque(maxlen=3))  # measured, FLOP/s
-    missed: int = 0  # deadlines missed in a row
+    workers: list[WorkerSlot] = field(default_factory=lambda: [WorkerSlot()])
     bench_wanted: bool = False  # the node asked for a benchmark unit
+
+    def slot(self, worker: int) -> WorkerSlot:
+        """A worker's slot; one the node no longer announces is kept while it has a unit."""
+        while len(self.workers) <= worker:
+            self.workers.append(WorkerSlot(sizing_rate=self.workers[0].sizing_rate))
+        return self.workers[worker]
+
+    @property
+    def open_tasks(self) -> list[str]:
+        return [w.open_task for w in self.workers if w.open_task is not None]
 
 
 @dataclass

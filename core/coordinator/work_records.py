@@ -44,6 +44,7 @@ class Unit:
     root: str | None = None
     committed_ts: float | None = None
     state: str = "issued"
+    worker: int = 0  # which of the node's devices it was issued to
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Credit:
 
 _UNIT_COLUMNS = (
     "task_id, node_id, purpose, seed, m, n, k, block, flops, issued_ts, deadline_ts, root,"
-    " committed_ts, state"
+    " committed_ts, state, worker"
 )
 _VERDICT_COLUMNS = "node_id, task_id, accepted, reason, flops, credited, entry_id, ts"
 
@@ -92,6 +93,7 @@ def _unit(row: Sequence[Any]) -> Unit:
         root=row[11],
         committed_ts=row[12],
         state=row[13],
+        worker=int(row[14]),
     )
 
 
@@ -115,7 +117,7 @@ class WorkRecordsStore(LedgerStore, ReplayMarksMixin):
         async with self.transaction() as db:
             await db.execute(
                 f"INSERT INTO units ({_UNIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?, ?)",
+                " ?, ?, ?)",
                 (
                     unit.task_id,
                     unit.node_id,
@@ -131,6 +133,7 @@ class WorkRecordsStore(LedgerStore, ReplayMarksMixin):
                     unit.root,
                     unit.committed_ts,
                     unit.state,
+                    unit.worker,
                 ),
             )
 
@@ -140,16 +143,33 @@ class WorkRecordsStore(LedgerStore, ReplayMarksMixin):
             await db.execute("DELETE FROM units WHERE task_id = ? AND state = 'issued'", (task_id,))
 
     async def node_rate(self, node_id: str) -> float:
-        """The node's throughput as last measured on verified work, FLOP/s (0: never)."""
+        """The node's throughput as measured on verified work, all devices, FLOP/s (0: never)."""
         async with self.db.execute(
             "SELECT rate_flops FROM nodes WHERE node_id = ?", (node_id,)
         ) as cur:
             row = await cur.fetchone()
         return float(row[0]) if row else 0.0
 
-    async def set_node_rate(self, node_id: str, rate: float) -> None:
+    async def worker_rates(self, node_id: str) -> dict[int, float]:
+        """Each device's throughput as last measured, FLOP/s."""
+        async with self.db.execute(
+            "SELECT worker, rate_flops FROM node_workers WHERE node_id = ?", (node_id,)
+        ) as cur:
+            return {int(r[0]): float(r[1]) async for r in cur}
+
+    async def set_worker_rate(self, node_id: str, worker: int, rate: float) -> None:
+        """Record a device's measured rate; the node's is the sum of its devices'."""
         async with self.transaction() as db:
-            await db.execute("UPDATE nodes SET rate_flops = ? WHERE node_id = ?", (rate, node_id))
+            await db.execute(
+                "INSERT INTO node_workers (node_id, worker, rate_flops) VALUES (?, ?, ?)"
+                " ON CONFLICT (node_id, worker) DO UPDATE SET rate_flops = excluded.rate_flops",
+                (node_id, worker, rate),
+            )
+            await db.execute(
+                "UPDATE nodes SET rate_flops = (SELECT SUM(rate_flops) FROM node_workers"
+                " WHERE node_id = ?) WHERE node_id = ?",
+                (node_id, node_id),
+            )
 
     async def units(self, task_ids: Iterable[str]) -> dict[str, Unit]:
         ids = sorted(set(task_ids))

@@ -77,8 +77,16 @@ class Benchmarks:
             return self._cancel or node.work_paused()
 
         def work() -> dict[str, object]:
-            backend = select_backend(self._backend_env)
-            return run_suite(backend, quick=quick, progress=progress, should_stop=should_stop)
+            # The first device's backend (this is its thread); NumPy before any device exists.
+            devices = node.devices
+            backend = devices[0].backend if devices else select_backend(self._backend_env)
+            return run_suite(
+                backend,
+                quick=quick,
+                progress=progress,
+                should_stop=should_stop,
+                model_dir=node.config.model_dir,
+            )
 
         await node.emit_log("info", "bench", f"benchmark started ({'quick' if quick else 'full'})")
         try:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from core.api.events import LogLevel, NodeEvent
 from core.config import Config
 from core.identity import Identity
+from core.node.devices import WorkDevice
 from core.node.frames import TelemetryFrame
 from core.node.store import NodeStore
 
@@ -23,6 +24,7 @@ class NodeContext(Protocol):
     frame: TelemetryFrame | None
     backend_name: str
     backend_device: str
+    devices: list[WorkDevice]
 
     @property
     def node_id(self) -> str: ...
@@ -38,8 +40,11 @@ class NodeContext(Protocol):
     ) -> None:
         """Record a node event in the store, for subscribers and in the Python log."""
 
-    def work_paused(self) -> bool:
-        """True while the thermal/power guard holds work back."""
+    def work_paused(self, device: int | None = None) -> bool:
+        """True while the thermal/power guard holds work back (on that device's GPU)."""
 
     async def run_in_kernel_thread(self, fn: Callable[[Any], Any]) -> Any:
-        """Run ``fn(backend)`` on the thread that owns the compute device."""
+        """Run ``fn(backend)`` on the thread that owns the first device."""
+
+    async def run_on_device(self, index: int, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(backend)`` on the thread that owns device ``index``."""

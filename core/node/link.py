@@ -48,6 +48,7 @@ from core.protocol import (
     SequenceCounter,
     TaskUnit,
 )
+from core.protocol.fields import MAX_WORKERS
 from core.textsafe import redact_url
 from core.transport.mqtt import client_id_for, parse_broker_url
 from core.transport.session import NotConnected, PeerSession, SessionSettings
@@ -87,7 +88,7 @@ class NetworkLink:
         self._saved_marks: dict[tuple[str, str], int] = {}
         self.game = GameCache(self.request, self._is_up, lambda: node.publish(GameEvent()))
         self.outbox: Outbox | None = None
-        self.worker: Worker | None = None
+        self.workers: list[Worker] = []  # one per device
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -124,20 +125,24 @@ class NetworkLink:
         self.outbox = Outbox(
             store, self._session.publish_raw, self._is_up, resend_interval=self.resend_interval
         )
-        self.worker = Worker(self.node, seqs, self.outbox.flush_soon)
-        await self.worker.resume()
+        self.workers = [
+            Worker(self.node, seqs, self.outbox.flush_soon, index=device.index)
+            for device in self.node.devices[:MAX_WORKERS]
+        ]
+        for worker in self.workers:
+            await worker.resume()
 
     async def run(self) -> None:
         """Connect, reconnect with backoff and jitter, and work, until ``close()``."""
         await self.prepare()
-        assert self._session is not None and self.outbox is not None and self.worker is not None
+        assert self._session is not None and self.outbox is not None
         if self.closing:
             self._session.close()
         # These live as long as the link, not a connection; the outbox waits for one.
         try:
             await self._session.run_with(
                 {
-                    "link.work": self.worker.run(),
+                    **{f"link.work.{w.index}": w.run() for w in self.workers},
                     "link.outbox": self.outbox.run(),
                     "link.game": self.game.run(),
                     "link.heartbeat": self._heartbeat_loop(),
@@ -260,6 +265,7 @@ class NetworkLink:
             device=(self.node.backend_device or "unknown")[:512],
             gpus=[g[:512] for g in gpus[:64]],
             claimed_tflops=max(0.0, tflops),
+            workers=min(len(self.workers), MAX_WORKERS),
         )
         await self._publish(
             DEFAULT_TOPICS.node_hello(self.node.node_id), Hello.TYPE, hello, retain=True
@@ -317,7 +323,7 @@ class NetworkLink:
         return self._pin.key if self._pin is not None else None
 
     async def _dispatch(self, message: Message, topic: str) -> None:
-        assert self.worker is not None and self.outbox is not None
+        assert self.outbox is not None
         data = message.data
         recipient = getattr(data, "recipient", None)
         if recipient is not None and recipient != self.node.node_id:
@@ -325,9 +331,17 @@ class NetworkLink:
             log.warning("dropped %s for another node (%s)", message.type, short_id(recipient))
             return
         if isinstance(data, TaskUnit):
-            await self.worker.accept(data)
+            if data.worker >= len(self.workers):
+                await self.node.emit_log(
+                    "warning",
+                    "work",
+                    f"unit {data.task_id} refused: for device {data.worker}, this node has "
+                    f"{len(self.workers)}",
+                )
+            else:
+                await self.workers[data.worker].accept(data)
         elif isinstance(data, Challenge):
-            await self.worker.challenges.put(data)
+            await self._route_challenge(data)
         elif isinstance(data, Receipt):
             await self._on_receipt(data)
         elif isinstance(data, Response):
@@ -347,6 +361,16 @@ class NetworkLink:
                 self.outbox.flush_soon()
             self.node.publish(LinkEvent(link=self.view()))
 
+    async def _route_challenge(self, challenge: Challenge) -> None:
+        """A challenge goes to the worker (device) its unit was computed on."""
+        store = self.node.store
+        assert store is not None
+        unit = await store.unit(challenge.task_id)
+        if unit is None or unit.worker >= len(self.workers):
+            log.warning("challenge for an unknown unit %s ignored", challenge.task_id)
+            return
+        await self.workers[unit.worker].challenges.put(challenge)
+
     async def _on_receipt(self, receipt: Receipt) -> None:
         store = self.node.store
         assert store is not None
@@ -358,8 +382,8 @@ class NetworkLink:
             credited=receipt.credited_base_units,
             entry_id=receipt.entry_id,
         )
-        if self.worker is not None:
-            self.worker.forget(receipt.task_id)
+        for worker in self.workers:
+            worker.forget(receipt.task_id)
         if not settled:
             return
         if receipt.accepted:

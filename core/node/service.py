@@ -3,7 +3,7 @@
 One ``Node`` runs per data dir (an advisory lock enforces it). It publishes events to
 subscribers (the console, the control socket, the headless logger) and answers commands.
 Blocking work never runs on the event loop: NVML runs in the sampler's own thread, kernels
-in one kernel thread (which owns the CUDA context on a GPU), sqlite in aiosqlite's thread.
+in one thread per device (which owns that device's CUDA context), sqlite in aiosqlite's.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from core.api.views import (
     NO_LINK,
     BackendInfo,
     BenchmarkResult,
+    ModelView,
     NetworkMode,
     NodeInfo,
     NodeSnapshot,
@@ -35,6 +36,7 @@ from core.errors import CommandError
 from core.identity import Identity, load_or_create_identity, short_id
 from core.node.bench import Benchmarks
 from core.node.commands import NodeCommands
+from core.node.devices import WorkDevice, make_devices, probe_devices
 from core.node.frames import TelemetryFrame
 from core.node.guard import GuardConfig, GuardState, ThermalGuard
 from core.node.store import NodeStore
@@ -43,8 +45,10 @@ from core.node.views import (
     counters_view,
     guard_view,
     last_benchmark_view,
+    model_view,
     telemetry_view,
     work_view,
+    workers_view,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +89,7 @@ class Node:
         self._resend_interval = resend_interval
         self.link: NetworkLink | None = None
         self._link_task: asyncio.Task[None] | None = None
-        self._backend: Any | None = None  # created and used only on the kernel thread
+        self.devices: list[WorkDevice] = []  # filled once the backend is chosen
         self._nvml = nvml if nvml is not None else _make_nvml(config)
         self._backend_env = backend_env
         self._lock = DataDirLock(config.lock_path)
@@ -109,6 +113,8 @@ class Node:
         self.backend_name = "unknown"
         self.backend_device = ""
         self.backend_error: str | None = None
+        self.backend_note: str | None = None  # devices left out, and why (for status)
+        self.model: ModelView | None = None  # the sentence-embedding model, or how to get it
         self.started_ts = 0.0
         self._started_mono = 0.0
         self.stopped = asyncio.Event()
@@ -144,6 +150,7 @@ class Node:
             self.frame = await self.sampler.sample()
             self.guard_state = self.guard.update(self.frame)
             await self._select_backend()
+            self.model = await asyncio.to_thread(model_view, self.config.model_dir)
         except BaseException:
             await self._close_resources()
             raise
@@ -202,31 +209,32 @@ class Node:
             self._link_task = None
 
     async def _select_backend(self) -> None:
-        from kernels.backend import BackendError, select_backend
-
-        loop = asyncio.get_running_loop()
-        try:
-            backend = await loop.run_in_executor(
-                self._kernel_thread, select_backend, self._backend_env
-            )
-        except BackendError as exc:
-            self.backend_name, self.backend_error = "none", str(exc)
-            return
-        self.backend_name, self.backend_device = backend.name, backend.device
+        """Probe the devices (off the loop: a tiny GEMM on each) and give each a thread."""
+        plan = await probe_devices(self.config, self._backend_env, self.frame, self._kernel_thread)
+        first = plan.devices[0][0]
+        self.backend_name, self.backend_device = first.name, first.device
+        self.backend_note = plan.note or None
+        self.devices = make_devices(plan, self._kernel_thread)
 
     async def run_in_kernel_thread(self, fn: Callable[[Any], Any]) -> Any:
-        """Run ``fn(backend)`` on the kernel thread (which owns the device context)."""
-        from kernels.backend import select_backend
+        """Run ``fn(backend)`` on the first device's thread (which owns its context)."""
+        return await self.run_on_device(0, fn)
 
-        def call() -> Any:
-            if self._backend is None:
-                self._backend = select_backend(self._backend_env)
-            return fn(self._backend)
+    async def run_on_device(self, index: int, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(backend)`` on device ``index``'s own thread."""
+        if not self.devices:
+            raise CommandError(self.backend_error or "no device to work on")
+        return await self.devices[index].run(fn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._kernel_thread, call)
-
-    def work_paused(self) -> bool:
-        return self.guard_state is not None and self.guard_state.paused
+    def work_paused(self, device: int | None = None) -> bool:
+        """True while the guard holds work back: on that device's GPU, or on any GPU."""
+        guard = self.guard_state
+        if guard is None:
+            return False
+        gpu = self.devices[device].gpu if device is not None and self.devices else None
+        if gpu is None:
+            return guard.paused
+        return any(g.paused for g in guard.per_gpu if g.index == gpu)
 
     async def stop(self) -> None:
         await self.leave_network()
@@ -250,6 +258,8 @@ class Node:
         if self.store is not None:
             await self.store.close()
             self.store = None
+        for device in self.devices[1:]:
+            device.close()
         self._kernel_thread.shutdown(wait=True, cancel_futures=True)
         self._lock.release()
 
@@ -331,7 +341,10 @@ class Node:
                 uptime_s=round(time.monotonic() - self._started_mono, 3),
             ),
             backend=BackendInfo(
-                name=self.backend_name, device=self.backend_device, error=self.backend_error
+                name=self.backend_name,
+                device=self.backend_device,
+                error=self.backend_error,
+                note=self.backend_note,
             ),
             telemetry=telemetry_view(self.frame) if self.frame is not None else None,
             guard=guard_view(self.guard_state) if self.guard_state is not None else None,
@@ -340,6 +353,10 @@ class Node:
                 progress=self.bench.progress,
                 guard=self.guard_state,
             ),
+            model=self.model,
+            workers=workers_view(self.link.workers, self.devices, self.work_paused)
+            if self.link is not None
+            else (),
             link=self.link.view() if self.link is not None else NO_LINK,
             counters=counters_view(await self.store.work_counters()),
             leaderboards=dict(game.leaderboards) if game is not None else {},

@@ -109,6 +109,8 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (sender, topic)
     );
     """,
+    # 4: one worker per GPU: a unit belongs to the device (worker) it was issued to.
+    "ALTER TABLE units ADD COLUMN worker INTEGER NOT NULL DEFAULT 0;",
 )
 
 # Unit statuses on the node, in order; "accepted" and "rejected" are settled by a receipt.
@@ -160,9 +162,12 @@ class ReceivedUnit:
     deadline_ts: float
     root: str | None = None
     status: str = "received"
+    worker: int = 0
 
 
-_UNIT_COLUMNS = "task_id, purpose, seed, m, n, k, block, issued_ts, deadline_ts, root, status"
+_UNIT_COLUMNS = (
+    "task_id, purpose, seed, m, n, k, block, issued_ts, deadline_ts, root, status, worker"
+)
 
 
 class NodeStore(ReplayMarksMixin):
@@ -234,7 +239,7 @@ class NodeStore(ReplayMarksMixin):
         async with self.transaction() as db:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO units (task_id, purpose, seed, m, n, k, block, issued_ts,"
-                " deadline_ts, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " deadline_ts, received_ts, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     unit.task_id,
                     unit.purpose,
@@ -246,6 +251,7 @@ class NodeStore(ReplayMarksMixin):
                     unit.issued_ts,
                     unit.deadline_ts,
                     time.time(),
+                    unit.worker,
                 ),
             )
         return cur.rowcount > 0

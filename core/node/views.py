@@ -7,8 +7,9 @@ of ``core.api``: the one place the node's internals meet what front ends read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 import msgspec
 
@@ -20,13 +21,17 @@ from core.api.views import (
     GpuGuardView,
     GuardView,
     LastBenchmark,
+    ModelView,
     TelemetryView,
     WorkBenchmarking,
+    WorkerStateName,
+    WorkerView,
     WorkIdle,
     WorkPaused,
     WorkState,
 )
 from core.errors import CommandError
+from core.node.devices import WorkDevice
 from core.node.frames import TelemetryFrame
 from core.node.guard import GuardState
 from core.node.store import BenchmarkRow, EventRow
@@ -94,3 +99,45 @@ def log_history(rows: Iterable[EventRow]) -> LogHistory:
     except msgspec.ValidationError as exc:
         raise CommandError(f"events: the node's log is unreadable ({exc})") from None
     return LogHistory(events=events)
+
+
+class _Worker(Protocol):
+    index: int
+    current: str | None
+    done: int
+    last_rate: float | None
+
+
+def workers_view(
+    workers: Sequence[_Worker], devices: Sequence[WorkDevice], paused: Callable[[int], bool]
+) -> tuple[WorkerView, ...]:
+    """One view per device's worker: what it computes, or why it waits."""
+    views = []
+    for worker in workers:
+        device = devices[worker.index]
+        state: WorkerStateName = (
+            "paused"
+            if paused(worker.index)
+            else "computing"
+            if worker.current is not None
+            else "idle"
+        )
+        views.append(
+            WorkerView(
+                index=worker.index,
+                gpu=device.gpu,
+                label=device.label,
+                state=state,
+                unit=worker.current,
+                done=worker.done,
+                last_tflops=None if worker.last_rate is None else worker.last_rate / 1e12,
+            )
+        )
+    return tuple(views)
+
+
+def model_view(model_dir: Path | None) -> ModelView:
+    """Whether the sentence-embedding model is installed (cheap: looks for its files)."""
+    from kernels.inference.model import model_status
+
+    return msgspec.convert(model_status(model_dir), ModelView)

@@ -46,18 +46,27 @@ def unit_bytes(m: int, n: int, k: int) -> int:
 
 
 class Worker:
-    """``run()`` computes units and answers challenges until cancelled; one failure stops
-    nothing."""
+    """One device's worker: ``run()`` computes its units and answers their challenges until
+    cancelled; one failure stops nothing."""
 
     def __init__(
-        self, node: NodeContext, seqs: SequenceCounter, on_message: Callable[[], None]
+        self,
+        node: NodeContext,
+        seqs: SequenceCounter,
+        on_message: Callable[[], None],
+        *,
+        index: int = 0,
     ) -> None:
         self.node = node
         self.seqs = seqs
+        self.index = index  # the device it runs on, and its worker index on the network
         self.on_message = on_message  # a new message waits in the outbox
         self.units: asyncio.Queue[ReceivedUnit] = asyncio.Queue()
         self.challenges: asyncio.Queue[Challenge] = asyncio.Queue()
         self._results: OrderedDict[str, Any] = OrderedDict()  # task id -> UnitResult
+        self.current: str | None = None  # the unit being computed
+        self.done = 0  # units committed since start
+        self.last_rate: float | None = None  # FLOP/s of the last unit, its own timing
 
     async def accept(self, task: TaskUnit) -> None:
         """A unit arrived: check it fits, keep it, queue it (a re-delivery is ignored)."""
@@ -77,6 +86,7 @@ class Worker:
             task.block,
             task.issued_ts,
             task.deadline_ts,
+            worker=self.index,
         )
         if await store.add_unit(unit):
             await self.units.put(unit)
@@ -102,16 +112,23 @@ class Worker:
         store = self.node.store
         assert store is not None
         for unit in await store.units_to_compute(time.time()):
-            await self.units.put(unit)
+            if unit.worker == self.index:
+                await self.units.put(unit)
 
     async def run(self) -> None:
         await asyncio.gather(self._compute_loop(), self._challenge_loop())
 
     async def _compute_loop(self) -> None:
+        from kernels.work_unit import warm_up
+
+        # Compiled kernels, cuBLAS handle, hasher self-check: paid before the first unit.
+        await self.node.run_on_device(self.index, warm_up)
         while True:
             unit = await self.units.get()
             # Polled: the guard changes at most once per telemetry tick.
-            while self.node.work_paused() and time.time() < unit.deadline_ts:  # noqa: ASYNC110
+            while (  # noqa: ASYNC110
+                self.node.work_paused(self.index) and time.time() < unit.deadline_ts
+            ):
                 await asyncio.sleep(0.5)
             if time.time() >= unit.deadline_ts:
                 await self.node.emit_log("warning", "work", f"unit {unit.task_id} expired")
@@ -139,7 +156,13 @@ class Worker:
         from kernels.work_unit import compute_unit
 
         spec = WorkSpec(bytes.fromhex(unit.seed), unit.m, unit.n, unit.k, unit.block)
-        result = await self.node.run_in_kernel_thread(lambda backend: compute_unit(backend, spec))
+        self.current = unit.task_id
+        try:
+            result = await self.node.run_on_device(
+                self.index, lambda backend: compute_unit(backend, spec)
+            )
+        finally:
+            self.current = None
         self._results[unit.task_id] = result
         while len(self._results) > KEEP_UNITS:
             self._results.popitem(last=False)
@@ -152,6 +175,8 @@ class Worker:
         started = time.monotonic()
         result = await self._compute(unit)
         elapsed = time.monotonic() - started
+        self.done += 1
+        self.last_rate = 2 * unit.m * unit.n * unit.k / max(elapsed, 1e-9)
         root = result.root.hex()
         commit = WorkCommit(task_id=unit.task_id, root=root, elapsed_s=elapsed)
         payload = encode(identity, self.seqs.next(), WorkCommit.TYPE, commit)
@@ -184,8 +209,8 @@ class Worker:
             if result.root.hex() != unit.root:
                 raise RuntimeError("recomputed unit has another root than the committed one")
         indices = list(challenge.indices)
-        proof = await self.node.run_in_kernel_thread(
-            lambda _backend: encode_proof(answer(result, indices))
+        proof = await self.node.run_on_device(
+            self.index, lambda _backend: encode_proof(answer(result, indices))
         )
         message = WorkProof(
             task_id=unit.task_id, root=unit.root, proof_b64=base64.b64encode(proof).decode()

@@ -26,6 +26,11 @@ MatrixSide = Annotated[int, msgspec.Meta(ge=1, le=1 << 18)]
 ReductionDepth = Annotated[int, msgspec.Meta(ge=1, le=1 << 20)]
 BlockSide = Annotated[int, msgspec.Meta(ge=1, le=64)]
 LeafIndex = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+# A node works on up to 16 devices at once (a mining rig's GPUs), each with its own units.
+MAX_WORKERS = 16
+WorkerIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_WORKERS - 1)]
+# 0: a node that cannot compute (no usable backend) says so and gets no units.
+WorkerCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_WORKERS)]
 Flops = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 BaseUnits = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]

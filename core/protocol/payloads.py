@@ -29,6 +29,8 @@ from core.protocol.fields import (
     Rank,
     ReductionDepth,
     Text,
+    WorkerCount,
+    WorkerIndex,
 )
 from core.protocol.sequence import SequenceCounter
 
@@ -63,6 +65,8 @@ class Hello(Payload, frozen=True, kw_only=True):
     device: Text
     gpus: Annotated[list[Text], msgspec.Meta(max_length=64)]
     claimed_tflops: NonNegFloat
+    # Devices that take units at once (one worker per GPU); each is sized and measured alone.
+    workers: WorkerCount = 1
 
     def validate(self) -> None:
         check_display_name(self.name)
@@ -90,6 +94,7 @@ class TaskUnit(Payload, frozen=True, kw_only=True):
 
     task_id: Ident
     recipient: NodeId
+    worker: WorkerIndex = 0  # which of the node's devices the unit is for
     purpose: Name
     seed: Digest
     m: MatrixSide

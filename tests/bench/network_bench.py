@@ -83,7 +83,8 @@ async def ingest(units: int, nodes: int, unit_seconds: float, rate: float) -> di
             for i in range(units):
                 who = identities[i % nodes]
                 state = coordinator.state.node(who.node_id)
-                state.sizing_rate, state.online, state.last_traffic = rate, True, time.time()
+                state.slot(0).sizing_rate = rate
+                state.online, state.last_traffic = True, time.time()
                 await coordinator.state.store.upsert_node(who.node_id, name=f"n{i % nodes}")
                 issued.append(
                     (

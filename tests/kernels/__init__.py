@@ -1,1 +1,1 @@
-"""Tests of the kernels added for verifiable work units."""
+"""Tests of the compute kernels: benchmarks, verifiable work units, inference."""

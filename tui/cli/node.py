@@ -19,6 +19,7 @@ from core.api.commands import RunBench
 from core.api.events import BenchProgressEvent, NodeEvent
 from core.config import Config
 from core.errors import NoNodeRunning
+from tui.cli import inference
 from tui.cli.output import format_bench, format_status, print_json
 
 PROG = "omnitensor"
@@ -41,6 +42,7 @@ def add_bench_parser(
         help="measure the telemetry sampler's cost per tick instead",
     )
     bench.add_argument("--ticks", type=int, default=500, help="ticks for --sampler")
+    inference.add_bench_options(bench)
 
 
 def run(args: argparse.Namespace, config: Config, as_json: bool) -> int | None:

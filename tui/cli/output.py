@@ -19,7 +19,7 @@ from core.api.network import (
     StakeResult,
     Wallet,
 )
-from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot
+from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot, WorkerView
 from core.textsafe import printable
 from tui.format import (
     date,
@@ -54,6 +54,10 @@ def format_status(snap: NodeSnapshot) -> str:
         "backend    "
         + (f"none: {backend.error}" if backend.error else f"{backend.name} ({backend.device})"),
     ]
+    if backend.note:
+        lines.append(f"devices    {backend.note}")
+    if snap.model is not None:
+        lines.append("model      " + format_model(snap))
     telemetry = snap.telemetry
     if telemetry is None or not telemetry.status.available:
         reason = telemetry.status.reason if telemetry is not None else "unknown"
@@ -78,11 +82,34 @@ def format_status(snap: NodeSnapshot) -> str:
     summary = snap.guard.summary if snap.guard is not None else "unknown"
     lines.append(f"guard      {summary.removeprefix('guard: ')}")
     lines.append(f"work       {snap.work.state}")
+    for worker in snap.workers:
+        lines.append(f"worker {worker.index}   " + format_worker(worker))
     if snap.last_benchmark is not None:
         lines.append("last bench " + format_bench_line(snap.last_benchmark))
     else:
         lines.append("last bench none yet (run `omnitensor bench`)")
     return "\n".join(lines)
+
+
+def format_model(snap: NodeSnapshot) -> str:
+    """The sentence-embedding model: its measured speed, or how to get it."""
+    model = snap.model
+    assert model is not None
+    if not model.installed:
+        return f"{model.model} not installed ({model.reason}); get it: {model.hint}"
+    last = snap.last_benchmark
+    run = last.inference if last is not None else None
+    if run is not None and run.available and run.sentences_per_s is not None:
+        tokens = f", {run.tokens_per_s:,.0f} tokens/s" if run.tokens_per_s else ""
+        return f"{model.model}: {run.sentences_per_s:,.0f} sentences/s{tokens} (last bench)"
+    return f"{model.model} installed (`omnitensor bench` measures it)"
+
+
+def format_worker(worker: WorkerView) -> str:
+    """One device's work: ``GPU 1: computing u1a2b (12 done, last 21.3 TFLOPS)``."""
+    doing = f"computing {worker.unit}" if worker.state == "computing" else worker.state
+    rate = "" if worker.last_tflops is None else f", last {worker.last_tflops:.3g} TFLOPS"
+    return f"{worker.label}: {doing} ({worker.done} done{rate})"
 
 
 def format_gpu(gpu: GpuView) -> str:

@@ -236,7 +236,6 @@ async def test_only_a_verified_benchmark_unit_progresses_a_benchmark_quest(
     assert not rejected.accepted
     assert await quest_state() == ("accepted", Fraction(0))
     # A work unit, verified, is not a benchmark: still no progress.
-    coordinator.state.node(node.node_id).open_task = None
     work = await issued(coordinator, node)
     result = compute_unit(numpy_backend(), spec_of(work))
     await coordinator.ingest.process_batch([commit_msg(node, 3, work, result)])
@@ -246,7 +245,6 @@ async def test_only_a_verified_benchmark_unit_progresses_a_benchmark_quest(
     assert sent.of(Receipt)[-1].accepted
     assert await quest_state() == ("accepted", Fraction(0))
     # The same quest with a benchmark unit the coordinator verified: complete.
-    coordinator.state.node(node.node_id).open_task = None
     unit = await issued(coordinator, node, purpose="benchmark")
     result = compute_unit(numpy_backend(), spec_of(unit))
     await coordinator.ingest.process_batch([commit_msg(node, 5, unit, result)])
@@ -279,7 +277,6 @@ async def test_a_trusted_record_buys_no_unchecked_unit(tmp_path: Path) -> None:
             )
         reputation = (await coordinator.state.game.reputations([node.node_id]))[node.node_id]
         assert reputation.consecutive == record
-        coordinator.state.node(node.node_id).open_task = None
         unit = await issued(coordinator, node)
         fake = compute_unit(
             numpy_backend(), WorkSpec(bytes(32), unit.m, unit.n, unit.k, unit.block)
@@ -311,7 +308,7 @@ async def test_a_late_unit_is_forfeited_without_a_slash(tmp_path: Path) -> None:
     assert sent.of(Challenge) == []
     assert (await game.account(node.node_id)).staked == parse_omnit(10)
     # The sizing rate was halved (never below the floor), so the next unit is smaller.
-    assert coordinator.state.node(node.node_id).missed == 1
+    assert coordinator.state.node(node.node_id).slot(0).missed == 1
     await close(coordinator)
 
 

@@ -33,9 +33,14 @@ def test_headless_start_status_stop(data_dir: Path, tmp_path: Path, sig: int) ->
         assert snap["guard"]["paused"] is False
         assert snap["last_benchmark"] is None
 
+        # The embedding model: named, with what it can do or how to get it.
+        assert snap["model"]["model"] == "all-MiniLM-L6-v2"
         human = run_cli("status", "--data-dir", str(data_dir), env=env)
         assert human.returncode == 0
         assert "alice" in human.stdout and "guard" in human.stdout
+        [model_line] = [line for line in human.stdout.splitlines() if line.startswith("model")]
+        assert "all-MiniLM-L6-v2" in model_line
+        assert ("installed" in model_line) or ("model install" in model_line)
 
         # A second node on the same data dir: one line, non-zero, the first keeps running.
         second = run_cli("--headless", "--data-dir", str(data_dir), env=env)

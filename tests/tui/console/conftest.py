@@ -69,8 +69,13 @@ def write_fixed_identity(data_dir: Path) -> str:
 
 
 def node_config(data_dir: Path, **overrides: Any) -> Config:
-    """A config for a test node named ``rig-01``."""
-    return load_config({"data_dir": str(data_dir), "name": NODE_NAME, **overrides})
+    """A config for a test node named ``rig-01``.
+
+    Its model dir names nothing, so what the console shows does not depend on whether this
+    machine has the embedding model installed (the snapshots say "no model").
+    """
+    fields = {"data_dir": str(data_dir), "name": NODE_NAME, **overrides}
+    return load_config({"model_dir": str(data_dir / "no-model"), **fields})
 
 
 @pytest.fixture

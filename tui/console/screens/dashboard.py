@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core.api.views import BenchProgressView, GuardView, NodeSnapshot
+from core.api.views import BenchProgressView, GuardView, NodeSnapshot, WorkerView
 from tui.console.history import TelemetryHistory
 from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
@@ -20,6 +20,12 @@ from tui.console.widgets.node.summary import (
     upcoming_events,
     work_line,
 )
+
+
+def worker_line(worker: WorkerView) -> str:
+    """The GPU's work, for its card: ``computing u1a2b3 · 12 done``."""
+    doing = f"computing {worker.unit}" if worker.state == "computing" else worker.state
+    return f"{doing} · {worker.done} done"
 
 
 def _guard_reasons(guard: GuardView | None) -> dict[int, str]:
@@ -89,10 +95,12 @@ class DashboardScreen(NodeScreen):
         no_gpu.display = False
         cards = self._sync_cards(container, [g.index for g in gpus])
         reasons = _guard_reasons(snapshot.guard)
+        work = {w.gpu: w for w in snapshot.workers if w.gpu is not None}
         for card, gpu in zip(cards, gpus, strict=True):
             index = gpu.index
             card.gpu = gpu
             card.guard = reasons.get(index, "")
+            card.work = worker_line(work[index]) if index in work else ""
             if self.history is not None:
                 card.util_history = self.history.utilization(index)
                 card.mem_history = self.history.memory(index)

@@ -46,6 +46,8 @@ class GpuCard(Vertical):
 
     gpu: var[GpuView | None] = var(None, init=False)
     guard: var[str] = var("", init=False)
+    work: var[str] = var("", init=False)
+    """What this GPU's worker does (empty off the network); the guard's reason wins."""
     util_history: var[tuple[float | None, ...]] = var((), init=False)
     mem_history: var[tuple[float | None, ...]] = var((), init=False)
 
@@ -70,6 +72,10 @@ class GpuCard(Vertical):
         if self.is_mounted:
             self._show_guard(guard)
 
+    def watch_work(self, work: str) -> None:
+        if self.is_mounted:
+            self._show_guard(self.guard)
+
     def watch_util_history(self, history: tuple[float | None, ...]) -> None:
         if self.is_mounted:
             self.query_one("#util", MetricRow).history = history
@@ -92,6 +98,7 @@ class GpuCard(Vertical):
         set_text(self.query_one("#details", Static), details, layout=False)
 
     def _show_guard(self, guard: str) -> None:
-        if self.border_subtitle != (guard or None):
-            self.border_subtitle = guard or None
+        subtitle = (guard if guard.startswith("paused") else "") or self.work or guard or None
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
         self.set_class(guard.startswith("paused"), "-paused")

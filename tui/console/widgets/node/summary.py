@@ -84,7 +84,20 @@ def node_line(snapshot: NodeSnapshot, now: float | None = None) -> Content:
         "  ·  ",
         ("up ", "$text-muted"),
         up,
+        *(("  ·  ", model_text(snapshot)) if snapshot.model is not None else ()),
     )
+
+
+def model_text(snapshot: NodeSnapshot) -> Content:
+    """The embedding model in a few words: its speed, ready, or how to get it."""
+    model = snapshot.model
+    if model is None or not model.installed:
+        return Content.styled("no model: omnitensor model install", "$warning")
+    last = snapshot.last_benchmark
+    run = last.inference if last is not None else None
+    if run is not None and run.available and run.sentences_per_s is not None:
+        return Content.assemble(("model ", "$text-muted"), f"{run.sentences_per_s:,.0f} sent/s")
+    return Content.assemble(("model ", "$text-muted"), "ready")
 
 
 def work_text(work: WorkState | None, bench: BenchProgressView | None) -> Content:

@@ -1,0 +1,1 @@
+"""The GPU check for rigs: ``pytest -m gpu`` (skips without a CUDA device)."""
