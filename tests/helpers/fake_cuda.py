@@ -304,14 +304,18 @@ class FakeCupy(types.ModuleType):
 
     # ---- work: on the current device's current stream ----
 
-    def matmul(self, a: Any, b: Any) -> FakeArray:
-        gpu = self._work_on(a, b)
+    def matmul(self, a: Any, b: Any, out: Any = None) -> FakeArray:
+        # ``out`` as cupy.matmul takes it: the product lands in a preallocated device array.
+        gpu = self._work_on(a, b) if out is None else self._work_on(a, b, out)
         if gpu.gemm_error is not None:
             raise gpu.gemm_error
         x, y = np.asarray(a), np.asarray(b)
         if x.dtype == np.float32 and (gpu.tf32_forced or self._tf32()):
             x, y = tf32_round(x), tf32_round(y)
-        out = _on_device(np.matmul(x, y))
+        if out is not None:
+            np.matmul(x, y, out=np.asarray(out))
+        else:
+            out = _on_device(np.matmul(x, y))
         with gpu.lock:
             gpu.gemms += 1
         _current_stream().launch(2.0 * x.shape[0] * y.shape[-1] * x.shape[-1] / gpu.flops)
