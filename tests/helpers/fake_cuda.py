@@ -314,12 +314,13 @@ class FakeCupy(types.ModuleType):
             x, y = tf32_round(x), tf32_round(y)
         if out is not None:
             np.matmul(x, y, out=np.asarray(out))
+            result: FakeArray = out
         else:
-            out = _on_device(np.matmul(x, y))
+            result = _on_device(np.matmul(x, y))
         with gpu.lock:
             gpu.gemms += 1
         _current_stream().launch(2.0 * x.shape[0] * y.shape[-1] * x.shape[-1] / gpu.flops)
-        return out
+        return result
 
     def set_compute_type(self, dtype: Any, compute_type: int) -> None:
         self.compute_types[np.dtype(dtype).name] = compute_type
