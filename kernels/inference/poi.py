@@ -6,8 +6,29 @@ them. The coordinator (CPU, NumPy only) unpacks each reveal (:func:`unpack_embed
 :func:`judge` finds the largest group of workers that agree on every sentence.
 
 Two workers agree when the per-sentence cosine of their embeddings is at least
-``POI_THRESHOLD`` on EVERY sentence of the batch. The threshold is calibrated on the real
-all-MiniLM-L6-v2 with our encoder by ``python -m tests.bench.poi_calibration``.
+``POI_THRESHOLD`` on EVERY sentence of the batch.
+
+Why 0.9999: measured on the real all-MiniLM-L6-v2 with our encoder (``python -m
+tests.bench.poi_calibration``, 300 generated sentences; ``docs/poi.md`` has the table and
+``kernels/inference/data/poi_calibration.json`` the numbers; a test keeps the two in step),
+as 1 - cosine per sentence against float32, batch 128:
+
+* honest: batch size 1, 7 or another batch composition, 2 workers x 1 BLAS thread,
+  sentence-transformers on PyTorch: all <= 3.4e-12; float16: worst 3.0e-6 (median 1.6e-6).
+* dishonest, economically tempting (skip work or copy): last layer skipped, two layers
+  swapped, input cut to half, last word dropped, another sentence's vector, random vectors:
+  the best single sentence of all of these is 1.19e-3 (a long sentence minus its last word).
+* gaussian noise of 1% of the weights' std on one layer: 8.9e-5 median, 2.45e-4 worst.
+
+1e-4 sits 33x above the worst honest gap (room for GPU float16 / TF32 kernels, which
+could not be measured here) and 12x below the best tempting cheat, so every sentence of
+those is rejected; the 1% noise is rejected on 42% of sentences and on every batch of 64.
+No honest sentence was rejected.
+
+What no threshold can see: noise of 0.1% of one layer's weight spread moves embeddings by
+2.5e-6 at worst, less than float16 rounding does (3.0e-6), so any threshold that passes
+float16 workers accepts it. This threshold catches 1% but not 0.5% (6.2e-5 at worst); the
+tightest threshold that still passes float16 would reach about 0.2% (9.9e-6).
 """
 
 from __future__ import annotations

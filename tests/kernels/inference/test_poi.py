@@ -1,9 +1,13 @@
 """Proof of Inference: canonical bytes, commitments, the judge, and the committed calibration.
 
-Synthetic vectors only (fast).
+Synthetic vectors only (fast); the real model's numbers are in the calibration JSON, which
+is checked against ``POI_THRESHOLD`` here so the two cannot drift apart.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +16,7 @@ import pytest
 from kernels.inference.errors import InferenceError
 from kernels.inference.poi import (
     EMBEDDING_DIM_MAX,
+    POI_THRESHOLD,
     PoIError,
     commitment,
     cosines,
@@ -20,6 +25,7 @@ from kernels.inference.poi import (
     unpack_embeddings,
 )
 
+CALIBRATION = Path(__file__).parents[3] / "kernels" / "inference" / "data" / "poi_calibration.json"
 SALT = bytes(range(16))
 
 
@@ -208,3 +214,22 @@ def test_threshold_is_applied_to_the_lowest_sentence() -> None:
     lowest = float(cosines(e, f).min())
     assert not judge({"a": e, "b": f}, threshold=lowest + 1e-9).agreed
     assert judge({"a": e, "b": f}, threshold=lowest).agreed == ("a", "b")
+
+
+def test_committed_calibration_supports_the_threshold() -> None:
+    data = json.loads(CALIBRATION.read_text("utf-8"))
+    assert data["threshold"] == POI_THRESHOLD
+    cases = {c["case"]: c for c in data["cases"]}
+    honest = [c for c in cases.values() if c["kind"] == "honest"]
+    dishonest = [c for c in cases.values() if c["kind"] == "dishonest"]
+    assert {"float16", "batch1", "workers2"} <= {c["case"] for c in honest}
+    assert {"random", "shuffled", "half_tokens", "drop_last_word"} <= set(cases)
+    for case in honest:
+        assert case["min"] >= POI_THRESHOLD, case["case"]
+        assert case["sentences_below"] == 0 and case["batches64_below"] == 0
+    for case in dishonest:
+        assert case["min"] < POI_THRESHOLD, case["case"]
+        assert case["batches64_below"] == 1.0, case["case"]  # every batch of 64 is caught
+        if not case["case"].startswith("noise"):  # skipping work is caught on every sentence
+            assert case["sentences_below"] == 1.0, case["case"]
+    assert data["rates"]["false_reject_per_sentence"] == 0.0
