@@ -16,6 +16,9 @@ import msgspec
 
 from core.api.events import LogHistory
 from core.api.network import (
+    JobList,
+    JobResult,
+    JobSubmitted,
     LeaderboardPage,
     MultiplierEvents,
     Pong,
@@ -153,6 +156,33 @@ class Unstake(Request[StakeResult], frozen=True, kw_only=True):
     amount: int
 
 
+class SubmitJob(Request[JobSubmitted], frozen=True, kw_only=True):
+    """Submit an embedding job to the network, paid from this node's OMNIT."""
+
+    name: ClassVar[str] = "job.submit"
+    coordinator_method: ClassVar[str | None] = "job.submit"
+    changes_game: ClassVar[bool] = True  # the fee is held: the wallet changed
+    texts: list[str]
+
+
+class GetJobResult(Request[JobResult], frozen=True, kw_only=True):
+    """A job's state, provenance and a page of its vectors."""
+
+    name: ClassVar[str] = "job.result"
+    coordinator_method: ClassVar[str | None] = "job.result"
+    job_id: str
+    offset: int = 0
+    limit: int = 256
+
+
+class GetJobs(Request[JobList], frozen=True, kw_only=True):
+    """This node's jobs, newest first."""
+
+    name: ClassVar[str] = "jobs"
+    coordinator_method: ClassVar[str | None] = "jobs"
+    limit: int = 100
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -179,6 +209,9 @@ COMMANDS: Mapping[str, type[Request[Any]]] = {
         GetSeason,
         Stake,
         Unstake,
+        SubmitJob,
+        GetJobResult,
+        GetJobs,
     )
 }
 """Command name -> its request (parameters) type."""

@@ -263,3 +263,54 @@ class Pong(msgspec.Struct, frozen=True, kw_only=True):
 
     coordinator: str
     ts: float
+
+
+# -- inference jobs ----------------------------------------------------------------------------
+
+
+class JobSubmitted(msgspec.Struct, frozen=True, kw_only=True):
+    """A job accepted by the network (``job.submit``): its fee is held until delivery."""
+
+    job_id: str
+    sentences: int
+    tasks: int
+    fee: int
+    model: str
+
+
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the node's jobs: ``running``, ``delivered`` or ``failed`` (refunded)."""
+
+    job_id: str
+    state: str
+    reason: str
+    sentences: int
+    fee: int
+    submitted_ts: float
+    finished_ts: float | None = None
+
+
+class JobTaskInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A task's provenance: the workers that agreed, how closely, who was rejected and why."""
+
+    task_id: str
+    first: int
+    count: int
+    state: str
+    workers: tuple[str, ...] = ()
+    min_similarity: float | None = None
+    rejected: dict[str, str] = {}
+
+
+class JobResult(JobInfo, frozen=True, kw_only=True):
+    """A job's state and a page of its vectors (``count`` x ``dim`` float32, base64)."""
+
+    offset: int
+    count: int
+    dim: int
+    embeddings_b64: str
+    tasks: tuple[JobTaskInfo, ...]
+
+
+class JobList(msgspec.Struct, frozen=True, kw_only=True):
+    jobs: tuple[JobInfo, ...]

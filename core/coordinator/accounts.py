@@ -100,6 +100,10 @@ class AccountBook(GameBase):
             balance=max(0, owned - staked - unbonding), staked=staked, unbonding=unbonding
         )
 
+    async def spendable(self, db: aiosqlite.Connection, node_id: str, now: float) -> int:
+        """What the account may spend, read inside the caller's write transaction."""
+        return (await self._locked_account(db, node_id, now)).balance
+
     async def reputations(self, node_ids: Iterable[str]) -> dict[str, Reputation]:
         """Reputations of several nodes in one query (the ingest path)."""
         ids = sorted(set(node_ids))

@@ -8,10 +8,10 @@ from core.coordinator.store import CoordinatorStore
 from core.game import default_rules
 from core.game.rules import GameRules
 
-# Quest kinds the network can verify progress for today. Data validation and quality rounds
-# are in the rules but have no verified events feeding them yet: offering them would set
-# goals nobody can reach.
-OFFERED_KINDS = frozenset({"tflop-hours", "benchmark", "uptime"})
+# Quest kinds the network can verify progress for today: quality rounds are scored by the
+# coordinator (core/coordinator/quality.py). Data validation is in the rules but has no
+# verified events feeding it yet: offering it would set goals nobody can reach.
+OFFERED_KINDS = frozenset({"tflop-hours", "benchmark", "uptime", "quality-rounds"})
 
 
 class GameBase:

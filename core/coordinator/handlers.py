@@ -18,6 +18,7 @@ from typing import Any
 
 import aiomqtt
 
+from core.coordinator.inference import InferenceDesk
 from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import quest_view
 from core.coordinator.state import CoordinatorState
@@ -28,6 +29,8 @@ from core.identity import short_id
 from core.protocol import DEFAULT_TOPICS, Request, Response, raw_json
 from core.protocol.methods import (
     AmountParams,
+    JobResultParams,
+    JobSubmitParams,
     LeaderboardParams,
     QuestParams,
     WalletParams,
@@ -48,8 +51,9 @@ Handler = Callable[[str, Any], Awaitable[Any]]
 class RequestHandlers:
     """One handler per method of ``core.protocol.methods``; every request is answered once."""
 
-    def __init__(self, state: CoordinatorState) -> None:
+    def __init__(self, state: CoordinatorState, desk: InferenceDesk) -> None:
         self.state = state
+        self.desk = desk
         self.queue: asyncio.Queue[tuple[str, Request]] = asyncio.Queue(QUEUE_MAX)
         self._limiter = RateLimiter(REQUESTS_PER_S, REQUEST_BURST)
         self._told_limited = RateLimiter(1.0, 1.0)  # one "rate limited" answer a second
@@ -67,6 +71,9 @@ class RequestHandlers:
             "stake": self._stake,
             "unstake": self._unstake,
             "bench.challenge": self._bench_challenge,
+            "job.submit": self._job_submit,
+            "job.result": self._job_result,
+            "jobs": self._jobs,
         }
 
     def offer(self, sender: str, request: Request, now: float) -> None:
@@ -171,6 +178,41 @@ class RequestHandlers:
         node.bench_wanted = True
         return {"message": "a benchmark unit is on its way; it counts once verified"}
 
+    async def _job_submit(self, sender: str, params: JobSubmitParams) -> Any:
+        return await self.desk.submit(sender, list(params.texts), time.time())
+
+    async def _job_result(self, sender: str, params: JobResultParams) -> Any:
+        jobs = self.desk.jobs
+        job = await jobs.job(params.job_id)
+        if job is None or job.requester != sender:
+            raise ValueError(f"no job {params.job_id} of this node")
+        tasks = await jobs.tasks(job.job_id)
+        dim, count, vectors = 0, 0, ""
+        if job.state == "delivered":
+            dim, count, vectors = await jobs.vectors(job.job_id, params.offset, params.limit)
+        return {
+            **job_json(job),
+            "offset": params.offset,
+            "count": count,
+            "dim": dim,
+            "embeddings_b64": vectors,
+            "tasks": [
+                {
+                    "task_id": t.task_id,
+                    "first": t.first,
+                    "count": t.count,
+                    "state": t.state,
+                    "workers": t.provenance.get("workers", []),
+                    "min_similarity": t.provenance.get("min_similarity"),
+                    "rejected": t.provenance.get("rejected", {}),
+                }
+                for t in tasks
+            ],
+        }
+
+    async def _jobs(self, sender: str, params: WalletParams) -> Any:
+        return {"jobs": [job_json(j) for j in await self.desk.jobs.jobs_of(sender, params.limit)]}
+
     async def _ping(self, sender: str, params: Any) -> Any:
         return {"coordinator": self.state.node_id, "ts": time.time()}
 
@@ -217,6 +259,18 @@ class RequestHandlers:
             "earned_today": sum(e.amount for e in entries if e.ts >= today and e.amount > 0),
             "work": await self.state.store.work_counts(sender),
         }
+
+
+def job_json(job: Any) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "state": job.state,
+        "reason": job.reason,
+        "sentences": job.sentences,
+        "fee": job.fee,
+        "submitted_ts": job.submitted_ts,
+        "finished_ts": job.finished_ts,
+    }
 
 
 def quest_json(state: QuestState, now: float) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from core.game.boards import board_keys
 from core.sqlite import SqliteStore
 
 # Entry kinds that create tokens (count against the supply cap) and that destroy them.
-MINT_KINDS = frozenset({"reward", "liveness", "quest", "award"})
+# "grant": the starter balance the local network and devnet give a new node.
+MINT_KINDS = frozenset({"reward", "liveness", "quest", "award", "grant"})
 BURN_KINDS = frozenset({"burn", "slash"})
 
 

@@ -54,6 +54,10 @@ class QuestBook(AccountBook):
     async def on_benchmark(self, node_id: str, at: float, now: float) -> None:
         await self._progress(node_id, ProgressEvent.benchmark(at), now)
 
+    async def on_quality_round(self, node_id: str, round_id: str, now: float) -> None:
+        """A quality round the coordinator scored (answered in time, well formed)."""
+        await self._progress(node_id, ProgressEvent.quality_round(now, ref=round_id), now)
+
     async def _quest_states(self, node_id: str) -> dict[str, QuestState]:
         async with self.store.db.execute(
             "SELECT quest_id, state FROM quests WHERE node_id = ?", (node_id,)

@@ -53,6 +53,7 @@ class Scheduler:
                 gemm_tflops=hello.claimed_tflops,
             )
             node.name = hello.name
+        node.models = frozenset(hello.models)
         if first:
             rates = await self.state.store.worker_rates(sender)
             log.info("node %s (%s) registered: %s", hello.name, short_id(sender), hello.device)
@@ -135,6 +136,8 @@ class Scheduler:
         for node_id, node in list(self.state.nodes.items()):
             if not self.live(node, now):
                 continue
+            if node.inference_open and not node.bench_wanted:
+                continue  # inference first: GEMM units fill the idle time only
             for index, slot in enumerate(node.workers):
                 if slot.open_task is not None:
                     continue

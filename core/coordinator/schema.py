@@ -173,4 +173,45 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (node_id, worker)
     );
     """,
+    # 6: inference as network work. A job's fee is held (an "escrow" entry) until its tasks
+    # are delivered; each task keeps the agreed vectors and who agreed. Quality rounds score
+    # nodes' encoders on known answers.
+    """
+    CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        sentences INTEGER NOT NULL,
+        fee INTEGER NOT NULL CHECK (fee >= 0),
+        state TEXT NOT NULL CHECK (state IN ('running', 'delivered', 'failed')),
+        reason TEXT NOT NULL DEFAULT '',
+        submitted_ts REAL NOT NULL,
+        finished_ts REAL
+    );
+    CREATE INDEX jobs_requester ON jobs (requester, submitted_ts);
+    CREATE TABLE job_tasks (
+        task_id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        first INTEGER NOT NULL,
+        texts TEXT NOT NULL,
+        fee INTEGER NOT NULL CHECK (fee >= 0),
+        state TEXT NOT NULL CHECK (state IN ('open', 'agreed', 'failed')),
+        dim INTEGER,
+        embeddings BLOB,
+        provenance TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX job_tasks_job ON job_tasks (job_id, first);
+    CREATE TABLE quality_rounds (
+        round_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        issued_ts REAL NOT NULL,
+        deadline_ts REAL NOT NULL,
+        questions TEXT NOT NULL,
+        answers TEXT,
+        known INTEGER NOT NULL DEFAULT 0,
+        correct INTEGER NOT NULL DEFAULT 0,
+        latency_s REAL,
+        state TEXT NOT NULL CHECK (state IN ('sent', 'scored', 'missed'))
+    );
+    CREATE INDEX quality_node ON quality_rounds (node_id, issued_ts);
+    """,
 )

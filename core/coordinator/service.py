@@ -22,9 +22,12 @@ import aiomqtt
 
 from core.coordinator.game_store import GameService
 from core.coordinator.handlers import RequestHandlers
+from core.coordinator.inference import InferenceDesk
 from core.coordinator.ingest import Ingest
+from core.coordinator.job_book import JobBook
 from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import Publisher
+from core.coordinator.quality import QualityDesk
 from core.coordinator.scheduler import Scheduler
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
 from core.coordinator.store import CoordinatorStore
@@ -36,8 +39,11 @@ from core.protocol import (
     DEFAULT_TOPICS,
     Hello,
     InboundFilter,
+    InferCommit,
+    InferReveal,
     Message,
     Presence,
+    QualityAnswer,
     Request,
     SequenceCounter,
     WorkCommit,
@@ -70,6 +76,8 @@ class Coordinator:
     state: CoordinatorState
     scheduler: Scheduler
     ingest: Ingest
+    desk: InferenceDesk
+    quality: QualityDesk
     handlers: RequestHandlers
     publisher: Publisher
 
@@ -138,7 +146,9 @@ class Coordinator:
         )
         self.scheduler = Scheduler(self.state)
         self.ingest = Ingest(self.state, self.scheduler, secret)
-        self.handlers = RequestHandlers(self.state)
+        self.desk = InferenceDesk(self.state, JobBook(self.game))
+        self.quality = QualityDesk(self.state)
+        self.handlers = RequestHandlers(self.state, self.desk)
         self.publisher = Publisher(self.state)
         self._hellos = RateLimiter(HELLOS_PER_S, 3.0)
         self._ingress = RateLimiter(INGRESS_PER_S, INGRESS_BURST)
@@ -146,6 +156,9 @@ class Coordinator:
         # Units issued before a restart are still open: their nodes may answer them.
         for unit in await self.store.open_units():
             self.state.node(unit.node_id).slot(unit.worker).open_task = unit.task_id
+        refunded = await self.desk.fail_orphans()
+        if refunded:
+            log.warning("%d job(s) left running by the last run refunded", refunded)
         # Replay protection survives restarts: the high-water marks are stored (every board
         # tick and at exit) and loaded here, so an old signed request cannot be replayed.
         self._saved_high_water = await self.store.load_high_water()
@@ -173,6 +186,8 @@ class Coordinator:
         await self.session.run_with(
             {
                 "coordinator.ingest": self.ingest.run(),
+                "coordinator.inference": self.desk.run(),
+                "coordinator.quality": self.quality.run(),
                 "coordinator.requests": self.handlers.run(),
                 "coordinator.tasks": self.scheduler.run(),
                 "coordinator.boards": self._board_loop(),
@@ -214,6 +229,12 @@ class Coordinator:
         if isinstance(data, WorkCommit | WorkProof):
             self.scheduler.seen(message.sender, now)
             self.ingest.offer(message, data)
+        elif isinstance(data, InferCommit | InferReveal):
+            self.scheduler.seen(message.sender, now)
+            self.desk.offer(message, data)
+        elif isinstance(data, QualityAnswer):
+            self.scheduler.seen(message.sender, now)
+            self.quality.offer(message, data)
         elif isinstance(data, Request):
             if message.ts < now - REQUEST_MAX_AGE_S:
                 self.state.stats["dropped"] += 1
@@ -231,7 +252,12 @@ class Coordinator:
             if message.sender not in self.state.nodes and not self._new_nodes.allow("", now):
                 self.state.stats["dropped"] += 1
                 return
+            first = message.sender not in self.state.nodes
             await self.scheduler.on_hello(message.sender, data, now)
+            if first and self.settings.starter_grants:
+                await self.desk.jobs.grant_starter(
+                    message.sender, self.desk.rules.starter_grant, now
+                )
         elif isinstance(data, Presence):
             await self.scheduler.on_presence(message.sender, data.online, now)
 

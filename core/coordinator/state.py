@@ -31,6 +31,11 @@ class CoordinatorSettings:
     ghost_after_s: float = 150.0
     board_interval_s: float = 5.0
     batch_max: int = 256
+    # The starter balance (assets/game.toml [inference] starter_omnit) is granted to new
+    # nodes only where this is set: the embedded local network and devnet, never production.
+    starter_grants: bool = False
+    quality_interval_s: float = 1800.0  # a node gets a quality round about this often
+    quality_bank: Path | None = None  # None: the shipped (public) bank
     liveness_interval_s: float = 3600.0  # one liveness credit per node per window
     rules: GameRules | None = None  # None: assets/game.toml
 
@@ -55,6 +60,12 @@ class NodeState:
     last_traffic: float = 0.0  # the last authentic message from it (hello is its heartbeat)
     workers: list[WorkerSlot] = field(default_factory=lambda: [WorkerSlot()])
     bench_wanted: bool = False  # the node asked for a benchmark unit
+    models: frozenset[str] = frozenset()  # it says it serves these (PoI checks every answer)
+    # Set by quality rounds: 0 gets no inference tasks, 2 is preferred; 1 until tested.
+    tier: int = 1
+    inference_open: set[str] = field(default_factory=set)  # its inference tasks in flight
+    quality_open: str | None = None  # its quality round in flight
+    next_quality: float = 0.0
 
     def slot(self, worker: int) -> WorkerSlot:
         """A worker's slot; one the node no longer announces is kept while it has a unit."""

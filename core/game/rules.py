@@ -141,6 +141,18 @@ class ReputationRules:
 
 
 @dataclass(frozen=True)
+class InferenceRules:
+    """Inference as network work (assets/game.toml [inference]); amounts in base units."""
+
+    fee_per_1000: int = 1_000_000_000  # what a requester pays per 1,000 sentences
+    reward_per_1000: int = 500_000_000  # the network's base reward per agreeing worker
+    workers_per_task: int = 2
+    max_job_sentences: int = 1024
+    starter_grant: int = 10_000_000_000  # local network and devnet only
+    quality_reward: int = 10_000_000  # per correct known answer in a quality round
+
+
+@dataclass(frozen=True)
 class GameRules:
     """All the rules; build with :func:`core.game.rules_file.load_rules`."""
 
@@ -154,6 +166,7 @@ class GameRules:
     achievements: tuple[AchievementDef, ...]
     staking: StakingRules
     reputation: ReputationRules
+    inference: InferenceRules = InferenceRules()
 
     def quest(self, quest_id: str) -> QuestDef:
         for quest in self.quests:

@@ -33,6 +33,7 @@ from core.game.rules import (
     AchievementDef,
     BoardRules,
     GameRules,
+    InferenceRules,
     MultiplierRules,
     QuestDef,
     QuestKind,
@@ -247,6 +248,17 @@ def load_rules(path: Path | None = None) -> GameRules:
         trusted_after=reputation.integer("trusted_after", 1, 1_000_000),
     )
     reputation.finish()
+
+    inference = root.table("inference")
+    inference_rules = InferenceRules(
+        fee_per_1000=inference.omnit("fee_omnit_per_1000_sentences"),
+        reward_per_1000=inference.omnit("reward_omnit_per_1000_sentences"),
+        workers_per_task=inference.integer("workers_per_task", 2, 5),
+        max_job_sentences=inference.integer("max_job_sentences", 1, 4096),
+        starter_grant=inference.omnit("starter_omnit"),
+        quality_reward=inference.omnit("quality_reward_omnit_per_answer"),
+    )
+    inference.finish()
     root.finish()
     return GameRules(
         source=path,
@@ -259,6 +271,7 @@ def load_rules(path: Path | None = None) -> GameRules:
         achievements=achievements,
         staking=staking_rules,
         reputation=reputation_rules,
+        inference=inference_rules,
     )
 
 

@@ -28,6 +28,7 @@ from core.identity import short_id
 from core.money import format_omnit
 from core.node.context import NodeContext
 from core.node.game_cache import GameCache
+from core.node.inference_worker import InferenceWorker
 from core.node.outbox import Outbox
 from core.node.pinning import CoordinatorPin
 from core.node.worker import Worker
@@ -36,14 +37,17 @@ from core.protocol import (
     Challenge,
     Hello,
     InboundFilter,
+    InferTask,
     Leaderboard,
     Message,
     MultiplierEvents,
     Presence,
+    QualityRound,
     QuestBoard,
     Receipt,
     Request,
     Response,
+    RevealCall,
     SeasonInfo,
     SequenceCounter,
     TaskUnit,
@@ -89,6 +93,7 @@ class NetworkLink:
         self.game = GameCache(self.request, self._is_up, lambda: node.publish(GameEvent()))
         self.outbox: Outbox | None = None
         self.workers: list[Worker] = []  # one per device
+        self.inference = InferenceWorker(node, self._publish)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -146,9 +151,11 @@ class NetworkLink:
                     "link.outbox": self.outbox.run(),
                     "link.game": self.game.run(),
                     "link.heartbeat": self._heartbeat_loop(),
+                    "link.inference": self.inference.run(),
                 }
             )
         finally:
+            self.inference.close()
             with contextlib.suppress(Exception):
                 await self.save_marks()
 
@@ -266,6 +273,7 @@ class NetworkLink:
             gpus=[g[:512] for g in gpus[:64]],
             claimed_tflops=max(0.0, tflops),
             workers=min(len(self.workers), MAX_WORKERS),
+            models=await asyncio.to_thread(self.inference.models),
         )
         await self._publish(
             DEFAULT_TOPICS.node_hello(self.node.node_id), Hello.TYPE, hello, retain=True
@@ -342,8 +350,13 @@ class NetworkLink:
                 await self.workers[data.worker].accept(data)
         elif isinstance(data, Challenge):
             await self._route_challenge(data)
+        elif isinstance(data, InferTask | QualityRound):
+            await self.inference.accept(data)
+        elif isinstance(data, RevealCall):
+            await self.inference.reveal(data)
         elif isinstance(data, Receipt):
-            await self._on_receipt(data)
+            if not await self.inference.on_receipt(data):
+                await self._on_receipt(data)
         elif isinstance(data, Response):
             future = self._requests.pop(data.request_id, None)
             if future is not None and not future.done():

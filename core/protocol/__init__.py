@@ -34,6 +34,15 @@ from core.protocol.fields import (
 )
 from core.protocol.game import AwardRecord, MultiplierEvents, QuestBoard, QuestView, SeasonInfo
 from core.protocol.inbound import InboundFilter
+from core.protocol.inference import (
+    InferCommit,
+    InferReveal,
+    InferTask,
+    QualityAnswer,
+    QualityQuestion,
+    QualityRound,
+    RevealCall,
+)
 from core.protocol.payloads import (
     Challenge,
     Hello,
@@ -69,6 +78,9 @@ __all__ = [
     "Hello",
     "Ident",
     "InboundFilter",
+    "InferCommit",
+    "InferReveal",
+    "InferTask",
     "Leaderboard",
     "LeaderboardEntry",
     "Message",
@@ -79,12 +91,16 @@ __all__ = [
     "Payload",
     "Presence",
     "ProtocolError",
+    "QualityAnswer",
+    "QualityQuestion",
+    "QualityRound",
     "QuestBoard",
     "QuestView",
     "Rank",
     "Receipt",
     "Request",
     "Response",
+    "RevealCall",
     "SeasonInfo",
     "SequenceCounter",
     "TaskUnit",

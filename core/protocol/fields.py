@@ -36,7 +36,8 @@ BaseUnits = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 Rank = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 EntryId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-ParamValue = str | int | bool | None
+# A list of strings carries a job's sentences (job.submit); its Struct bounds them.
+ParamValue = str | int | bool | None | list[str]
 
 FractionText = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9]{1,24}(/[1-9][0-9]{0,23})?$", max_length=49)

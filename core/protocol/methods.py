@@ -16,6 +16,7 @@ import msgspec
 
 from core.errors import ProtocolError
 from core.protocol.fields import Category, Ident, Name
+from core.protocol.inference import MAX_SENTENCE_CHARS
 
 Offset = Annotated[int, msgspec.Meta(ge=0, le=10**9)]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
@@ -46,6 +47,23 @@ class AmountParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     amount: Amount
 
 
+# The protocol's ceiling on one job; the coordinator's rules (assets/game.toml) may set less.
+MAX_JOB_SENTENCES = 4096
+# Vectors per job.result page: 256 x 384 float32 is 512 KiB of base64, inside one message.
+MAX_RESULT_PAGE = 256
+JobText = Annotated[str, msgspec.Meta(max_length=MAX_SENTENCE_CHARS)]
+
+
+class JobSubmitParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    texts: Annotated[list[JobText], msgspec.Meta(min_length=1, max_length=MAX_JOB_SENTENCES)]
+
+
+class JobResultParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    job_id: Ident
+    offset: Offset = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_RESULT_PAGE)] = MAX_RESULT_PAGE
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     params: type[msgspec.Struct]
@@ -65,6 +83,9 @@ METHODS: Final[Mapping[str, MethodSpec]] = {
     "stake": MethodSpec(AmountParams, True, "move OMNIT into the security deposit"),
     "unstake": MethodSpec(AmountParams, True, "start returning staked OMNIT (unbonding)"),
     "bench.challenge": MethodSpec(NoParams, True, "ask for a benchmark work unit"),
+    "job.submit": MethodSpec(JobSubmitParams, True, "submit an embedding job (fee held)"),
+    "job.result": MethodSpec(JobResultParams, False, "a job's state and a page of vectors"),
+    "jobs": MethodSpec(WalletParams, False, "this node's jobs, newest first"),
 }
 
 

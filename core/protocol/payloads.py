@@ -67,6 +67,8 @@ class Hello(Payload, frozen=True, kw_only=True):
     claimed_tflops: NonNegFloat
     # Devices that take units at once (one worker per GPU); each is sized and measured alone.
     workers: WorkerCount = 1
+    # Models this node serves inference tasks with (a claim: Proof of Inference checks it).
+    models: Annotated[list[Name], msgspec.Meta(max_length=8)] = []
 
     def validate(self) -> None:
         check_display_name(self.name)

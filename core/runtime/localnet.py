@@ -51,6 +51,7 @@ class LocalNetwork:
                 broker_url="",  # set once the broker has its port
                 task_interval_s=task_interval_s,
                 rules=local_rules(),
+                starter_grants=True,  # a test network: newcomers can submit a job at once
             )
         )
         self._task: asyncio.Task[None] | None = None

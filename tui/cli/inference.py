@@ -67,6 +67,15 @@ def add_inference_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     infer.add_argument(
         "--similarity", nargs=2, metavar=("A", "B"), help="print the cosine similarity of A and B"
     )
+    infer.add_argument(
+        "--network",
+        action="store_true",
+        help="run it as a job on the network (paid in OMNIT; each batch computed twice and "
+        "compared)",
+    )
+    infer.add_argument(
+        "--wait", type=float, default=600.0, metavar="S", help="with --network: give up after S"
+    )
     _model_options(infer)
 
     model = sub.add_parser("model", parents=[common], help="install or locate the model files")
@@ -90,7 +99,7 @@ def add_bench_options(bench: argparse.ArgumentParser) -> None:
 def dispatch_inference(args: argparse.Namespace) -> int | None:
     """Run the command when it is one of ours; None otherwise."""
     command = getattr(args, "command", None)
-    if command == "infer":
+    if command == "infer" and not args.network:
         return _guard(lambda: run_infer(args))
     if command == "model":
         return _guard(lambda: run_model(args))

@@ -52,6 +52,7 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("quests", {}),
     ("season", {}),
     ("events", {}),
+    ("jobs", {}),
     # Whole boards (the replay cuts the pages the console asks for from these).
     *[("leaderboard", {"category": category, "offset": 0, "limit": 100}) for category in BOARDS],
 ]
@@ -141,6 +142,9 @@ async def record() -> dict[str, Any]:
                 await recorder.ask("quest.claim", {"id": quests["compute-sprint"]["id"]})
                 await recorder.ask("quest.claim", {"id": quests["benchmark-suite"]["id"]})
                 await recorder.ask("bench.challenge", {})
+                # Refused on a one-node network (a job needs two workers), and an unknown job.
+                await recorder.ask("job.submit", {"texts": ["a sentence to embed"]})
+                await recorder.ask("job.result", {"job_id": "j0"})
                 await recorder.ask("stake", {"amount": parse_omnit("10")})
                 await recorder.ask("unstake", {"amount": parse_omnit("10")})
                 return {
