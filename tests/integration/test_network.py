@@ -96,7 +96,8 @@ async def test_work_is_verified_credited_and_acknowledged(
         async def three_acked() -> bool:
             return (await store.work_counters())["work.acknowledged"] >= 3
 
-        await wait_until(three_acked, what="three receipts")
+        # Generous: the first unit waits for the warm-up, and CI shares two cores.
+        await wait_until(three_acked, within=60, what="three receipts")
         # Trusted on first use, and pinned in the data dir.
         assert node.link is not None and node.link.pinned_key == coordinator.node_id
         assert await store.get_setting("coordinator_key") == coordinator.node_id
