@@ -263,6 +263,17 @@ class ModelView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     hint: str | None = None
 
 
+class InferenceWorkView(msgspec.Struct, frozen=True, kw_only=True):
+    """The node's inference work on the network: now, and the verdicts since it started."""
+
+    current: str | None = None  # "inference task ..." or "quality round ...", or idle
+    tasks: int = 0  # tasks encoded and committed
+    accepted: int = 0
+    rejected: int = 0
+    last_rejection: str = ""  # the coordinator's reason: who disagreed, the similarity
+    rounds: int = 0  # quality rounds answered
+
+
 class BenchmarkResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The benchmark suite's result. The BLAS peak is measured by a full run on NumPy only."""
 
@@ -299,8 +310,10 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     guard: GuardView | None
     work: WorkState
     workers: tuple[WorkerView, ...] = ()
-    model: ModelView | None = None
     """One per device the node works on; empty when it is on no network (nothing to do)."""
+    model: ModelView | None = None
+    inference: InferenceWorkView | None = None
+    """Inference tasks and quality rounds (None when the node is on no network)."""
     link: LinkView
     counters: Counters
     leaderboards: dict[str, Board]

@@ -491,6 +491,12 @@ class InferenceDesk:
                         seat.failure,
                         slashed,
                     )
+                async with self.state.store.transaction() as db:
+                    await db.execute(
+                        "INSERT OR IGNORE INTO inference_rejections (node_id, task_id, reason,"
+                        " ts) VALUES (?, ?, ?, ?)",
+                        (seat.node_id, task.task_id, seat.failure, time.time()),
+                    )
                 await self._receipt(
                     seat.node_id,
                     task.task_id,

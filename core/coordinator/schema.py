@@ -213,5 +213,14 @@ MIGRATIONS: Sequence[str] = (
         state TEXT NOT NULL CHECK (state IN ('sent', 'scored', 'missed'))
     );
     CREATE INDEX quality_node ON quality_rounds (node_id, issued_ts);
+    -- A worker's lost seats on inference tasks, with the reason (its wallet lists them).
+    CREATE TABLE inference_rejections (
+        node_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        ts REAL NOT NULL,
+        PRIMARY KEY (node_id, task_id)
+    );
+    CREATE INDEX inference_rejections_recent ON inference_rejections (node_id, ts);
     """,
 )

@@ -319,10 +319,12 @@ class WorkRecordsStore(LedgerStore, ReplayMarksMixin):
         return out, fresh
 
     async def rejected_work(self, node_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        # Work units and inference tasks alike: what was lost, and why.
         async with self.db.execute(
             "SELECT task_id, ts, reason FROM verdicts WHERE node_id = ? AND accepted = 0"
+            " UNION ALL SELECT task_id, ts, reason FROM inference_rejections WHERE node_id = ?"
             " ORDER BY ts DESC LIMIT ?",
-            (node_id, limit),
+            (node_id, node_id, limit),
         ) as cur:
             rows = await cur.fetchall()
         return [{"work_id": r[0], "ts": r[1], "reason": r[2]} for r in rows]

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.api.events import WorkEvent
+from core.api.views import InferenceWorkView
 from core.money import format_omnit
 from core.node.context import NodeContext
 from core.protocol import (
@@ -79,6 +80,17 @@ class InferenceWorker:
         self.stats = InferenceStats()
         self._encoder: Any = None
         self._load_lock = asyncio.Lock()
+
+    def view(self) -> InferenceWorkView:
+        stats = self.stats
+        return InferenceWorkView(
+            current=stats.current,
+            tasks=stats.tasks,
+            accepted=stats.accepted,
+            rejected=stats.rejected,
+            last_rejection=stats.last_reason,
+            rounds=stats.rounds,
+        )
 
     # -- the model ---------------------------------------------------------------------------
 

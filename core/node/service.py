@@ -354,6 +354,7 @@ class Node:
                 guard=self.guard_state,
             ),
             model=self.model,
+            inference=self.link.inference.view() if self.link is not None else None,
             workers=workers_view(self.link.workers, self.devices, self.work_paused)
             if self.link is not None
             else (),

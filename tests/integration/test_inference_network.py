@@ -30,6 +30,8 @@ from kernels.inference import ModelMissing, SentenceEncoder, find_model_dir, loa
 from tests.helpers.broker import MosquittoProcess
 from tests.helpers.cli import ROOT, cli_env
 from tests.integration.test_network import node_for, wait_until
+from tui.cli.output import format_status
+from tui.console.widgets.node.summary import model_text
 
 pytestmark = pytest.mark.broker
 
@@ -140,6 +142,20 @@ async def test_jobs_are_verified_by_redundancy_and_cheats_are_not_paid(
         fees = await ledger(store, "job-fee", job_id)
         assert sum(a for _n, a in fees) == result.fee
         assert carol.node_id not in {n for n, _a in fees}
+
+        # Carol's console and status say what she lost and why.
+        async def told() -> bool:
+            view = (await carol.snapshot()).inference
+            return view is not None and view.rejected >= 1
+
+        await wait_until(told, what="carol's rejection receipt")
+        snap = await carol.snapshot()
+        assert snap.inference is not None
+        assert "Proof of Inference" in snap.inference.last_rejection
+        assert "rejected" in model_text(snap).plain
+        assert "last rejection: Proof of Inference" in format_status(snap)
+        lost = (await carol.command(GetWallet())).rejected
+        assert any("Proof of Inference" in r.reason for r in lost)
         # Charged exactly once: one escrow of the fee, no refund.
         wallet = await alice.command(GetWallet())
         escrows = [e for e in wallet.entries if e.kind == "escrow"]

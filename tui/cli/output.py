@@ -58,6 +58,15 @@ def format_status(snap: NodeSnapshot) -> str:
         lines.append(f"devices    {backend.note}")
     if snap.model is not None:
         lines.append("model      " + format_model(snap))
+    work = snap.inference
+    if work is not None and (work.current or work.tasks or work.rounds):
+        line = (
+            f"inference  {work.current or 'idle'}; {work.tasks} task(s) committed, "
+            f"{work.accepted} accepted, {work.rejected} rejected, {work.rounds} quality round(s)"
+        )
+        if work.last_rejection:
+            line += f"; last rejection: {work.last_rejection}"
+        lines.append(printable(line))
     telemetry = snap.telemetry
     if telemetry is None or not telemetry.status.available:
         reason = telemetry.status.reason if telemetry is not None else "unknown"

@@ -293,3 +293,15 @@ def test_fee_split_is_exact() -> None:
     assert job_fee(3, 1) == 1  # rounded up to a base unit
     for fee, sizes in ((10, [3, 3, 3]), (7, [64, 36]), (10**9 + 1, [1, 1])):
         assert sum(split_fee(fee, sizes)) == fee
+
+
+async def test_a_lost_seat_is_listed_in_the_wallet_with_its_reason(
+    desk: tuple[InferenceDesk, Sent],
+) -> None:
+    desk_, _sent = desk
+    for node_id in (C, D):
+        desk_.state.node(node_id).models = frozenset()
+    await desk_.submit(REQ, ["a"], 0.0)
+    await desk_.tick(1e6)  # nobody committed
+    rejected = await desk_.state.store.rejected_work(A)
+    assert [r["reason"] for r in rejected] == ["no commitment by the deadline"]

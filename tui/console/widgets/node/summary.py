@@ -95,9 +95,21 @@ def model_text(snapshot: NodeSnapshot) -> Content:
         return Content.styled("no model: omnitensor model install", "$warning")
     last = snapshot.last_benchmark
     run = last.inference if last is not None else None
+    work = snapshot.inference
+    if work is not None and work.current:
+        return Content.assemble(("model ", "$text-muted"), (work.current, "$accent"))
+    speed = "ready"
     if run is not None and run.available and run.sentences_per_s is not None:
-        return Content.assemble(("model ", "$text-muted"), f"{run.sentences_per_s:,.0f} sent/s")
-    return Content.assemble(("model ", "$text-muted"), "ready")
+        speed = f"{run.sentences_per_s:,.0f} sent/s"
+    if work is None or not (work.accepted or work.rejected):
+        return Content.assemble(("model ", "$text-muted"), speed)
+    verdicts = Content.assemble(
+        "  ·  ",
+        ("inference ", "$text-muted"),
+        f"{work.accepted} accepted",
+        *((", ", (f"{work.rejected} rejected", "$warning")) if work.rejected else ()),
+    )
+    return Content.assemble(("model ", "$text-muted"), speed, verdicts)
 
 
 def work_text(work: WorkState | None, bench: BenchProgressView | None) -> Content:
