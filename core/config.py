@@ -84,6 +84,10 @@ class Config:
     gpus: tuple[int, ...] | None = None
     # The sentence-embedding model's files ([inference] model_dir); None: where pip put them.
     model_dir: Path | None = None
+    # Benchmark once when the node first joins a network, as BOINC does ([node]
+    # first_benchmark = false skips it: its bandwidth stage sizes arrays at 4x the CPU's
+    # last-level cache, several GiB on a big-cache server).
+    first_benchmark: bool = True
     broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     @property
@@ -225,6 +229,10 @@ def _apply(
             out["model_dir"] = Path(value).expanduser()
         elif key == "gpus":
             out["gpus"] = _check_gpus(value, here)
+        elif key == "first_benchmark":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{here}: {value!r} must be true or false")
+            out["first_benchmark"] = value
         elif key == "fake_gpus":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
                 raise ConfigError(f"{here}: {value!r} must be a whole number 0..16")

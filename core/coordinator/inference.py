@@ -24,7 +24,9 @@ import contextlib
 import logging
 import random
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,6 +36,7 @@ import numpy.typing as npt
 
 from core.coordinator.job_book import JobBook, JobRefused, NewTask, Payout
 from core.coordinator.state import CoordinatorState, NodeState
+from core.game.rates import pay_for_flops
 from core.identity import short_id
 from core.money import format_omnit
 from core.protocol import (
@@ -45,12 +48,23 @@ from core.protocol import (
     Receipt,
     RevealCall,
 )
-from kernels.inference.poi import PoIError, commitment, judge, unpack_embeddings
+from kernels.inference.poi import (
+    POI_THRESHOLD,
+    PoIError,
+    commitment,
+    cosines,
+    judge,
+    unpack_embeddings,
+)
 
 log = logging.getLogger("omnitensor.coordinator")
 
 MODEL = "all-MiniLM-L6-v2"
 MODEL_DIMS = {MODEL: 384}
+# all-MiniLM-L6-v2's shape, for the base reward: useful work pays the GEMM rate on the
+# encoder's FLOPs (core/game/rates.py), never more, so paying a job's fee to one's own nodes
+# earns nothing that honest GEMM work on the same hardware would not.
+_HIDDEN, _INTER, _LAYERS, _MAX_TOKENS = 384, 1536, 6, 256
 TASK_SENTENCES = 64
 COMMIT_BASE_S = 30.0  # a worker loads its model on the first task: room for that
 COMMIT_PER_SENTENCE_S = 0.25  # a slow CPU node encodes ~20 sentences/s; ample margin
@@ -61,6 +75,7 @@ QUEUE_MAX = 4_000
 
 Phase = Literal["commit", "reveal"]
 Vectors = npt.NDArray[np.float32]
+Encode = Callable[[list[str]], Vectors]
 
 
 @dataclass
@@ -101,12 +116,46 @@ def job_fee(sentences: int, per_1000: int) -> int:
     return -(-sentences * per_1000 // 1000)
 
 
+def encoder_flops(texts: list[str]) -> int:
+    """The FLOPs of encoding ``texts`` (about 4 characters a token, plus [CLS] and [SEP])."""
+    total = 0
+    for text in texts:
+        tokens = min(_MAX_TOKENS, len(text) // 4 + 2)
+        dense = 2 * tokens * (4 * _HIDDEN * _HIDDEN + 2 * _HIDDEN * _INTER)
+        attention = 4 * tokens * tokens * _HIDDEN
+        total += _LAYERS * (dense + attention)
+    return total
+
+
 def split_fee(fee: int, sizes: list[int]) -> list[int]:
     """Shares of ``fee`` proportional to ``sizes``, exact: the remainder goes to the last."""
     total = sum(sizes)
     shares = [fee * size // total for size in sizes]
     shares[-1] += fee - sum(shares)
     return shares
+
+
+def local_auditor() -> Encode | None:
+    """The coordinator's own encoder for audits, loaded on first use (None: no model here)."""
+    from kernels.inference.model import model_status
+
+    if not model_status()["installed"]:
+        return None
+    lock = threading.Lock()
+    loaded: list[Any] = []
+
+    def encode(texts: list[str]) -> Vectors:
+        from kernels.backend import numpy_backend
+        from kernels.inference import SentenceEncoder, find_model_dir, load_model
+
+        with lock:  # audits run in worker threads: load once
+            if not loaded:
+                model = load_model(find_model_dir(), numpy_backend())
+                loaded.append(SentenceEncoder(model, workers=1))
+        vectors: Vectors = loaded[0].encode(texts)
+        return vectors
+
+    return encode
 
 
 class InferenceDesk:
@@ -121,7 +170,19 @@ class InferenceDesk:
         )
         self.running: dict[str, RunningJob] = {}
         self.tasks: dict[str, OpenTask] = {}
-        self.stats = {"tasks_agreed": 0, "sentences_agreed": 0, "outliers": 0, "ties": 0}
+        self.stats = {
+            "tasks_agreed": 0,
+            "sentences_agreed": 0,
+            "outliers": 0,
+            "ties": 0,
+            "audits": 0,
+            "audits_failed": 0,
+        }
+        # The coordinator's own encoder, when the model is installed here: one secret random
+        # sentence of each agreed task is encoded again and must match. Two colluding nodes
+        # that agree on made-up vectors are caught, whatever their number (redundancy alone
+        # cannot see that). None: checked by redundancy only.
+        self.audit_encode: Encode | None = None
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -339,6 +400,15 @@ class InferenceDesk:
             if s.failure is None and s.vectors is not None
         }
         verdict = await asyncio.to_thread(judge, revealed)
+        if verdict.agreed and not verdict.tie and verdict.reference is not None:
+            failed = await self._audit(task, task.seats[verdict.reference].vectors)
+            if failed is not None:
+                # The majority made its answer up: it loses, and the rest are judged again
+                # (an honest minority is not punished for disagreeing with it).
+                for node_id in verdict.agreed:
+                    self._forfeit(task.seats[node_id], failed, slash=True)
+                await self._judge(task, now)
+                return
         for node_id, reason in verdict.outliers.items():
             self._forfeit(task.seats[node_id], f"Proof of Inference: {reason}", slash=True)
             self.stats["outliers"] += 1
@@ -354,6 +424,22 @@ class InferenceDesk:
                 f"({len(revealed)} answer(s), {len(task.seats)} worker(s) tried)",
                 now,
             )
+
+    async def _audit(self, task: OpenTask, vectors: Vectors | None) -> str | None:
+        """The coordinator's own check of one secret random sentence; the failure or None."""
+        if self.audit_encode is None or vectors is None:
+            return None
+        index = secrets.randbelow(len(task.texts))
+        mine = await asyncio.to_thread(self.audit_encode, [task.texts[index]])
+        similarity = float(cosines(mine, vectors[index : index + 1])[0])
+        self.stats["audits"] += 1
+        if similarity >= POI_THRESHOLD:
+            return None
+        self.stats["audits_failed"] += 1
+        return (
+            f"failed the coordinator's audit: sentence {index + 1} has cosine "
+            f"{similarity:.6f} to the coordinator's own encoding (threshold {POI_THRESHOLD})"
+        )
 
     async def _agreed(
         self, task: OpenTask, agreed: list[str], reference: str, similarity: dict[str, float]
@@ -392,7 +478,7 @@ class InferenceDesk:
             count = len(task.texts)
             ordered = [reference, *sorted(n for n in agreed if n != reference)]
             shares = split_fee(task.fee, [1] * len(ordered))[::-1] if fees else [0] * len(ordered)
-            reward = self.rules.reward_per_1000 * count // 1000
+            reward = pay_for_flops(encoder_flops(task.texts))
             for node_id, share in zip(ordered, shares, strict=True):
                 why = (
                     f"inference task {task_id} of job {task.job_id}: {count} sentences, agreed "
@@ -480,6 +566,12 @@ class InferenceDesk:
                     continue
                 seat.reported = True
                 self._free(task, seat.node_id)
+                node = self.state.nodes.get(seat.node_id)
+                if node is not None:
+                    # Wrong answers: no tasks until a quality round says otherwise; a missed
+                    # deadline: one tier down (tier 0 after two), so a silent node stops
+                    # holding up jobs.
+                    node.tier = 0 if seat.slash else max(0, node.tier - 1)
                 if seat.slash:
                     slashed = await self.state.game.on_failed_work(
                         seat.node_id, task.task_id, seat.failure

@@ -40,6 +40,11 @@ ANSWER_WINDOW_S = 60.0  # a node loads its model for its first round: room for t
 QUEUE_MAX = 1_000
 
 
+def now_plus(interval: float) -> float:
+    """When to look again at a node that may not have a round yet."""
+    return time.time() + min(interval, 60.0)
+
+
 def tier_for(accuracy: Fraction) -> int:
     """0: no inference tasks until a better round; 1: eligible; 2: preferred."""
     if accuracy >= Fraction(5, 6):
@@ -109,8 +114,17 @@ class QualityDesk:
                 continue
             if node.next_quality == 0.0:  # first seen: a round soon, not at once
                 node.next_quality = now + random.uniform(0.1, 0.5) * self._interval()
-            if node.next_quality <= now:
+            if node.next_quality <= now and await self._has_work_on_record(node_id):
                 await self.issue(node_id, now)
+
+    async def _has_work_on_record(self, node_id: str) -> bool:
+        """The quests' sybil gate: rounds (and their board) only for nodes with verified work."""
+        need = self.state.game.rules.quest_rules.min_verified_units
+        verified, _credited = await self.state.store.verified_since(node_id, 0.0)
+        if verified >= need:
+            return True
+        self.state.node(node_id).next_quality = now_plus(self._interval())
+        return False
 
     def _interval(self) -> float:
         return self.state.settings.quality_interval_s

@@ -22,7 +22,7 @@ import aiomqtt
 
 from core.coordinator.game_store import GameService
 from core.coordinator.handlers import RequestHandlers
-from core.coordinator.inference import InferenceDesk
+from core.coordinator.inference import InferenceDesk, local_auditor
 from core.coordinator.ingest import Ingest
 from core.coordinator.job_book import JobBook
 from core.coordinator.limits import RateLimiter
@@ -147,6 +147,9 @@ class Coordinator:
         self.scheduler = Scheduler(self.state)
         self.ingest = Ingest(self.state, self.scheduler, secret)
         self.desk = InferenceDesk(self.state, JobBook(self.game))
+        self.desk.audit_encode = await asyncio.to_thread(local_auditor)
+        if self.desk.audit_encode is None:
+            log.info("no model here: inference results are checked by redundancy alone")
         self.quality = QualityDesk(self.state)
         self.handlers = RequestHandlers(self.state, self.desk)
         self.publisher = Publisher(self.state)

@@ -145,11 +145,10 @@ class InferenceRules:
     """Inference as network work (assets/game.toml [inference]); amounts in base units."""
 
     fee_per_1000: int = 1_000_000_000  # what a requester pays per 1,000 sentences
-    reward_per_1000: int = 500_000_000  # the network's base reward per agreeing worker
     workers_per_task: int = 2
     max_job_sentences: int = 1024
     starter_grant: int = 10_000_000_000  # local network and devnet only
-    quality_reward: int = 10_000_000  # per correct known answer in a quality round
+    quality_reward: int = 100_000  # per correct known answer in a quality round
 
 
 @dataclass(frozen=True)

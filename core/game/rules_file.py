@@ -252,7 +252,6 @@ def load_rules(path: Path | None = None) -> GameRules:
     inference = root.table("inference")
     inference_rules = InferenceRules(
         fee_per_1000=inference.omnit("fee_omnit_per_1000_sentences"),
-        reward_per_1000=inference.omnit("reward_omnit_per_1000_sentences"),
         workers_per_task=inference.integer("workers_per_task", 2, 5),
         max_job_sentences=inference.integer("max_job_sentences", 1, 4096),
         starter_grant=inference.omnit("starter_omnit"),

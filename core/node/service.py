@@ -188,7 +188,8 @@ class Node:
 
     async def _run_link(self, link: NetworkLink) -> None:
         assert self.store is not None
-        if await self.store.last_benchmark() is None and not self.backend_error:
+        first = self.config.first_benchmark and await self.store.last_benchmark() is None
+        if first and not self.backend_error:
             # Like BOINC's first-run benchmark: the network rewards measured capability.
             self._tasks.append(
                 asyncio.create_task(self._first_benchmark(), name="node.first-benchmark")

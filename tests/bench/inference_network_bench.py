@@ -75,6 +75,7 @@ def node(data_dir: Path, url: str, name: str) -> Node:
             "broker_url": url,
             "broker.trust_first_use": True,
             "telemetry_interval": 5.0,
+            "first_benchmark": False,
         }
     )
     return Node(config, nvml=FakeNvml.with_gpus(1), network_url=url)

@@ -56,6 +56,7 @@ def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("[broker]\nport = 3", "unknown setting 'port'"),
         ('[broker]\ncoordinator_key = "abc"', "not a coordinator key"),
         ("name = [", "not valid TOML"),
+        ('[node]\nfirst_benchmark = "no"', "first_benchmark: 'no' must be true or false"),
     ],
 )
 def test_bad_config_file_names_file_and_value(tmp_path: Path, text: str, expected: str) -> None:
@@ -81,3 +82,10 @@ def test_bad_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_explicit_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config({"config_file": str(tmp_path / "nope.toml")})
+
+
+def test_first_benchmark_can_be_turned_off(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text("[node]\nfirst_benchmark = false\n")
+    assert load_config({"config_file": str(path)}).first_benchmark is False
+    assert load_config({}).first_benchmark is True

@@ -66,6 +66,7 @@ def node_for(
     *,
     nvml: FakeNvml | None = None,
     telemetry_interval: float = 1.0,
+    first_benchmark: bool = True,
 ) -> Node:
     # These networks run on a test mosquitto: trusting the coordinator on first use is asked for.
     config = load_config(
@@ -75,6 +76,7 @@ def node_for(
             "broker_url": url,
             "broker.trust_first_use": True,
             "telemetry_interval": telemetry_interval,
+            "first_benchmark": first_benchmark,
         }
     )
     if key:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -124,7 +125,8 @@ async def node_session(config: Config) -> AsyncIterator[NodeAPI]:
             await client.close()
         return
     async with contextlib.AsyncExitStack() as stack:
-        node = await open_node(config, stack)
+        # A node for one command: no first benchmark (it would be cancelled half-way).
+        node = await open_node(dataclasses.replace(config, first_benchmark=False), stack)
         deadline = time.monotonic() + CONNECT_WAIT_S
         while node.link is not None and node.link.state != "connected":
             if time.monotonic() > deadline:

@@ -305,3 +305,27 @@ async def test_a_lost_seat_is_listed_in_the_wallet_with_its_reason(
     await desk_.tick(1e6)  # nobody committed
     rejected = await desk_.state.store.rejected_work(A)
     assert [r["reason"] for r in rejected] == ["no commitment by the deadline"]
+
+
+async def test_a_colluding_pair_fails_the_audit_and_the_task_goes_to_others(
+    desk: tuple[InferenceDesk, Sent],
+) -> None:
+    desk_, sent = desk
+    desk_.audit_encode = honest  # the coordinator's own encoder (here: the honest stand-in)
+    for node_id in (C, D):
+        desk_.state.node(node_id).models = frozenset()
+
+    def made_up(texts: list[str]) -> np.ndarray:  # the same fake vectors from both
+        return honest([t[::-1] + "?" for t in texts])
+
+    job = await desk_.submit(REQ, ["one", "two", "three"], 0.0)
+    for node_id in (C, D):
+        desk_.state.node(node_id).models = frozenset({MODEL})
+    await run_task(desk_, sent, {A: made_up, B: made_up, C: honest, D: honest})
+    record = await desk_.jobs.job(job["job_id"])
+    assert record is not None and record.state == "delivered"
+    rejected = {r.recipient: r.reason for r in sent.of(Receipt) if not r.accepted}
+    assert set(rejected) == {A, B} and all("audit" in why for why in rejected.values())
+    assert {a for a, _amount, _r in await ledger(desk_, "job-fee")} == {C, D}
+    assert desk_.stats["audits_failed"] == 1
+    assert desk_.state.node(A).tier == 0

@@ -4,6 +4,7 @@ answers only, credited on the model-testers board, and setting the node's tier."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,16 @@ from core.coordinator.inference import MODEL
 from core.coordinator.quality import QualityDesk, tier_for
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
 from core.coordinator.store import CoordinatorStore
+from core.game import default_rules
+from core.game.rules import GameRules
 from core.protocol import QualityAnswer, QualityRound
 from tests.core.coordinator.test_inference_desk import A, B, Sent
+
+
+def rules(min_verified_units: int) -> GameRules:
+    base = default_rules()
+    gate = replace(base.quest_rules, min_verified_units=min_verified_units)
+    return replace(base, quest_rules=gate)
 
 
 @pytest.fixture
@@ -26,7 +35,7 @@ async def quality(tmp_path: Path) -> AsyncIterator[tuple[QualityDesk, Sent]]:
         settings=CoordinatorSettings(data_dir=tmp_path, broker_url="mqtt://127.0.0.1:1"),
         node_id="f" * 64,
         store=store,
-        game=GameService(store),
+        game=GameService(store, rules(0)),
         publish=sent,
         is_connected=lambda: True,
     )
@@ -88,6 +97,16 @@ async def test_wrong_answers_lower_the_tier_and_late_rounds_close(
         "SELECT state FROM quality_rounds WHERE round_id = ?", (late,)
     ) as cur:
         assert (await cur.fetchone()) == ("missed",)
+
+
+async def test_no_round_without_verified_work_on_record(
+    quality: tuple[QualityDesk, Sent],
+) -> None:
+    desk, sent = quality
+    desk.state.game.rules = rules(10)  # the quests' sybil gate: ten verified units
+    await desk.tick(1.0)
+    await desk.tick(1e9)
+    assert not sent.of(QualityRound)
 
 
 def test_tiers() -> None:
