@@ -23,12 +23,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
 from core.coordinator.inference import MODEL
 from core.coordinator.state import CoordinatorState
+from core.errors import ConfigError
 from core.identity import short_id
 from core.protocol import DEFAULT_TOPICS, Message, QualityAnswer, QualityQuestion, QualityRound
 
@@ -59,6 +61,23 @@ class OpenRound:
     questions: list[Any]  # kernels.inference.quality.Question, answers included
     issued_ts: float
     deadline_ts: float
+
+
+async def check_bank(path: Path) -> None:
+    """Load a configured bank; ConfigError (one line, the file named) when it is unusable."""
+    from kernels.inference import InferenceError
+    from kernels.inference.quality import load_bank
+
+    try:
+        bank = await asyncio.to_thread(load_bank, path)
+    except InferenceError as exc:
+        raise ConfigError(f"quality bank: {exc}") from None
+    known = sum(q.answer is not None for q in bank)
+    if known < ROUND_KNOWN or len(bank) - known < ROUND_UNKNOWN:
+        raise ConfigError(
+            f"quality bank {path}: {known} known and {len(bank) - known} unknown questions; "
+            f"a round needs {ROUND_KNOWN} and {ROUND_UNKNOWN}"
+        )
 
 
 class QualityDesk:

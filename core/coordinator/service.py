@@ -27,7 +27,7 @@ from core.coordinator.ingest import Ingest
 from core.coordinator.job_book import JobBook
 from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import Publisher
-from core.coordinator.quality import QualityDesk
+from core.coordinator.quality import QualityDesk, check_bank
 from core.coordinator.scheduler import Scheduler
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
 from core.coordinator.store import CoordinatorStore
@@ -105,6 +105,8 @@ class Coordinator:
         return self.state.stats
 
     async def __aenter__(self) -> Coordinator:
+        if self.settings.quality_bank is not None:
+            await check_bank(self.settings.quality_bank)  # a bad private bank stops the start
         data_dir = self.settings.data_dir
         prepare_data_dir(data_dir)
         self._lock.acquire()

@@ -40,6 +40,13 @@ def add_service_parsers(
         metavar="S",
         help="a unit's size, in seconds of the node's measured throughput (default 2)",
     )
+    coordinator.add_argument(
+        "--quality-bank",
+        type=Path,
+        metavar="FILE",
+        help="a private quality-round question bank (default: the shipped, public one; "
+        "docs/inference-network.md)",
+    )
     devnet = sub.add_parser(
         "devnet", parents=[common], help="run a local network (broker + coordinator) only"
     )
@@ -104,6 +111,7 @@ async def _coordinator(args: argparse.Namespace, config: Config, as_json: bool) 
         broker=config.broker,
         task_interval_s=args.task_interval,
         unit_seconds=args.unit_seconds,
+        quality_bank=args.quality_bank,
     )
     async with Coordinator(settings) as coordinator:
         print(coordinator_banner(coordinator), flush=True)
