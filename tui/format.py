@@ -11,7 +11,7 @@ import math
 import time
 from typing import Any
 
-from core.money import format_omnit
+from core.money import BASE_UNITS_PER_OMNIT, format_omnit
 
 NA = "n/a"
 # Eighths of a cell, for bars finer than one character.
@@ -29,19 +29,34 @@ def na(value: Any, fmt: str = "{}") -> str:
 def omnit_amount(base_units: int | None, *, exact: bool = False, grouped: bool = True) -> str:
     """An amount in base units as OMNIT digits, by integer arithmetic: ``1,200``.
 
-    Whole OMNIT by default (truncated toward zero, as a ledger shows a balance); ``exact``
-    adds the fractional digits that are not zero, so nothing is rounded away. ``grouped``
+    Whole OMNIT by default (truncated toward zero, as a ledger shows a balance), except
+    under 1 OMNIT, which shows 3 significant digits (``small_omnit``); ``exact`` adds the
+    fractional digits that are not zero, so nothing is rounded away. ``grouped``
     puts thousands separators in the whole part (the console); the CLI's documented lines
     have none (``1200 OMNIT``).
     """
     if base_units is None:
         return NA
-    text = format_omnit(int(base_units), exact=exact)
+    amount = int(base_units)
+    if not exact and 0 < abs(amount) < BASE_UNITS_PER_OMNIT:
+        # Below 1 OMNIT whole digits say 0 for every small rig: show 3 significant digits
+        # (truncated, never rounded up).
+        return small_omnit(amount)
+    text = format_omnit(amount, exact=exact)
     if not grouped:
         return text
     sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
     whole, dot, frac = digits.partition(".")
     return f"{sign}{int(whole):,}{dot}{frac}"
+
+
+def small_omnit(base_units: int, digits: int = 3) -> str:
+    """An amount under 1 OMNIT to ``digits`` significant digits, truncated: ``0.000894``."""
+    sign = "-" if base_units < 0 else ""
+    frac = f"{abs(base_units):09d}"
+    first = len(frac) - len(frac.lstrip("0"))
+    kept = frac[: first + digits].rstrip("0")
+    return f"{sign}0.{kept}"
 
 
 def omnit_label(base_units: int | None, *, exact: bool = True, grouped: bool = True) -> str:

@@ -20,6 +20,7 @@ from core.api.network import (
     Wallet,
 )
 from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot, WorkerView
+from core.game.boards import BOARD_COUNTS, NOT_COUNTED
 from core.textsafe import printable
 from tui.format import (
     date,
@@ -181,7 +182,14 @@ def format_leaderboard(board: LeaderboardPage) -> str:
     lines += [
         f"{e.rank}. {printable(e.name, 64)} - {_omnit(e.amount)} OMNIT" for e in board.entries
     ]
+    lines.append(board_counts(board.category, board.season))
     return "\n".join(lines)
+
+
+def board_counts(category: str, period: str) -> str:
+    """What a board adds up (``(counts: ...)``), so a 0 or a missing quest reward is clear."""
+    counts = BOARD_COUNTS.get(category, "OMNIT earned on this board")
+    return f"({category} {period}: {counts}; {NOT_COUNTED})"
 
 
 def format_wallet(wallet: Wallet) -> str:

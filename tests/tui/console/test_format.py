@@ -43,6 +43,12 @@ def test_omnit_is_exact_integer_arithmetic() -> None:
     assert omnit_amount(1_200 * OMNIT, grouped=False) == "1200"
     assert signed_omnit(12 * OMNIT + 250_000_000) == "+12.25"
     assert signed_omnit(-3 * OMNIT) == "-3"
+    # Under 1 OMNIT: 3 significant digits (truncated), never a bare 0 for a small rig.
+    assert omnit_amount(894_114) == "0.000894"
+    assert omnit_amount(999_999_999) == "0.999"
+    assert omnit_amount(-1_500) == "-0.0000015"
+    assert omnit_amount(1) == "0.000000001"
+    assert omnit_amount(0) == "0"
 
 
 def test_bars_and_times() -> None:

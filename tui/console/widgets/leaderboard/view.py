@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
+from core.game.boards import BOARD_COUNTS, NOT_COUNTED
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.common.unavailable import Unavailable
 from tui.console.widgets.leaderboard.table import LeaderboardTable, PageFetcher, header_text
@@ -21,6 +22,7 @@ class LeaderboardView(Vertical):
     LeaderboardView {
         height: 1fr;
         & > .leaderboard--status { height: 1; }
+        & > .leaderboard--counts { height: auto; }
         & > .leaderboard--header { height: 1; text-style: bold; color: $text-muted; }
     }
     """
@@ -35,6 +37,9 @@ class LeaderboardView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="leaderboard--status", markup=False)
+        # What the board adds up: a small rig's amount or a missing quest reward is no riddle.
+        counts = f"counts {BOARD_COUNTS.get(self.category, 'OMNIT')}; {NOT_COUNTED}"
+        yield Static(Content.styled(counts, "$text-muted"), classes="leaderboard--counts")
         yield Static(classes="leaderboard--header", markup=False)
         yield LeaderboardTable(self._fetch, own_node_id=self._own_node_id)
         yield Unavailable()
