@@ -67,6 +67,18 @@ def untrusted_coordinator_line(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class AlertConfig:
+    """Thresholds (``[alerts]`` in the node's config file); 0 turns a check off."""
+
+    gpu_temp_c: float = 85.0
+    paused_minutes: float = 10.0
+    offline_minutes: float = 10.0
+    earnings_drop_percent: float = 50.0  # alert when the last hour earns below this % of 24 h
+    quest_hours: float = 6.0  # alert when an accepted quest ends within this many hours
+    command: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the node needs to start; frozen, built once by ``load_config``."""
 
@@ -88,6 +100,7 @@ class Config:
     # first_benchmark = false skips it: its bandwidth stage sizes arrays at 4x the CPU's
     # last-level cache, several GiB on a big-cache server).
     first_benchmark: bool = True
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     @property
@@ -172,6 +185,9 @@ def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     for key, value in table.items():
         if key in ("guard", "node", "inference") and isinstance(value, dict):
             flat.update(value)
+        elif key == "alerts" and isinstance(value, dict):
+            for akey, avalue in value.items():
+                flat[f"alerts.{akey}"] = avalue
         elif key == "broker" and isinstance(value, dict):
             for bkey, bvalue in value.items():
                 if bkey not in _BROKER_KEYS:
@@ -180,6 +196,27 @@ def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         else:
             flat[key] = value
     return flat
+
+
+_ALERT_LIMITS = {
+    "gpu_temp_c": 120.0,
+    "paused_minutes": 24 * 60.0,
+    "offline_minutes": 24 * 60.0,
+    "earnings_drop_percent": 100.0,
+    "quest_hours": 24 * 30.0,
+}
+
+
+def _check_alert(key: str, value: object, where: str) -> dict[str, Any]:
+    """One ``[alerts]`` setting: a threshold (0 turns it off) or the command to run."""
+    if key == "command":
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{where}: {value!r} must be a command line (text)")
+        return {"command": value}
+    if key not in _ALERT_LIMITS:
+        names = ", ".join(sorted([*_ALERT_LIMITS, "command"]))
+        raise ConfigError(f"{where}: unknown alert setting (one of {names})")
+    return {key: _check_float(value, where, 0.0, _ALERT_LIMITS[key])}
 
 
 def _check_gpus(value: object, where: str) -> tuple[int, ...] | None:
@@ -229,6 +266,10 @@ def _apply(
             out["model_dir"] = Path(value).expanduser()
         elif key == "gpus":
             out["gpus"] = _check_gpus(value, here)
+        elif key.startswith("alerts."):
+            alerts = dict(out.get("alerts", {}))
+            alerts.update(_check_alert(key.removeprefix("alerts."), value, here))
+            out["alerts"] = alerts
         elif key == "first_benchmark":
             if not isinstance(value, bool):
                 raise ConfigError(f"{here}: {value!r} must be true or false")
@@ -372,7 +413,10 @@ def load_config(
     if broker.password_file is not None:
         broker = replace(broker, password=read_password_file(broker.password_file))
     data_dir = Path(values.pop("data_dir", default_data_dir())).expanduser().absolute()
-    config = Config(data_dir=data_dir, config_file=used_file, broker=broker, **values)
+    alerts = AlertConfig(**values.pop("alerts", {}))
+    config = Config(
+        data_dir=data_dir, config_file=used_file, broker=broker, alerts=alerts, **values
+    )
     if config.resume_temp_c >= config.pause_temp_c:
         raise ConfigError(
             f"resume_temp_c {config.resume_temp_c:g} must be below pause_temp_c "

@@ -263,6 +263,15 @@ class ModelView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     hint: str | None = None
 
 
+class AlertView(msgspec.Struct, frozen=True, kw_only=True):
+    """An alert that holds now ([alerts] in the config): raised once, listed until it clears."""
+
+    id: str
+    kind: str
+    message: str
+    since_ts: float
+
+
 class InferenceWorkView(msgspec.Struct, frozen=True, kw_only=True):
     """The node's inference work on the network: now, and the verdicts since it started."""
 
@@ -314,6 +323,7 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     model: ModelView | None = None
     inference: InferenceWorkView | None = None
     """Inference tasks and quality rounds (None when the node is on no network)."""
+    alerts: tuple[AlertView, ...] = ()
     link: LinkView
     counters: Counters
     leaderboards: dict[str, Board]

@@ -23,6 +23,7 @@ from core.api.commands import Request
 from core.api.events import LogEvent, LogLevel, NodeEvent, TelemetryEvent
 from core.api.views import (
     NO_LINK,
+    AlertView,
     BackendInfo,
     BenchmarkResult,
     ModelView,
@@ -34,6 +35,7 @@ from core.config import Config
 from core.datadir import DataDirLock, prepare_data_dir
 from core.errors import CommandError
 from core.identity import Identity, load_or_create_identity, short_id
+from core.node.alerts import AlertInputs, AlertMonitor
 from core.node.bench import Benchmarks
 from core.node.commands import NodeCommands
 from core.node.devices import WorkDevice, make_devices, probe_devices
@@ -109,6 +111,8 @@ class Node:
             )
         )
         self.guard_state: GuardState | None = None
+        self.alerts = AlertMonitor(config.alerts)
+        self._paused_since: float | None = None  # when the guard last started holding work
         self.frame: TelemetryFrame | None = None
         self.backend_name = "unknown"
         self.backend_device = ""
@@ -313,9 +317,37 @@ class Node:
             previous = self.guard_state
             self.guard_state = self.guard.update(frame)
             await self._log_guard_changes(previous, self.guard_state)
+            if not self.guard_state.paused:
+                self._paused_since = None
+            elif self._paused_since is None:
+                self._paused_since = time.time()
+            await self._check_alerts()
             self.publish(
                 TelemetryEvent(telemetry=telemetry_view(frame), guard=guard_view(self.guard_state))
             )
+
+    async def _check_alerts(self) -> None:
+        """Raise and clear alerts (once each); the owner's command hears of both."""
+        link = self.link
+        game = link.game if link is not None else None
+        inputs = AlertInputs(
+            now=time.time(),
+            frame=self.frame,
+            guard=self.guard_state,
+            paused_since=self._paused_since,
+            offline_since=link.since_ts if link is not None and link.state == "offline" else None,
+            broker=link.display_url if link is not None else "",
+            wallet=game.wallet if game is not None else None,
+            quests=game.quests.quests if game is not None and game.quests is not None else (),
+            up_since=self.started_ts,
+        )
+        raised, cleared = self.alerts.evaluate(inputs)
+        for alert in raised:
+            await self.emit_log("warning", "alert", alert.message, {"alert": alert.id})
+            self.alerts.run_command(alert, "raised")
+        for alert in cleared:
+            await self.emit_log("info", "alert", f"cleared: {alert.message}", {"alert": alert.id})
+            self.alerts.run_command(alert, "cleared")
 
     async def _log_guard_changes(self, before: GuardState | None, after: GuardState) -> None:
         was = {g.index: g.paused for g in before.per_gpu} if before else {}
@@ -356,6 +388,10 @@ class Node:
             ),
             model=self.model,
             inference=self.link.inference.view() if self.link is not None else None,
+            alerts=tuple(
+                AlertView(id=a.id, kind=a.kind, message=a.message, since_ts=a.since_ts)
+                for a in self.alerts.active.values()
+            ),
             workers=workers_view(self.link.workers, self.devices, self.work_paused)
             if self.link is not None
             else (),

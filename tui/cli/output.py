@@ -59,6 +59,9 @@ def format_status(snap: NodeSnapshot) -> str:
         lines.append(f"devices    {backend.note}")
     if snap.model is not None:
         lines.append("model      " + format_model(snap))
+    for alert in snap.alerts:
+        since = date_time_seconds(alert.since_ts)
+        lines.append(printable(f"alert      {alert.message} (since {since})"))
     work = snap.inference
     if work is not None and (work.current or work.tasks or work.rounds):
         line = (

@@ -15,6 +15,7 @@ from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.gpu.card import GpuCard
 from tui.console.widgets.node.summary import (
+    alerts_text,
     multiplier_banner,
     node_line,
     upcoming_events,
@@ -45,6 +46,7 @@ class DashboardScreen(NodeScreen):
         yield Static(id="banner", markup=False)
         yield Static("starting…", id="node-line", markup=False)
         yield Static(id="work-line", markup=False)
+        yield Static(id="alerts", markup=False)
         with VerticalScroll(id="gpus"):
             yield Static(id="no-gpu", markup=False)
         yield Static(id="events", markup=False)
@@ -52,6 +54,7 @@ class DashboardScreen(NodeScreen):
 
     def on_mount(self) -> None:
         self.query_one("#banner").display = False
+        self.query_one("#alerts").display = False
         self.query_one("#no-gpu").display = False
 
     def on_resize(self) -> None:
@@ -69,6 +72,11 @@ class DashboardScreen(NodeScreen):
         set_text(self.query_one("#node-line", Static), node_line(snapshot, now))
         set_text(self.query_one("#work-line", Static), work_line(snapshot, self.bench))
         set_text(self.query_one("#events", Static), upcoming_events(snapshot.multiplier))
+        alerts = self.query_one("#alerts", Static)
+        if alerts.display != bool(snapshot.alerts):
+            alerts.display = bool(snapshot.alerts)
+        if snapshot.alerts:
+            set_text(alerts, alerts_text(snapshot))
         self._show_gpus(snapshot)
 
     def show_bench(self, bench: BenchProgressView | None) -> None:

@@ -197,3 +197,17 @@ def upcoming_events(
             f" {event.name} {when}{soon}",
         ]
     return Content.assemble(*parts)
+
+
+def alerts_text(snapshot: NodeSnapshot, now: float | None = None) -> Content:
+    """The alerts that hold now, one a line, with how long each has held."""
+    now = time.time() if now is None else now
+    lines: list[Content | str | tuple[str, str]] = []
+    for i, alert in enumerate(snapshot.alerts):
+        lines += [
+            "\n" if i else "",
+            ("alert ", "bold $error"),
+            alert.message,
+            (f"  (since {clock(alert.since_ts)}, {duration(now - alert.since_ts)})", "$text-muted"),
+        ]
+    return Content.assemble(*lines)
