@@ -11,6 +11,7 @@ a command line shows in ``ps``. Credentials in a broker URL move into ``username
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -29,6 +30,8 @@ from core.textsafe import redact_url
 APP_NAME = "omnitensor"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 _BROKER_SCHEMES = ("mqtt", "mqtts")
+_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-.]{0,252})$")
+_METRICS_KEYS = ("listen",)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class Config:
     # last-level cache, several GiB on a big-cache server).
     first_benchmark: bool = True
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    # Where the Prometheus metrics are served ([metrics] listen = "127.0.0.1:9400"), as
+    # HOST:PORT; None: not served. See ``split_listen``.
+    metrics_listen: str | None = None
     broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     @property
@@ -136,6 +142,38 @@ def _check_float(value: object, where: str, low: float, high: float) -> float:
     if not low <= float(value) <= high:
         raise ConfigError(f"{where}: {value!r} is outside {low:g}..{high:g}")
     return float(value)
+
+
+def _check_listen(value: object, where: str) -> str:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` alone (on the loopback) as ``HOST:PORT``."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ConfigError(f"{where}: {value!r} is not HOST:PORT (like 127.0.0.1:9400)")
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host = ""
+    host = host or "127.0.0.1"  # a bare port listens on the loopback only
+    bracketed = host.startswith("[") and host.endswith("]")
+    bare = host[1:-1] if bracketed else host
+    if ":" in bare and not bracketed:
+        raise ConfigError(f"{where}: {value!r}: write an IPv6 host in brackets, like [::1]:9400")
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigError(f"{where}: {value!r} needs a port 1..65535 (like 127.0.0.1:9400)")
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        if ":" in bare or not _HOST_RE.match(bare):
+            raise ConfigError(
+                f"{where}: {value!r} has a bad host (like 127.0.0.1:9400 or [::1]:9400)"
+            ) from None
+        return f"{bare}:{int(port)}"
+    return f"[{address}]:{int(port)}" if address.version == 6 else f"{address}:{int(port)}"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """A checked ``metrics_listen`` as (host, port); an IPv6 host loses its brackets."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _check_broker_url(value: object, where: str) -> tuple[str, str | None, str | None]:
@@ -188,6 +226,11 @@ def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         elif key == "alerts" and isinstance(value, dict):
             for akey, avalue in value.items():
                 flat[f"alerts.{akey}"] = avalue
+        elif key == "metrics" and isinstance(value, dict):
+            for mkey, mvalue in value.items():
+                if mkey not in _METRICS_KEYS:
+                    raise ConfigError(f"{where} [metrics]: unknown setting {mkey!r}")
+                flat[f"metrics_{mkey}"] = mvalue
         elif key == "broker" and isinstance(value, dict):
             for bkey, bvalue in value.items():
                 if bkey not in _BROKER_KEYS:
@@ -270,6 +313,8 @@ def _apply(
             alerts = dict(out.get("alerts", {}))
             alerts.update(_check_alert(key.removeprefix("alerts."), value, here))
             out["alerts"] = alerts
+        elif key == "metrics_listen":
+            out["metrics_listen"] = _check_listen(value, here)
         elif key == "first_benchmark":
             if not isinstance(value, bool):
                 raise ConfigError(f"{here}: {value!r} must be true or false")
@@ -401,6 +446,8 @@ def load_config(
         env_table["model_dir"] = env["OMNITENSOR_MODEL_DIR"]
     if env.get("OMNITENSOR_GPUS"):
         env_table["gpus"] = env["OMNITENSOR_GPUS"]
+    if env.get("OMNITENSOR_METRICS_LISTEN"):
+        env_table["metrics_listen"] = env["OMNITENSOR_METRICS_LISTEN"]
     if env.get("OMNITENSOR_FAKE_GPUS"):
         raw = env["OMNITENSOR_FAKE_GPUS"]
         if not raw.isdigit():

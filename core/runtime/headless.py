@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from core.config import Config
 from core.node.control import ControlServer
+from core.node.metrics import serve_metrics
 from core.node.service import Node
 from core.runtime.localnet import open_node
 from core.textsafe import PrintableFormatter
@@ -107,7 +108,10 @@ async def run_headless(
     log = logging.getLogger("omnitensor.node")
     try:
         async with contextlib.AsyncExitStack() as stack:
+            metrics = await serve_metrics(config, stack)
             node = await open_node(config, stack, nvml=nvml)
+            if metrics is not None:
+                await stack.enter_async_context(metrics.following(node))
             await stack.enter_async_context(ControlServer(node, config.socket_path))
             log.info("control socket %s", config.socket_path)
             next_summary = time.monotonic()

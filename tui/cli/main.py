@@ -17,7 +17,7 @@ from core import __version__
 from core.config import Config, load_config
 from core.errors import OmniError
 from core.textsafe import printable
-from tui.cli import inference, jobs, network, node, operator, selftest
+from tui.cli import inference, jobs, network, node, operator, selftest, service
 
 PROG = "omnitensor"
 
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the console on the node running on the data dir (it keeps running after)",
     )
     operator.add_service_parsers(sub, common)
+    service.add_parser(sub, common)
     network.add_parsers(sub, common)
     inference.add_inference_parsers(sub, common)
     jobs.add_jobs_parser(sub, common)
@@ -142,7 +143,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return code
     as_json = bool(getattr(args, "json", False))
     config = _config_from(args)
-    for run in (node.run, network.run, jobs.run, operator.run, selftest.run):
+    for run in (node.run, network.run, jobs.run, operator.run, selftest.run, service.run):
         code = run(args, config, as_json)
         if code is not None:
             return code

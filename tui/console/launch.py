@@ -39,10 +39,15 @@ async def start_node(config: Config, stack: contextlib.AsyncExitStack) -> Node:
     Everything an in-process start needs goes here (and only here), so the console and
     ``--headless`` can start the same way.
     """
+    from core.node.metrics import serve_metrics
     from core.runtime.localnet import open_node
 
+    metrics = await serve_metrics(config, stack)  # [metrics] listen: bound before the node
     # Joins the configured broker, or starts the embedded local network when there is none.
-    return await open_node(config, stack)
+    node = await open_node(config, stack)
+    if metrics is not None:
+        await stack.enter_async_context(metrics.following(node))
+    return node
 
 
 async def run_console(config: Config, *, attach_only: bool = False) -> int:
