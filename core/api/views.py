@@ -263,6 +263,15 @@ class ModelView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     hint: str | None = None
 
 
+class CpuView(msgspec.Struct, frozen=True, kw_only=True):
+    """The host's CPU: load per core, and temperature where the machine reports it."""
+
+    name: str
+    cores: int
+    load_pct: tuple[float, ...]
+    temperature_c: float | None = None
+
+
 class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     """An alert that holds now ([alerts] in the config): raised once, listed until it clears."""
 
@@ -324,6 +333,7 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     inference: InferenceWorkView | None = None
     """Inference tasks and quality rounds (None when the node is on no network)."""
     alerts: tuple[AlertView, ...] = ()
+    cpu: CpuView | None = None
     link: LinkView
     counters: Counters
     leaderboards: dict[str, Board]

@@ -45,6 +45,7 @@ from core.node.store import NodeStore
 from core.node.telemetry import GpuSampler
 from core.node.views import (
     counters_view,
+    cpu_view,
     guard_view,
     last_benchmark_view,
     model_view,
@@ -388,6 +389,7 @@ class Node:
             ),
             model=self.model,
             inference=self.link.inference.view() if self.link is not None else None,
+            cpu=await asyncio.to_thread(cpu_view, self.backend_device),
             alerts=tuple(
                 AlertView(id=a.id, kind=a.kind, message=a.message, since_ts=a.since_ts)
                 for a in self.alerts.active.values()

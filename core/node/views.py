@@ -18,6 +18,7 @@ from core.api.views import (
     BenchmarkResult,
     BenchProgressView,
     Counters,
+    CpuView,
     GpuGuardView,
     GuardView,
     LastBenchmark,
@@ -141,3 +142,20 @@ def model_view(model_dir: Path | None) -> ModelView:
     from kernels.inference.model import model_status
 
     return msgspec.convert(model_status(model_dir), ModelView)
+
+
+def cpu_view(name: str) -> CpuView:
+    """Load per core since the last call (psutil reads /proc: run it off the event loop)."""
+    import psutil
+
+    load = tuple(float(p) for p in psutil.cpu_percent(percpu=True))
+    temperature: float | None = None
+    sensors = getattr(psutil, "sensors_temperatures", None)
+    if sensors is not None:
+        readings = sensors() or {}
+        for chip in ("coretemp", "k10temp", "zenpower", "cpu_thermal", "acpitz"):
+            values = [t.current for t in readings.get(chip, ()) if t.current]
+            if values:
+                temperature = float(max(values))
+                break
+    return CpuView(name=name or "CPU", cores=len(load), load_pct=load, temperature_c=temperature)

@@ -14,10 +14,19 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from core.api.views import CpuView
 from core.node.fake_nvml import FakeNvml
 from tests.tui.console.conftest import fixed_gpus, settle, snapshot_node
 from tui.console.app import make_app
 from tui.console.widgets.gpu.card import GpuCard
+
+
+@pytest.fixture(autouse=True)
+def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's CPU load changes every second: a fixed reading."""
+    reading = CpuView(name="test CPU", cores=2, load_pct=(25.0, 10.0), temperature_c=None)
+    monkeypatch.setattr("core.node.service.cpu_view", lambda _name: reading)
+
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 SnapCompare = Callable[..., bool]
@@ -54,5 +63,7 @@ def test_dashboard_two_fake_gpus(
 @pytest.mark.parametrize("size", SIZES)
 def test_dashboard_no_gpu(snap_compare: SnapCompare, data_dir: Path, size: tuple[int, int]) -> None:
     """No GPU: the dashboard says "No GPU: NVML library not found (no NVIDIA driver
-    installed)" and that work runs on the numpy backend; the rest is as with a GPU."""
+    installed)" and that work runs on the numpy backend; a CPU line (2 cores, load 25% 10%,
+    temperature n/a), work done, the account, quests and season (not available: no network);
+    the rest is as with a GPU."""
     assert _dashboard(snap_compare, data_dir, FakeNvml.missing_library(), size, cards=0)

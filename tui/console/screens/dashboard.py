@@ -18,6 +18,7 @@ from tui.console.widgets.node.summary import (
     alerts_text,
     multiplier_banner,
     node_line,
+    overview_text,
     upcoming_events,
     work_line,
 )
@@ -47,6 +48,7 @@ class DashboardScreen(NodeScreen):
         yield Static("starting…", id="node-line", markup=False)
         yield Static(id="work-line", markup=False)
         yield Static(id="alerts", markup=False)
+        yield Static(id="overview", markup=False)
         with VerticalScroll(id="gpus"):
             yield Static(id="no-gpu", markup=False)
         yield Static(id="events", markup=False)
@@ -72,6 +74,7 @@ class DashboardScreen(NodeScreen):
         set_text(self.query_one("#node-line", Static), node_line(snapshot, now))
         set_text(self.query_one("#work-line", Static), work_line(snapshot, self.bench))
         set_text(self.query_one("#events", Static), upcoming_events(snapshot.multiplier))
+        set_text(self.query_one("#overview", Static), overview_text(snapshot, now))
         alerts = self.query_one("#alerts", Static)
         if alerts.display != bool(snapshot.alerts):
             alerts.display = bool(snapshot.alerts)

@@ -22,7 +22,7 @@ from core.api.views import (
     WorkPaused,
     WorkState,
 )
-from tui.format import clock, date_time, duration, signed_omnit
+from tui.format import clock, date_time, duration, omnit_label, signed_omnit
 
 
 def uptime_short(seconds: float | None) -> str:
@@ -211,3 +211,102 @@ def alerts_text(snapshot: NodeSnapshot, now: float | None = None) -> Content:
             (f"  (since {clock(alert.since_ts)}, {duration(now - alert.since_ts)})", "$text-muted"),
         ]
     return Content.assemble(*lines)
+
+
+def overview_text(snapshot: NodeSnapshot, now: float | None = None) -> Content:
+    """The rest of the dashboard, never empty: the CPU when there is no GPU, work done and
+    acceptance, the account and its earning rate, active quests, the season's rank."""
+    now = time.time() if now is None else now
+    lines: list[Content] = []
+    telemetry = snapshot.telemetry
+    cpu = snapshot.cpu
+    if cpu is not None and not (telemetry is not None and telemetry.gpus):
+        load = " ".join(f"{p:.0f}%" for p in cpu.load_pct) or "n/a"
+        temp = f"{cpu.temperature_c:.0f}°C" if cpu.temperature_c is not None else "n/a"
+        lines.append(
+            Content.assemble(
+                ("cpu      ", "$text-muted"),
+                f"{cpu.name} · {cpu.cores} cores · load {load} · temperature {temp}",
+            )
+        )
+    lines.append(done_text(snapshot, now))
+    lines.append(account_text(snapshot, now))
+    lines.append(quests_text(snapshot))
+    lines.append(season_text(snapshot))
+    return Content("\n").join(lines)
+
+
+def done_text(snapshot: NodeSnapshot, now: float) -> Content:
+    counters = snapshot.counters
+    accepted = counters.acknowledged - counters.rejected
+    minutes = max(snapshot.node.uptime_s / 60, 1e-9)
+    rate = f"{accepted / minutes:.1f}/min" if snapshot.node.uptime_s >= 60 else "n/a"
+    share = f"{accepted / counters.acknowledged:.0%}" if counters.acknowledged else "n/a"
+    work = snapshot.inference
+    inference = (
+        f" · inference {work.accepted} accepted, {work.rejected} rejected"
+        if work is not None and (work.accepted or work.rejected)
+        else ""
+    )
+    return Content.assemble(
+        ("done     ", "$text-muted"),
+        f"{accepted} verified · {counters.rejected} rejected (acceptance {share}) · {rate}"
+        f" · {counters.outbox_pending} to send{inference}",
+    )
+
+
+def account_text(snapshot: NodeSnapshot, now: float) -> Content:
+    wallet = snapshot.wallet
+    if wallet is None:
+        return Content.assemble(("account  ", "$text-muted"), ("not available yet", "$text-muted"))
+    earned = [e for e in wallet.entries if e.amount > 0 and e.kind in ("reward", "job-fee")]
+    hour = sum(e.amount for e in earned if e.ts >= now - 3600)
+    day = [e for e in earned if e.ts >= now - 86400]
+    covers_day = bool(earned) and min(e.ts for e in earned) <= now - 86400
+    per_hour_day = (
+        f"{omnit_label(sum(e.amount for e in day) // 24, exact=False)}/h" if covers_day else "n/a"
+    )
+    return Content.assemble(
+        ("account  ", "$text-muted"),
+        f"available {omnit_label(wallet.available, exact=False)} · staked "
+        f"{omnit_label(wallet.staked, exact=False)} · last hour {omnit_label(hour, exact=False)}"
+        f" · 24 h average {per_hour_day}",
+    )
+
+
+def quests_text(snapshot: NodeSnapshot) -> Content:
+    quests = snapshot.quests
+    if quests is None:
+        return Content.assemble(("quests   ", "$text-muted"), ("not available yet", "$text-muted"))
+    active = [q for q in quests if q.state in ("accepted", "in_progress", "completed")]
+    if not active:
+        offered = sum(q.state == "offered" for q in quests)
+        return Content.assemble(
+            ("quests   ", "$text-muted"), f"none accepted · {offered} on offer (2: Quests)"
+        )
+    parts = []
+    for quest in active[:3]:
+        if quest.state == "completed":
+            parts.append(f"{quest.title} complete: claim it (c)")
+        else:
+            fraction = (
+                quest.progress.current / quest.progress.target if quest.progress.target else 0
+            )
+            parts.append(f"{quest.title} {fraction:.0%}")
+    more = f" · +{len(active) - 3} more" if len(active) > 3 else ""
+    return Content.assemble(("quests   ", "$text-muted"), " · ".join(parts) + more)
+
+
+def season_text(snapshot: NodeSnapshot) -> Content:
+    season = snapshot.season
+    if season is None:
+        return Content.assemble(("season   ", "$text-muted"), ("not available yet", "$text-muted"))
+    ranked = [
+        f"#{standing.rank} {category}"
+        for category, standing in season.ranks.items()
+        if standing.rank is not None
+    ]
+    where = " · ".join(ranked) if ranked else "not ranked yet"
+    return Content.assemble(
+        ("season   ", "$text-muted"), f"{season.id} · {where} · {season.days_left} days left"
+    )
