@@ -157,14 +157,34 @@ def _message(answer: QuestAccepted | QuestStarted | QuestClaimed) -> str:
 
 
 async def _stake(config: Config, verb: str, amount_text: str, as_json: bool) -> int:
-    from core.money import parse_omnit
+    from core.money import BASE_UNITS_PER_OMNIT, omnit_text, parse_omnit
 
     try:
         amount = parse_omnit(amount_text)
     except (ValueError, ArithmeticError):
-        raise ConfigError(f"{verb}: {amount_text!r} is not an amount of OMNIT") from None
+        shown = printable(amount_text, 40)
+        if _is_decimal(amount_text):
+            smallest = omnit_text(1)
+            raise ConfigError(
+                f"{verb}: {shown} OMNIT is finer than {smallest}, the smallest amount"
+            ) from None
+        raise ConfigError(f"{verb}: {shown!r} is not an amount of OMNIT") from None
+    if amount <= 0:
+        raise ConfigError(f"{verb}: {omnit_text(amount)}: the amount must be more than 0 OMNIT")
+    if amount >= 2**63:
+        most = omnit_text((2**63 - 1) // BASE_UNITS_PER_OMNIT * BASE_UNITS_PER_OMNIT)
+        raise ConfigError(f"{verb}: {omnit_text(amount)}: more than {most}")
     request = Stake(amount=amount) if verb == "stake" else Unstake(amount=amount)
     return await _show(config, request, format_stake, as_json)
+
+
+def _is_decimal(text: str) -> bool:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(text).is_finite()
+    except (InvalidOperation, ValueError):
+        return False
 
 
 async def _share_gpu(config: Config, args: argparse.Namespace, as_json: bool) -> int:

@@ -187,7 +187,7 @@ def format_leaderboard(board: LeaderboardPage) -> str:
 def format_wallet(wallet: Wallet) -> str:
     balance = wallet.balance
     lines = [
-        f"balance   {_omnit(balance, exact=True)} OMNIT ({balance} base units)",
+        f"balance   {_omnit(balance, exact=True)} OMNIT",
         f"work      {wallet.work.accepted} verified, {wallet.work.rejected} rejected",
         f"entries   {len(wallet.entries)} (newest first)",
     ]
