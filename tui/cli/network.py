@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -49,7 +50,11 @@ from tui.cli.output import (
 )
 from tui.format import omnit_label
 
+# How long a node started for one command waits for a connection in progress (a broker
+# that refuses, or cannot be resolved, fails at once).
 CONNECT_WAIT_S = 20.0
+# The local network's embedded broker starts with the node: a few attempts, not one.
+LOCAL_ATTEMPTS = 3
 R = TypeVar("R")
 
 
@@ -125,14 +130,29 @@ async def node_session(config: Config) -> AsyncIterator[NodeAPI]:
             await client.close()
         return
     async with contextlib.AsyncExitStack() as stack:
+        # The command's own error names the broker and the reason: not the node's log too.
+        node_log = logging.getLogger("omnitensor.node")
+        node_log.addFilter(_quiet_offline)
+        stack.callback(node_log.removeFilter, _quiet_offline)
         # A node for one command: no first benchmark (it would be cancelled half-way).
         node = await open_node(dataclasses.replace(config, first_benchmark=False), stack)
+        link = node.link
         deadline = time.monotonic() + CONNECT_WAIT_S
-        while node.link is not None and node.link.state != "connected":
-            if time.monotonic() > deadline:
-                raise CommandError(f"cannot reach the network at {node.link.display_url}")
-            await asyncio.sleep(0.1)
+        while link is not None and link.state != "connected":
+            # A refused or failed connection is an answer: only one in progress is waited for.
+            failed = link.failures >= (1 if link.mode == "remote" else LOCAL_ATTEMPTS)
+            if failed or time.monotonic() > deadline:
+                why = f": {link.reason}" if link.reason else f" within {CONNECT_WAIT_S:g}s"
+                raise CommandError(f"cannot reach the broker at {link.display_url}{why}")
+            await asyncio.sleep(0.05)
         yield LocalNodeClient(node)
+
+
+def _quiet_offline(record: logging.LogRecord) -> bool:
+    """Drop the link's "offline: broker ..." line (a one-off command reports it itself)."""
+    return not (
+        getattr(record, "kind", None) == "link" and record.getMessage().startswith("offline:")
+    )
 
 
 async def _ask(config: Config, request: Request[R]) -> R:

@@ -22,6 +22,7 @@ from core.api.network import (
 from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot, WorkerView
 from core.textsafe import printable
 from tui.format import (
+    clock_seconds,
     date,
     date_time,
     date_time_seconds,
@@ -76,7 +77,12 @@ def format_status(snap: NodeSnapshot) -> str:
     link = snap.link
     if link.state == "offline":
         since = date_time_seconds(link.since_ts or 0)
-        lines.append(f"link       offline since {since} ({link.broker})")
+        line = f"link       offline since {since} ({link.broker})"
+        if link.reason:
+            line += f": {link.reason}"
+        if link.retry_ts is not None:
+            line += f"; next retry {clock_seconds(link.retry_ts)}"
+        lines.append(printable(line))
     elif link.broker:
         where = "local network" if link.mode == "local" else link.broker
         lines.append(f"link       {link.state}: {where}")
