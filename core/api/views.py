@@ -184,6 +184,10 @@ class LinkView(msgspec.Struct, frozen=True, kw_only=True):
     """The pinned coordinator key (None until pinned)."""
     coordinator_online: bool | None = None
     """From the coordinator's presence (None until seen)."""
+    reason: str = ""
+    """While offline: the last connection error (``[Errno 111] Connection refused``)."""
+    retry_ts: float | None = None
+    """While offline: when the next connection attempt is due."""
 
 
 NO_LINK = LinkView(mode="none", state="no network")

@@ -38,7 +38,7 @@ from core.coordinator.job_book import JobBook, JobRefused, NewTask, Payout
 from core.coordinator.state import CoordinatorState, NodeState
 from core.game.rates import pay_for_flops
 from core.identity import short_id
-from core.money import format_omnit
+from core.money import format_omnit, omnit_text
 from core.protocol import (
     DEFAULT_TOPICS,
     InferCommit,
@@ -583,11 +583,11 @@ class InferenceDesk:
                         seat.node_id, task.task_id, seat.failure
                     )
                     log.warning(
-                        "inference task %s: %s rejected (%s); slashed %d base units",
+                        "inference task %s: %s rejected (%s); slashed %s",
                         task.task_id,
                         short_id(seat.node_id),
                         seat.failure,
-                        slashed,
+                        omnit_text(slashed),
                     )
                 async with self.state.store.transaction() as db:
                     await db.execute(

@@ -28,6 +28,7 @@ from core.coordinator.work_records import Credit, Unit, Verdict
 from core.game import MultiplierEvent, combined_factor
 from core.game.rates import pay_for_flops
 from core.identity import short_id
+from core.money import omnit_text
 from core.protocol import (
     DEFAULT_TOPICS,
     Challenge,
@@ -245,10 +246,10 @@ class Ingest:
                     verdict.node_id, verdict.task_id, verdict.reason
                 )
                 log.warning(
-                    "unit %s from %s failed verification; slashed %d base units",
+                    "unit %s from %s failed verification; slashed %s",
                     verdict.task_id,
                     short_id(verdict.node_id),
-                    slashed,
+                    omnit_text(slashed),
                 )
         if credited:
             await game.on_verified_batch(credited, now)

@@ -9,12 +9,17 @@ refresh that cache; commands that change it ask for a refresh.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
+import msgspec
+
 from core.api.commands import (
     COMMANDS,
+    AcceptQuest,
+    ClaimQuest,
     GetLog,
     GetQuests,
     GetSnapshot,
@@ -72,10 +77,12 @@ class NodeCommands:
             RunBench: self._bench,
             GetLog: self._log,
             StartQuest: self._start_quest,
+            AcceptQuest: self._quest_action,
+            ClaimQuest: self._quest_action,
         }
         for request_type in COMMANDS.values():
             if request_type.coordinator_method is not None:
-                self._handlers[request_type] = self._forward
+                self._handlers.setdefault(request_type, self._forward)
         missing = [r.name for r in COMMANDS.values() if r not in self._handlers]
         assert not missing, f"commands without a handler: {missing}"
 
@@ -114,6 +121,11 @@ class NodeCommands:
             link.game.store(view)
         return view
 
+    async def _quest_action(self, request: AcceptQuest | ClaimQuest) -> Any:
+        """Accept or claim: the id may be short (``benchmark-suite`` without its period)."""
+        quest = await self._quest(request.id)
+        return await self._forward(msgspec.structs.replace(request, id=quest.id))
+
     async def _start_quest(self, request: StartQuest) -> QuestStarted:
         """A benchmark quest's action: a benchmark unit the coordinator issues and verifies."""
         link = self._link()
@@ -142,7 +154,30 @@ class NodeCommands:
     async def _quest(self, quest_id: str) -> Quest:
         answer = await self._link().request(GetQuests.coordinator_method or "quests", {})
         quests = convert_result(GetQuests, answer, source=COORDINATOR).quests
-        quest = next((q for q in quests if q.id == quest_id), None)
-        if quest is None:
-            raise CommandError(f"quest {quest_id}: not offered to this node")
-        return quest
+        return resolve_quest(quests, quest_id)
+
+
+def resolve_quest(quests: tuple[Quest, ...], quest_id: str) -> Quest:
+    """The quest ``quest_id`` names: its exact id, its id without the period suffix
+    (``benchmark-suite`` for ``benchmark-suite:2026-Q4``) or a unique prefix of one.
+
+    CommandError listing the candidates when several match, the closest when none does.
+    """
+    exact = [q for q in quests if q.id == quest_id]
+    unperiod = [q for q in quests if q.id.split(":", 1)[0] == quest_id]
+    prefix = [q for q in quests if q.id.startswith(quest_id)]
+    for found in (exact, unperiod, prefix):
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = ", ".join(q.id for q in found)
+            raise CommandError(f"quest {quest_id}: several quests match: {names}")
+    ids = [q.id for q in quests]
+    close = difflib.get_close_matches(quest_id, ids, n=1, cutoff=0.5)
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    elif ids:
+        hint = f"; offered: {', '.join(ids)}"
+    else:
+        hint = " (no quests are offered right now)"
+    raise CommandError(f"quest {quest_id}: not offered to this node{hint}")

@@ -53,7 +53,7 @@ from core.protocol import (
     TaskUnit,
 )
 from core.protocol.fields import MAX_WORKERS
-from core.textsafe import redact_url
+from core.textsafe import printable, redact_url
 from core.transport.mqtt import client_id_for, parse_broker_url
 from core.transport.session import NotConnected, PeerSession, SessionSettings
 
@@ -85,6 +85,11 @@ class NetworkLink:
         self.closing = False
         self.since_ts = time.time()
         self.coordinator_online: bool | None = None
+        # While offline: the last connection error, when the next attempt is due, and how
+        # many attempts failed since the last good connection (0 while connected).
+        self.reason = ""
+        self.retry_ts: float | None = None
+        self.failures = 0
         self._pin: CoordinatorPin | None = None
         self._filter = InboundFilter()
         self._requests: dict[str, asyncio.Future[Response]] = {}
@@ -209,23 +214,31 @@ class NetworkLink:
             since_ts=self.since_ts,
             coordinator=self.pinned_key,
             coordinator_online=self.coordinator_online,
+            reason=self.reason,
+            retry_ts=self.retry_ts,
         )
 
     async def _on_connected(self) -> None:
         assert self.outbox is not None
         await self._publish_hello()
+        self.reason, self.retry_ts, self.failures = "", None, 0
         self._set_state("connected")
         await self.node.emit_log("info", "link", f"connected to {self.display_url}")
         self.outbox.flush_soon()
         self.game.refresh_soon()
 
     async def _on_disconnected(self, exc: BaseException, delay: float) -> None:
+        self.reason = printable(str(exc) or type(exc).__name__, 200)
+        self.retry_ts = time.time() + delay
+        self.failures += 1
         if isinstance(exc, aiomqtt.MqttError):
             if self.state != "offline":
                 self._set_state("offline")
                 await self.node.emit_log(
                     "warning", "link", f"offline: broker {self.display_url} ({exc})"
                 )
+            else:  # still offline: the view's reason and next retry moved
+                self.node.publish(LinkEvent(link=self.view()))
             return
         self._set_state("offline")
         await self.node.emit_log("error", "link", f"network session failed: {exc}")

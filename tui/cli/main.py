@@ -10,8 +10,10 @@ network, as a contributor), ``tui.cli.operator`` (running the network).
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from core import __version__
 from core.config import Config, load_config
@@ -20,6 +22,19 @@ from core.textsafe import printable
 from tui.cli import inference, jobs, network, node, operator, selftest, service
 
 PROG = "omnitensor"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a misspelt command is one line with the closest name, not the usage."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if isinstance(action, argparse._SubParsersAction) and choices and value not in choices:
+            names = [str(name) for name in choices]
+            close = difflib.get_close_matches(str(value), names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"one of: {', '.join(names)}"
+            self.exit(2, f"{PROG}: error: unknown command {printable(str(value))!r}; {hint}\n")
+        super()._check_value(action, value)
 
 
 def _common(json_flag: bool = True) -> argparse.ArgumentParser:
@@ -80,7 +95,7 @@ def _common(json_flag: bool = True) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         parents=[common],
         description="OmniTensor node and live console. With no command, opens the console.",
@@ -91,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the node without the console until SIGINT/SIGTERM",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser
+    )
     # In the order `--help` lists them.
     node.add_status_parser(sub, common)
     sub.add_parser(

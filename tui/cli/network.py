@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -49,7 +50,11 @@ from tui.cli.output import (
 )
 from tui.format import omnit_label
 
+# How long a node started for one command waits for a connection in progress (a broker
+# that refuses, or cannot be resolved, fails at once).
 CONNECT_WAIT_S = 20.0
+# The local network's embedded broker starts with the node: a few attempts, not one.
+LOCAL_ATTEMPTS = 3
 R = TypeVar("R")
 
 
@@ -125,14 +130,29 @@ async def node_session(config: Config) -> AsyncIterator[NodeAPI]:
             await client.close()
         return
     async with contextlib.AsyncExitStack() as stack:
+        # The command's own error names the broker and the reason: not the node's log too.
+        node_log = logging.getLogger("omnitensor.node")
+        node_log.addFilter(_quiet_offline)
+        stack.callback(node_log.removeFilter, _quiet_offline)
         # A node for one command: no first benchmark (it would be cancelled half-way).
         node = await open_node(dataclasses.replace(config, first_benchmark=False), stack)
+        link = node.link
         deadline = time.monotonic() + CONNECT_WAIT_S
-        while node.link is not None and node.link.state != "connected":
-            if time.monotonic() > deadline:
-                raise CommandError(f"cannot reach the network at {node.link.display_url}")
-            await asyncio.sleep(0.1)
+        while link is not None and link.state != "connected":
+            # A refused or failed connection is an answer: only one in progress is waited for.
+            failed = link.failures >= (1 if link.mode == "remote" else LOCAL_ATTEMPTS)
+            if failed or time.monotonic() > deadline:
+                why = f": {link.reason}" if link.reason else f" within {CONNECT_WAIT_S:g}s"
+                raise CommandError(f"cannot reach the broker at {link.display_url}{why}")
+            await asyncio.sleep(0.05)
         yield LocalNodeClient(node)
+
+
+def _quiet_offline(record: logging.LogRecord) -> bool:
+    """Drop the link's "offline: broker ..." line (a one-off command reports it itself)."""
+    return not (
+        getattr(record, "kind", None) == "link" and record.getMessage().startswith("offline:")
+    )
 
 
 async def _ask(config: Config, request: Request[R]) -> R:
@@ -157,14 +177,34 @@ def _message(answer: QuestAccepted | QuestStarted | QuestClaimed) -> str:
 
 
 async def _stake(config: Config, verb: str, amount_text: str, as_json: bool) -> int:
-    from core.money import parse_omnit
+    from core.money import BASE_UNITS_PER_OMNIT, omnit_text, parse_omnit
 
     try:
         amount = parse_omnit(amount_text)
     except (ValueError, ArithmeticError):
-        raise ConfigError(f"{verb}: {amount_text!r} is not an amount of OMNIT") from None
+        shown = printable(amount_text, 40)
+        if _is_decimal(amount_text):
+            smallest = omnit_text(1)
+            raise ConfigError(
+                f"{verb}: {shown} OMNIT is finer than {smallest}, the smallest amount"
+            ) from None
+        raise ConfigError(f"{verb}: {shown!r} is not an amount of OMNIT") from None
+    if amount <= 0:
+        raise ConfigError(f"{verb}: {omnit_text(amount)}: the amount must be more than 0 OMNIT")
+    if amount >= 2**63:
+        most = omnit_text((2**63 - 1) // BASE_UNITS_PER_OMNIT * BASE_UNITS_PER_OMNIT)
+        raise ConfigError(f"{verb}: {omnit_text(amount)}: more than {most}")
     request = Stake(amount=amount) if verb == "stake" else Unstake(amount=amount)
     return await _show(config, request, format_stake, as_json)
+
+
+def _is_decimal(text: str) -> bool:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(text).is_finite()
+    except (InvalidOperation, ValueError):
+        return False
 
 
 async def _share_gpu(config: Config, args: argparse.Namespace, as_json: bool) -> int:

@@ -23,6 +23,7 @@ from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot
 from core.game.boards import BOARD_COUNTS, NOT_COUNTED
 from core.textsafe import printable
 from tui.format import (
+    clock_seconds,
     date,
     date_time,
     date_time_seconds,
@@ -80,7 +81,12 @@ def format_status(snap: NodeSnapshot) -> str:
     link = snap.link
     if link.state == "offline":
         since = date_time_seconds(link.since_ts or 0)
-        lines.append(f"link       offline since {since} ({link.broker})")
+        line = f"link       offline since {since} ({link.broker})"
+        if link.reason:
+            line += f": {link.reason}"
+        if link.retry_ts is not None:
+            line += f"; next retry {clock_seconds(link.retry_ts)}"
+        lines.append(printable(line))
     elif link.broker:
         where = "local network" if link.mode == "local" else link.broker
         lines.append(f"link       {link.state}: {where}")
@@ -198,7 +204,7 @@ def board_counts(category: str, period: str) -> str:
 def format_wallet(wallet: Wallet) -> str:
     balance = wallet.balance
     lines = [
-        f"balance   {_omnit(balance, exact=True)} OMNIT ({balance} base units)",
+        f"balance   {_omnit(balance, exact=True)} OMNIT",
         f"work      {wallet.work.accepted} verified, {wallet.work.rejected} rejected",
         f"entries   {len(wallet.entries)} (newest first)",
     ]

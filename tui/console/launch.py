@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 
+from core.api.commands import GetSnapshot
 from core.api.socket_client import SocketNodeClient
 from core.config import Config
-from core.errors import NoNodeRunning
+from core.errors import NoNodeRunning, OmniError
 from core.node.control import ControlServer
 from core.node.local_client import LocalNodeClient
 from core.node.service import Node
@@ -23,6 +26,38 @@ def _quiet_node_logging() -> None:
     logger = logging.getLogger("omnitensor")
     logger.handlers[:] = [logging.NullHandler()]
     logger.propagate = False
+
+
+class NoTerminal(OmniError):
+    """The console cannot draw here: a dumb terminal, or stdin/stdout not a terminal."""
+
+
+def terminal_problem() -> str | None:
+    """Why this terminal cannot show the console (None when it can)."""
+    term = os.environ.get("TERM", "")
+    if term == "dumb" or (not term and os.name == "posix"):
+        return f"TERM={term or '(unset)'}"
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
+        try:
+            tty = stream is not None and stream.isatty()
+        except (OSError, ValueError):
+            tty = False
+        if not tty:
+            return f"{name} is not a terminal"
+    return None
+
+
+def require_terminal(*, attached: bool) -> None:
+    """NoTerminal (one line: what to run instead) before any escape code is written."""
+    problem = terminal_problem()
+    if problem is None:
+        return
+    instead = (
+        "the node keeps running; check it with: omnitensor status"
+        if attached
+        else "run the node with --headless, check it with: omnitensor status"
+    )
+    raise NoTerminal(f"this terminal cannot show the console ({problem}); {instead}")
 
 
 async def connect_running(config: Config) -> SocketNodeClient | None:
@@ -59,8 +94,10 @@ async def run_console(config: Config, *, attach_only: bool = False) -> int:
     if client is not None:
         # Attached: leaving the console leaves the node running.
         try:
+            require_terminal(attached=True)
             app = make_app(client, attached=True)
             await app.run_async()
+            print(await _after_attach(client, config))
         finally:
             await client.close()
         return app.return_code or 0
@@ -69,6 +106,7 @@ async def run_console(config: Config, *, attach_only: bool = False) -> int:
             f"no node is running on data dir {config.data_dir}; "
             "start one with `omnitensor --headless` (or open the console with `omnitensor`)"
         )
+    require_terminal(attached=False)
     async with contextlib.AsyncExitStack() as stack:
         node = await start_node(config, stack)
         # The control socket lets `omnitensor status` and a second console reach the node.
@@ -76,6 +114,15 @@ async def run_console(config: Config, *, attach_only: bool = False) -> int:
         app = make_app(LocalNodeClient(node))
         await app.run_async()
     return app.return_code or 0
+
+
+async def _after_attach(client: SocketNodeClient, config: Config) -> str:
+    """What the shell shows once the attached console is gone: the node, still running."""
+    try:
+        snapshot = await asyncio.wait_for(client.command(GetSnapshot()), 5)
+    except (OmniError, OSError, TimeoutError):
+        return f"the node on data dir {config.data_dir} is no longer running"
+    return f"node still running (pid {snapshot.node.pid}, data dir {config.data_dir})"
 
 
 def open_console(config: Config, *, attach_only: bool = False) -> int:

@@ -179,10 +179,40 @@ def test_real_console_attaches_to_a_headless_node(
         screen = tmux.wait_for("GPU 1 · NVIDIA GeForce RTX 4090")
         assert "attached" in screen
         tmux.send("q")
-        assert "console-exit=0" in tmux.wait_for("console-exit=")
+        screen = tmux.wait_for("console-exit=")
+        assert "console-exit=0" in screen
+        # The shell is told the node is still running, and where.
+        assert f"node still running (pid {node.proc.pid}, data dir " in screen
         # The node kept running and still answers.
         assert node.proc.poll() is None
         status = run_cli("status", "--data-dir", str(data_dir), env=env)
         assert status.returncode == 0 and NODE_NAME in status.stdout
     finally:
         assert node.stop() == 0
+
+
+@needs_tmux
+def test_dumb_terminal_gets_one_line_not_the_console(tmux: Tmux, data_dir: Path) -> None:
+    tmux.type_line("export TERM=dumb; " + _console_command("--data-dir", str(data_dir)))
+    screen = tmux.wait_for("console-exit=")
+    assert "console-exit=2" in screen
+    assert "omnitensor: error: this terminal cannot show the console (TERM=dumb); run the node" in (
+        screen.replace("\n", "")
+    )
+    assert "OmniTensor Console" not in screen
+    assert not (data_dir / "node.db").exists()  # refused before a node started
+
+
+def test_console_refuses_without_a_terminal(data_dir: Path) -> None:
+    # stdin from /dev/null and stdout a pipe: one line, no escape code, no node started.
+    env = cli_env(TERM="xterm-256color")
+    done = run_cli("--data-dir", str(data_dir), env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        "omnitensor: error: this terminal cannot show the console (stdin is not a terminal); "
+        "run the node with --headless, check it with: omnitensor status\n"
+    )
+    assert not (data_dir / "node.db").exists()
+    # Attaching with no node: that is said first (the terminal does not matter then).
+    done = run_cli("attach", "--data-dir", str(data_dir), env=env)
+    assert done.returncode == 3 and "no node is running" in done.stderr

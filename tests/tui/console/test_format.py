@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -68,6 +69,13 @@ def test_link_states() -> None:
     assert link_text(remote).plain == "connected to mqtt://b:1883"
     offline = msgspec.structs.replace(remote, state="offline", since_ts=0.0)
     assert link_text(offline).plain.startswith("offline since ")
+    # Why, and when the next attempt is: the last connection error, the retry's clock time.
+    why = msgspec.structs.replace(
+        offline, reason="[Errno 111] Connection refused\x1b[2J", retry_ts=3600.0 * 5 + 61
+    )
+    text = link_text(why).plain
+    assert " · [Errno 111] Connection refused\\x1b[2J · retry " in text
+    assert text.endswith(time.strftime("%H:%M:%S", time.localtime(3600.0 * 5 + 61)))
     no_coordinator = msgspec.structs.replace(remote, coordinator_online=False)
     assert "coordinator offline" in link_text(no_coordinator).plain
 

@@ -22,7 +22,8 @@ from core.api.views import (
     WorkPaused,
     WorkState,
 )
-from tui.format import clock, date_time, duration, omnit_label, signed_omnit
+from core.textsafe import printable
+from tui.format import clock, clock_seconds, date_time, duration, omnit_label, signed_omnit
 
 
 def uptime_short(seconds: float | None) -> str:
@@ -54,7 +55,12 @@ def link_text(link: LinkView | None) -> Content:
         return text
     if state == "offline":
         label = f"{where} offline" if local else "offline"
-        return Content.assemble((label, "$error"), f" since {clock(link.since_ts)}")
+        text = Content.assemble((label, "$error"), f" since {clock(link.since_ts)}")
+        if link.reason:
+            text += Content(f" · {printable(link.reason, 80)}")
+        if link.retry_ts is not None:
+            text += Content.styled(f" · retry {clock_seconds(link.retry_ts)}", "$text-muted")
+        return text
     if state == "connecting":
         target = where or broker
         return Content.assemble(("connecting", "$warning"), f" to {target}")
