@@ -12,7 +12,9 @@ it writes, and reports for each scenario:
 
 Scenarios: the console running its node in-process, and attached to a headless node (only
 the console's own cost), each with telemetry "idle" (one frame an hour: nothing changes) and
-at 1 Hz; and attached at 1 Hz with ``SSH_CONNECTION`` set.
+at 1 Hz; and attached at 1 Hz with ``SSH_CONNECTION`` set. The baseline: a bare Textual app
+(``tests/bench/bare_textual.py``) with the same header, footer and four sparklines fed at
+1 Hz; the attached console at 1 Hz should cost no more.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COLUMNS, ROWS = 120, 40
 HEADER = "OmniTensor Console"
 CARDS = "GPU 1 · NVIDIA GeForce RTX 4090"
+BARE = "tests.bench.bare_textual"  # the baseline: a bare Textual app, same sparklines
 _ANSI = re.compile(rb"\x1b\[[0-9;?<>=$]*[ -/]*[@-~]|\x1b[P\]^_].*?(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
@@ -80,7 +83,11 @@ class Console:
         self.lock = threading.Lock()
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tui", *self.args],
+            [
+                sys.executable,
+                "-m",
+                *(self.args if self.args[:1] == [BARE] else ["tui", *self.args]),
+            ],
             cwd=ROOT,
             env=self.env,
             stdin=slave,
@@ -257,6 +264,15 @@ def main() -> int:
                 )
             finally:
                 node.stop()
+
+        results.append(
+            measure(
+                "bare Textual app, 4 sparklines at 1 Hz (baseline)",
+                [BARE],
+                _env(False),
+                options.seconds,
+            )
+        )
 
     print(f"{'scenario':<48} {'CPU % of a core':>15} {'term B/s':>10} {'RSS MiB':>8}")
     for f in results:
