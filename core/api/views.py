@@ -338,6 +338,8 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """Inference tasks and quality rounds (None when the node is on no network)."""
     alerts: tuple[AlertView, ...] = ()
     cpu: CpuView | None = None
+    earnings_hourly: tuple[int, ...] = ()
+    """Base units credited by work receipts per hour over the last 24 h, oldest first."""
     link: LinkView
     counters: Counters
     leaderboards: dict[str, Board]

@@ -390,6 +390,7 @@ class Node:
             model=self.model,
             inference=self.link.inference.view() if self.link is not None else None,
             cpu=await asyncio.to_thread(cpu_view, self.backend_device),
+            earnings_hourly=await self.store.hourly_credits(time.time()),
             alerts=tuple(
                 AlertView(id=a.id, kind=a.kind, message=a.message, since_ts=a.since_ts)
                 for a in self.alerts.active.values()

@@ -341,6 +341,16 @@ class NodeStore(ReplayMarksMixin):
             await db.execute("DELETE FROM outbox WHERE task_id = ?", (task_id,))
         return settled
 
+    async def hourly_credits(self, now: float, hours: int = 24) -> tuple[int, ...]:
+        """Base units credited by receipts in each of the last ``hours`` hours, oldest first."""
+        async with self.db.execute(
+            "SELECT CAST((? - receipt_ts) / 3600 AS INTEGER), COALESCE(SUM(credited), 0)"
+            " FROM units WHERE receipt_ts IS NOT NULL AND receipt_ts > ? GROUP BY 1",
+            (now, now - hours * 3600),
+        ) as cur:
+            by_age = {int(age): int(total) async for age, total in cur}
+        return tuple(by_age.get(age, 0) for age in range(hours - 1, -1, -1))
+
     async def work_counters(self) -> dict[str, int]:
         async with self.db.execute(
             "SELECT (SELECT COUNT(*) FROM units WHERE status != 'received'),"

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from core.errors import StoreError
-from core.node.store import MIGRATIONS, NodeStore
+from core.node.store import MIGRATIONS, NodeStore, ReceivedUnit
 
 
 async def test_fresh_store_is_wal_and_at_latest_version(tmp_path: Path) -> None:
@@ -81,3 +82,16 @@ async def test_events_and_benchmarks_round_trip(tmp_path: Path) -> None:
         await store.add_benchmark({"backend": "numpy", "device": "cpu", "verified": True})
         row = await store.last_benchmark()
         assert row is not None and row.verified and row.backend == "numpy"
+
+
+async def test_hourly_credits_bucket_receipts_by_hour(tmp_path: Path) -> None:
+    async with NodeStore(tmp_path / "node.db") as store:
+        for i in range(3):
+            unit = ReceivedUnit(f"u{i}", "work", "00" * 32, 8, 8, 8, 4, 0.0, 1e12)
+            await store.add_unit(unit)
+            await store.apply_receipt(
+                f"u{i}", accepted=True, reason="", flops=1, credited=10 * (i + 1), entry_id=i
+            )
+        now = time.time()
+        hours = await store.hourly_credits(now + 2 * 3600 + 5)  # receipts two hours ago
+    assert len(hours) == 24 and sum(hours) == 60 and hours[-3] == 60

@@ -52,6 +52,14 @@ def test_omnit_is_exact_integer_arithmetic() -> None:
     assert omnit_amount(0) == "0"
 
 
+def test_earnings_sparkline() -> None:
+    from tui.console.widgets.node.summary import sparkline
+
+    assert sparkline((0,) * 24) == ""
+    line = sparkline((0, 5, 10, 20))
+    assert len(line) == 4 and line[0] == "▁" and line[-1] == "█"
+
+
 def test_bars_and_times() -> None:
     assert bar(0.5, 4) == "██  "
     assert bar(None, 3) == "   "

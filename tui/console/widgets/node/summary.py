@@ -277,7 +277,19 @@ def account_text(snapshot: NodeSnapshot, now: float) -> Content:
         f"available {omnit_label(wallet.available, exact=False)} · staked "
         f"{omnit_label(wallet.staked, exact=False)} · last hour {omnit_label(hour, exact=False)}"
         f" · 24 h average {per_hour_day}",
+        *(("  ", (spark, "$accent")) if (spark := sparkline(snapshot.earnings_hourly)) else ()),
     )
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: tuple[int, ...]) -> str:
+    """A one-line chart of ``values`` (empty when all are 0): earnings per hour, 24 h."""
+    top = max(values, default=0)
+    if top <= 0:
+        return ""
+    return "".join(SPARKS[min(len(SPARKS) - 1, v * len(SPARKS) // (top + 1))] for v in values)
 
 
 def quests_text(snapshot: NodeSnapshot) -> Content:
