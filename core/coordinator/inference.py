@@ -71,6 +71,7 @@ COMMIT_PER_SENTENCE_S = 0.25  # a slow CPU node encodes ~20 sentences/s; ample m
 REVEAL_WINDOW_S = 20.0
 MAX_SEATS = 4  # workers tried per task at most (two, a tie-breaker, one replacement)
 MAX_RUNNING_JOBS = 4  # per requester
+MAX_RUNNING_JOBS_TOTAL = 256  # network-wide: jobs in flight live in the coordinator's memory
 QUEUE_MAX = 4_000
 
 Phase = Literal["commit", "reveal"]
@@ -212,6 +213,10 @@ class InferenceDesk:
         for index, text in enumerate(texts):
             if not text.strip():
                 raise JobRefused(f"sentence {index + 1} is empty")
+        if len(self.running) >= MAX_RUNNING_JOBS_TOTAL:
+            raise JobRefused(
+                f"the network is busy: {len(self.running)} jobs running; try again in a minute"
+            )
         mine = sum(1 for job in self.running.values() if job.requester == requester)
         if mine >= MAX_RUNNING_JOBS:
             raise JobRefused(f"{mine} jobs of this node are running; wait for one to finish")

@@ -273,7 +273,9 @@ async def test_no_agreement_refunds_the_whole_fee(desk: tuple[InferenceDesk, Sen
     assert balance == 10**10  # the starter grant, untouched
 
 
-async def test_submit_refusals(desk: tuple[InferenceDesk, Sent]) -> None:
+async def test_submit_refusals(
+    desk: tuple[InferenceDesk, Sent], monkeypatch: pytest.MonkeyPatch
+) -> None:
     desk_, _sent = desk
     with pytest.raises(JobRefused, match="over this network's limit"):
         await desk_.submit(REQ, ["x"] * (desk_.rules.max_job_sentences + 1), 0.0)
@@ -281,11 +283,21 @@ async def test_submit_refusals(desk: tuple[InferenceDesk, Sent]) -> None:
         await desk_.submit(REQ, ["x", "  "], 0.0)
     with pytest.raises(JobRefused, match="too little OMNIT"):
         await desk_.submit("9" * 64, ["x"], 0.0)
+    for i in range(4):
+        await desk_.submit(REQ, [f"job {i}"], 0.0)
+    with pytest.raises(JobRefused, match="4 jobs of this node are running"):
+        await desk_.submit(REQ, ["one too many"], 0.0)
+    monkeypatch.setattr("core.coordinator.inference.MAX_RUNNING_JOBS_TOTAL", 4)
+    with pytest.raises(JobRefused, match="the network is busy"):
+        await desk_.submit("9" * 64, ["x"], 0.0)
+    monkeypatch.undo()
     for node_id in (B, C, D):
         desk_.state.node(node_id).models = frozenset()
     with pytest.raises(JobRefused, match="a job needs 2"):
-        await desk_.submit(REQ, ["x"], 0.0)
-    assert await desk_.state.store.balance(REQ) == 10**10
+        await desk_.submit("8" * 64, ["x"], 0.0)
+    # Only the four jobs taken hold a fee; no refusal charged anything.
+    fee = job_fee(1, desk_.rules.fee_per_1000)
+    assert await desk_.state.store.balance(REQ) == 10**10 - 4 * fee
 
 
 def test_fee_split_is_exact() -> None:
