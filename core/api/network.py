@@ -151,6 +151,8 @@ class Quest(msgspec.Struct, frozen=True, kw_only=True):
     action: str | None
     """What ``quest.start`` runs (``bench``), or None for quests that progress by work."""
     description: str
+    duration_s: float | None = None
+    """From acceptance to the deadline (None from a coordinator that does not say)."""
 
 
 class QuestList(msgspec.Struct, frozen=True, kw_only=True):

@@ -290,6 +290,8 @@ def quest_json(state: QuestState, now: float) -> dict[str, Any]:
         },
         "progress_text": view.progress_text,
         "deadline_ts": deadline,
+        # From acceptance to the deadline: what accepting an offer leaves to finish it.
+        "duration_s": state.duration_s,
         "reward": view.reward_base_units,
         "reward_text": view.reward_text,
         "achievement": view.achievement,

@@ -26,14 +26,17 @@ from core.api.commands import (
     QuestStarted,
     Request,
     RunBench,
+    Stake,
     StartQuest,
+    Unstake,
     convert_result,
     params_of,
 )
 from core.api.events import LogHistory, LogLevel
-from core.api.network import Quest
+from core.api.network import Quest, QuestAccepted, QuestClaimed, StakeResult
 from core.api.views import BenchmarkResult, NodeSnapshot
 from core.errors import CommandError
+from core.money import omnit_text
 from core.node.store import NodeStore
 from core.node.views import log_history
 
@@ -79,6 +82,8 @@ class NodeCommands:
             StartQuest: self._start_quest,
             AcceptQuest: self._quest_action,
             ClaimQuest: self._quest_action,
+            Stake: self._stake,
+            Unstake: self._stake,
         }
         for request_type in COMMANDS.values():
             if request_type.coordinator_method is not None:
@@ -124,7 +129,25 @@ class NodeCommands:
     async def _quest_action(self, request: AcceptQuest | ClaimQuest) -> Any:
         """Accept or claim: the id may be short (``benchmark-suite`` without its period)."""
         quest = await self._quest(request.id)
-        return await self._forward(msgspec.structs.replace(request, id=quest.id))
+        result = await self._forward(msgspec.structs.replace(request, id=quest.id))
+        if isinstance(result, QuestAccepted | QuestClaimed):
+            verb = "accepted" if isinstance(result, QuestAccepted) else "claimed"
+            await self.node.emit_log(
+                "info", "game", result.message, {"quest": quest.id, "action": verb}
+            )
+        return result
+
+    async def _stake(self, request: Stake | Unstake) -> StakeResult:
+        """Stake or unstake (the coordinator's ledger), written to the node's log."""
+        result: StakeResult = await self._forward(request)
+        verb = "staked" if isinstance(request, Stake) else "unstaked"
+        await self.node.emit_log(
+            "info",
+            "game",
+            f"{verb} {omnit_text(request.amount)} (staked now {omnit_text(result.staked)})",
+            {"action": request.name, "amount": request.amount, "staked": result.staked},
+        )
+        return result
 
     async def _start_quest(self, request: StartQuest) -> QuestStarted:
         """A benchmark quest's action: a benchmark unit the coordinator issues and verifies."""
@@ -135,9 +158,18 @@ class NodeCommands:
         if quest.state == "completed":
             return QuestStarted(message=f"{quest.title} is already complete: claim it")
         if quest.state not in ("accepted", "in_progress"):
-            raise CommandError(f"quest {quest.id}: accept it first (it is {quest.state})")
+            raise CommandError(
+                f"quest {quest.id}: not accepted"
+                if quest.state == "offered"
+                else f"quest {quest.id}: {quest.state}, nothing to start"
+            )
         await link.request_benchmark_unit()
-        await self.node.emit_log("info", "bench", f"benchmark unit requested for {quest.title}")
+        await self.node.emit_log(
+            "info",
+            "game",
+            f"started {quest.title}: benchmark unit requested",
+            {"quest": quest.id, "action": "started"},
+        )
         # The quest completes when the coordinator has verified the unit this node computes.
         deadline = time.monotonic() + QUEST_START_WAIT_S
         while time.monotonic() < deadline:

@@ -28,7 +28,7 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from core.api.client import NodeAPI
-from core.api.commands import GetLog, Request, RunBench
+from core.api.commands import GetLog, Request, RunBench, Stake, Unstake
 from core.api.events import (
     BenchDoneEvent,
     BenchProgressEvent,
@@ -58,12 +58,14 @@ from tui.console.messages import (
 )
 from tui.console.screens.base import NodeScreen
 from tui.console.screens.dashboard import DashboardScreen
+from tui.console.screens.dialogs import AmountScreen, ConfirmScreen
 from tui.console.screens.help import HelpScreen, HelpSection
 from tui.console.screens.leaderboards import LeaderboardsScreen
 from tui.console.screens.log import LogScreen
 from tui.console.screens.quests import QuestsScreen
 from tui.console.screens.season import SeasonScreen
 from tui.console.screens.wallet import WalletScreen
+from tui.format import omnit_label
 
 SNAPSHOT_INTERVAL = 5.0
 """Seconds between full snapshots; telemetry and log lines arrive as events meanwhile."""
@@ -351,6 +353,36 @@ class OmniTensorApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.help_sections()))
 
+    def action_stake(self, verb: str = "stake") -> None:
+        """Ask an amount of OMNIT, confirm it, then stake (or unstake) it."""
+        staking = verb == "stake"
+        wallet = self.snapshot.wallet if self.snapshot is not None else None
+        have = ""
+        if wallet is not None:
+            amount = wallet.balance if staking else wallet.staked
+            have = f" ({'balance' if staking else 'staked'} {omnit_label(amount)})"
+        prompt = (
+            f"How much to stake as a security deposit{have}?"
+            if staking
+            else f"How much to unstake{have}? It is released after the unbonding period."
+        )
+
+        def confirm(amount: int | None) -> None:
+            if amount is None:
+                return
+            label = omnit_label(amount)
+            question = f"{'Stake' if staking else 'Unstake'} {label}?"
+            self.push_screen(
+                ConfirmScreen(question, title=verb.capitalize()),
+                lambda yes: self._stake(staking, amount) if yes else None,
+            )
+
+        self.push_screen(AmountScreen(verb.capitalize(), prompt), confirm)
+
+    def _stake(self, staking: bool, amount: int) -> None:
+        request = Stake(amount=amount) if staking else Unstake(amount=amount)
+        self.run_command(request, f"{request.name} {omnit_label(amount)}")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("show", "screen"):
             wide = self.size.width >= NAMED_SCREEN_KEYS_WIDTH
@@ -363,13 +395,30 @@ class OmniTensorApp(App[int]):
         return help_sections(self.BINDINGS, self.MODES)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Textual's commands and the console's, each title once (the console's ``Keys``,
+        the list of every binding, replaces Textual's keys panel)."""
+        own = list(self._console_commands())
+        titles = {command.title for command in own}
+        yield from (c for c in super().get_system_commands(screen) if c.title not in titles)
+        yield from own
+
+    def _console_commands(self) -> Iterable[SystemCommand]:
         for mode, title, key in SCREENS:
             yield SystemCommand(
                 f"Show {title}", f"Switch to the {title} screen (key {key})", self._shower(mode)
             )
         yield SystemCommand(
             "Run quick benchmark", "Benchmark this node's GPU now (key b)", self.action_bench
+        )
+        yield SystemCommand(
+            "Stake OMNIT",
+            "Stake an amount as a security deposit (Wallet screen: key k)",
+            lambda: self.action_stake("stake"),
+        )
+        yield SystemCommand(
+            "Unstake OMNIT",
+            "Release an amount of the stake (Wallet screen: key u)",
+            lambda: self.action_stake("unstake"),
         )
         yield SystemCommand("Refresh", "Fetch the node's state now", self.request_refresh)
         yield SystemCommand("Keys", "List every key binding (key ?)", self.action_help)

@@ -15,8 +15,9 @@ from textual.message import Message
 
 from core.api.commands import QuestStarted, Request
 from core.api.events import LogLine
-from core.api.network import QuestAccepted, QuestClaimed
+from core.api.network import QuestAccepted, QuestClaimed, StakeResult
 from core.api.views import BenchmarkResult, GuardView, NodeSnapshot, TelemetryView
+from tui.format import omnit_label
 
 
 @dataclass
@@ -116,4 +117,6 @@ class CommandFinished(Message, bubble=False):
             )
         if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed):
             return result.message
+        if isinstance(result, StakeResult):
+            return f"staked {omnit_label(result.staked)} · balance {omnit_label(result.balance)}"
         return "done"

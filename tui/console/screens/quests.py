@@ -1,4 +1,10 @@
-"""Screen 2: quests and challenges; accept, start and claim them from the keyboard."""
+"""Screen 2: quests and challenges; accept, start and claim them from the keyboard.
+
+The detail line under the table names the next key for the selected quest; keys that do not
+apply to it are hidden from the footer (``check_action``). The list keeps its order and the
+cursor its quest across refreshes, and accepting an offer whose window would end sooner than
+the offer's own deadline asks first.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,13 @@ from textual.widgets.data_table import RowDoesNotExist
 from core.api.commands import AcceptQuest, ClaimQuest, Request, StartQuest
 from core.api.views import BenchProgressView, NodeSnapshot
 from tui.console.screens.base import NodeScreen
+from tui.console.screens.dialogs import ConfirmScreen
 from tui.console.widgets.bench.progress import BenchProgress
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.common.unavailable import Unavailable
 from tui.console.widgets.quests.model import QuestRow, quest_rows
+from tui.format import clock, date_time, time_left
 
 NO_QUESTS = "the node's state has no quests (they come from the network's coordinator)"
 
@@ -40,14 +48,14 @@ class QuestsScreen(NodeScreen):
             "s",
             "quest('start')",
             "Start",
-            tooltip="Start the selected quest's action (e.g. the benchmark).",
+            tooltip="Start the selected quest's action (the benchmark), once accepted.",
             id="quest-start",
         ),
         Binding(
             "c",
             "quest('claim')",
             "Claim",
-            tooltip="Claim the selected quest's reward.",
+            tooltip="Claim the selected quest's reward, once completed.",
             id="quest-claim",
         ),
     ]
@@ -61,7 +69,7 @@ class QuestsScreen(NodeScreen):
         yield header()
         yield Unavailable(NO_QUESTS, id="quests-unavailable")
         table: DataTable[str] = DataTable(id="quests", cursor_type="row", zebra_stripes=True)
-        table.add_columns("State", "Quest", "Progress", "Reward", "Time left")
+        table.add_columns("State", "Quest", "Progress", "Done", "Reward", "Time left")
         yield table
         yield Static(id="quest-detail", markup=False)
         yield BenchProgress(id="bench-progress")
@@ -90,14 +98,15 @@ class QuestsScreen(NodeScreen):
             self._show_detail()
             return
         unavailable.display, table.display = False, True
-        rows = quest_rows(section, time.time())
+        rows = quest_rows(section, time.time(), order=[row.id for row in self._rows])
         if rows != self._rows or self._title_width() != self._filled_width:
             self._fill(table, rows)
         self._show_detail()
 
     def _title_width(self) -> int:
-        # What the other columns leave (state 11, progress 13, reward 12, left 11, padding).
-        return max(12, self.size.width - 55)
+        # What the other columns leave (state 11, progress 14, done 14, reward 12, left 12,
+        # padding).
+        return max(12, self.size.width - 70)
 
     def on_resize(self) -> None:
         if self.snapshot is not None:
@@ -123,16 +132,20 @@ class QuestsScreen(NodeScreen):
     def _show_detail(self) -> None:
         quest = self.selected
         detail = self.query_one("#quest-detail", Static)
+        # What the keys do depends on the quest under the cursor.
+        self.refresh_bindings()
         if quest is None:
             set_text(detail, "")
             return
-        parts = [f"{quest.title} ({quest.id})", quest.state.replace("_", " ")]
-        if quest.count:
-            parts.append(quest.count)
+        parts = [
+            # First, so that it shows however narrow the terminal.
+            f"next: {quest.next_step()}",
+            f"{quest.title} ({quest.id})",
+            quest.state.replace("_", " "),
+            f"{quest.count} ({quest.percent})",
+        ]
         if quest.achievement:
             parts.append(f"unlocks {quest.achievement}")
-        if quest.action:
-            parts.append(f"s: {quest.action}")
         text = "  ·  ".join(parts)
         if quest.description:
             text += f"\n{quest.description}"
@@ -143,15 +156,31 @@ class QuestsScreen(NodeScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "quest":
-            # Greyed out, not hidden, while there is no quest to act on.
-            return True if self.selected is not None else None
+            quest = self.selected
+            if quest is None:
+                return None  # greyed out while there is no quest to act on
+            # Hidden when it does not apply to the selected quest (the detail says why).
+            return parameters[0] in quest.verbs
         return True
 
     def action_quest(self, verb: str) -> None:
-        """Send ``quest.<verb>`` for the selected quest; the app shows the result."""
+        """Send ``quest.<verb>`` for the selected quest; the app shows the result.
+
+        Accepting an offer whose window would end before the offer's deadline asks first.
+        """
         quest = self.selected
-        if quest is None:
+        if quest is None or verb not in quest.verbs:
             return
+        now = time.time()
+        if verb == "accept" and quest.window_shrinks(now):
+            self.app.push_screen(
+                ConfirmScreen(shrink_question(quest, now), title=f"Accept {quest.title}?"),
+                lambda yes: self._send(quest, verb) if yes else None,
+            )
+            return
+        self._send(quest, verb)
+
+    def _send(self, quest: QuestRow, verb: str) -> None:
         request: Request[Any]
         if verb == "accept":
             request = AcceptQuest(id=quest.id)
@@ -160,3 +189,17 @@ class QuestsScreen(NodeScreen):
         else:
             request = ClaimQuest(id=quest.id)
         self.request(request, f"{verb} quest {quest.title!r}")
+
+
+def shrink_question(quest: QuestRow, now: float) -> str:
+    """Accepting starts the quest's window: when it would end, against the offer's deadline."""
+    ends = quest.deadline_if_accepted(now)
+    assert ends is not None and quest.window_s is not None
+    when = clock(ends) if ends - now < 86_400 else date_time(ends)
+    hours = quest.window_s / 3600
+    window = f"{hours:.0f} h" if hours < 100 else f"{hours / 24:.0f} days"
+    return (
+        f"Accepting starts its {window} window: "
+        f"it ends at {when}, not in {time_left(quest.deadline_ts, now).removesuffix(' left')}. "
+        "Accept?"
+    )

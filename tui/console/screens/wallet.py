@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Static
@@ -49,6 +50,23 @@ class WalletScreen(NodeScreen):
     """The node's account as the coordinator's ledger has it."""
 
     SUB_TITLE = "Wallet"
+    BINDING_GROUP_TITLE = "Wallet"
+    BINDINGS = [
+        Binding(
+            "k",
+            "app.stake('stake')",
+            "Stake",
+            tooltip="Stake OMNIT as a security deposit (asks the amount, then confirms).",
+            id="wallet-stake",
+        ),
+        Binding(
+            "u",
+            "app.stake('unstake')",
+            "Unstake",
+            tooltip="Unstake OMNIT (asks the amount, then confirms).",
+            id="wallet-unstake",
+        ),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
