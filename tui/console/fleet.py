@@ -40,6 +40,7 @@ COLUMNS = (
     ("work", "Work"),
     ("today", "Today"),
     ("alerts", "Alerts"),
+    ("why", "Why"),
 )
 REASON_WIDTH = 60
 
@@ -67,18 +68,19 @@ def gpus_cell(snapshot: NodeSnapshot) -> str:
 
 
 def row_cells(status: RigStatus | None, rig: FleetRig) -> list[Text | str]:
-    """One rig's row: name, status (with the reason when unreachable), GPUs, work, today,
-    alerts. The last four read ``n/a`` while the rig is unreachable.
+    """One rig's row: name, status, GPUs, work, today, alerts, and why it is unreachable
+    (last: a long reason never pushes the numbers off a narrow terminal). The numbers read
+    ``n/a`` while the rig is unreachable.
 
     Rich ``Text`` rather than ``Content``: the table sizes its columns by measuring cells.
     """
     name = printable(rig.name)
     if status is None:
-        return [name, Text("connecting…", style="dim"), NA, NA, NA, NA]
+        return [name, Text("connecting…", style="dim"), NA, NA, NA, NA, ""]
     snapshot = status.snapshot
     if not status.online or snapshot is None:
         why = printable(status.reason, REASON_WIDTH)
-        return [name, Text.assemble(("unreachable", "bold red"), f": {why}"), NA, NA, NA, NA]
+        return [name, Text("unreachable", style="bold red"), NA, NA, NA, NA, why]
     wallet = snapshot.wallet
     alerts = len(snapshot.alerts)
     return [
@@ -88,6 +90,7 @@ def row_cells(status: RigStatus | None, rig: FleetRig) -> list[Text | str]:
         f"{snapshot.work.state} · {verified_units(snapshot)} verified",
         f"{signed_omnit(wallet.earned_today)} OMNIT" if wallet is not None else NA,
         Text(str(alerts), style="bold yellow") if alerts else "0",
+        "",
     ]
 
 
@@ -162,7 +165,7 @@ class FleetApp(App[int]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", priority=True),
-        Binding("enter", "open", "Open rig", show=True),
+        Binding("enter", "open", "Open rig", priority=True),
     ]
 
     def __init__(self, rigs: Iterable[FleetRig], *, watch: bool = True) -> None:
@@ -225,10 +228,6 @@ class FleetApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, RigScreen) and screen.rig.name == name:
                 screen.show(status)
-
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.open_rig(str(event.row_key.value))
 
     def action_open(self) -> None:
         table = self.query_one("#rigs", DataTable)
