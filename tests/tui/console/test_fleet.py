@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import stat
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -15,7 +17,10 @@ from textual.widgets import DataTable
 from core.api import fleet_watch
 from core.api.fleet_watch import RigStatus, RigWatch, SshTunnel
 from core.fleet import FleetRig
-from tests.helpers.cli import HeadlessNode, cli_env, run_cli
+from core.node.control import ControlServer
+from core.node.service import Node
+from tests.helpers.cli import ROOT, HeadlessNode, cli_env, run_cli
+from tests.tui.console.conftest import NODE_NAME
 from tui.console.fleet import FleetApp, RigScreen
 
 WAIT = 30.0  # generous: a test that waits this long has failed
@@ -130,3 +135,49 @@ def test_fleet_with_no_rigs_says_how_to_add_them(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "no rigs configured in" in lines[0]
     assert "[[fleet.rigs]]" in lines[0] and "Traceback" not in done.stderr
+
+
+async def test_ssh_rig_through_a_forward_restarted_when_it_dies(
+    node: Node, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An ssh rig reached through the forward (a stand-in ssh on this machine): online; the
+    forward dies, the rig is unreachable, and ssh is started again; gone after the watch."""
+    fake = tmp_path / "ssh"
+    fake.write_text(f'#!/bin/sh\nexec {sys.executable} {ROOT / "tests/helpers/fake_ssh.py"} "$@"\n')
+    fake.chmod(0o700)
+    monkeypatch.setattr(fleet_watch, "SSH_COMMAND", str(fake))
+    remote = PurePosixPath(node.config.data_dir)
+    rig = FleetRig(name="far", ssh="me@far.example", remote_data_dir=remote)
+    updates: asyncio.Queue[RigStatus] = asyncio.Queue()
+    tunnels = fleet_watch.tunnel_directory()
+    watch = RigWatch(rig, updates.put_nowait, tunnel_dir=tunnels, retry_seconds=0.1)
+
+    async def next_status(online: bool) -> RigStatus:
+        while (status := await asyncio.wait_for(updates.get(), WAIT)).online != online:
+            pass
+        return status
+
+    async with ControlServer(node, node.config.socket_path):
+        task = asyncio.create_task(watch.run())
+        try:
+            status = await next_status(online=True)
+            assert status.snapshot is not None and status.snapshot.node.name == NODE_NAME
+            assert watch.tunnel is not None
+            local = watch.tunnel.local
+            assert local.parent == tunnels and stat.S_IMODE(tunnels.stat().st_mode) == 0o700
+            assert stat.S_IMODE(local.stat().st_mode) == 0o600
+            proc = watch.tunnel._proc
+            assert proc is not None
+            proc.kill()
+            down = await next_status(online=False)
+            assert down.reason
+            await next_status(online=True)  # ssh started again (after a 1 s backoff)
+            assert watch.tunnel._proc is not None and watch.tunnel._proc.pid != proc.pid
+            last = watch.tunnel._proc
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert last.returncode is not None  # the forward ends with the watch
+    assert not local.exists()
+    tunnels.rmdir()
