@@ -43,6 +43,13 @@ def _online(app: FleetApp, name: str) -> bool:
     return status is not None and status.online
 
 
+def _with_gpus(app: FleetApp, name: str) -> bool:
+    """Online, with a telemetry frame (a node just started may not have one yet)."""
+    status = app.statuses.get(name)
+    snapshot = status.snapshot if status is not None and status.online else None
+    return snapshot is not None and snapshot.telemetry is not None
+
+
 def _start(data_dir: Path, name: str, log: Path) -> HeadlessNode:
     env = cli_env(OMNITENSOR_FAKE_GPUS="2")
     return HeadlessNode("--data-dir", str(data_dir), "--name", name, env=env, log_path=log)
@@ -57,13 +64,12 @@ async def test_fleet_of_two_local_rigs(tmp_path: Path) -> None:
         rigs = [FleetRig(name=name, data_dir=d) for name, d in dirs.items()]
         app = FleetApp(rigs)
         async with app.run_test(size=(120, 30)) as pilot:
-            await until(pilot, lambda: _online(app, "rig-a") and _online(app, "rig-b"))
-            await pilot.pause(0.1)
+            await until(pilot, lambda: _with_gpus(app, "rig-a") and _with_gpus(app, "rig-b"))
             table = app.query_one("#rigs", DataTable)
             assert table.row_count == 2
             assert [str(table.get_row_at(i)[0]) for i in range(2)] == ["rig-a", "rig-b"]
-            screen = _text(app)
-            assert screen.count("online") == 2 and "2 · max" in screen
+            await until(pilot, lambda: _text(app).count("2 · max") == 2)
+            assert _text(app).count("online") == 2
             # Each row is its node: the names the nodes were started with.
             for name in dirs:
                 status = app.statuses[name]
@@ -75,8 +81,8 @@ async def test_fleet_of_two_local_rigs(tmp_path: Path) -> None:
             await until(pilot, lambda: not _online(app, "rig-b"))
             reason = app.statuses["rig-b"].reason
             assert reason  # the client's own words: the connection closed, or no node runs
-            await pilot.pause(0.1)
-            assert "unreachable" in _text(app) and _online(app, "rig-a")
+            await until(pilot, lambda: "unreachable" in _text(app))
+            assert _online(app, "rig-a")
 
             # It comes back, and so does its row (tried again every few seconds).
             nodes["rig-b"] = _start(dirs["rig-b"], "node-rig-b", tmp_path / "rig-b-2.log")
@@ -91,7 +97,7 @@ async def test_fleet_of_two_local_rigs(tmp_path: Path) -> None:
             detail = _text(app)
             assert "rig-a" in detail and "GPU 0" in detail and "work" in detail
             await pilot.press("escape")
-            assert not isinstance(app.screen, RigScreen)
+            await until(pilot, lambda: not isinstance(app.screen, RigScreen))
             await pilot.press("q")
     finally:
         for node in nodes.values():
