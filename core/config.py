@@ -236,6 +236,8 @@ def _flatten_file(table: Mapping[str, Any], where: str) -> dict[str, Any]:
                 if bkey not in _BROKER_KEYS:
                     raise ConfigError(f"{where} [broker]: unknown setting {bkey!r}")
                 flat["broker_url" if bkey == "url" else f"broker.{bkey}"] = bvalue
+        elif key == "fleet":
+            continue  # [[fleet.rigs]]: the fleet console's, parsed by core.fleet
         else:
             flat[key] = value
     return flat

@@ -19,7 +19,7 @@ from core import __version__
 from core.config import Config, load_config
 from core.errors import OmniError
 from core.textsafe import printable
-from tui.cli import inference, jobs, network, node, operator, selftest, service
+from tui.cli import fleet, inference, jobs, network, node, operator, selftest, service
 
 PROG = "omnitensor"
 
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common(json_flag=False)],
         help="open the console on the node running on the data dir (it keeps running after)",
     )
+    fleet.add_parser(sub, common)
     operator.add_service_parsers(sub, common)
     service.add_parser(sub, common)
     network.add_parsers(sub, common)
@@ -166,6 +167,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             return code
     if args.headless:
         return node.run_headless(config, as_json)
+    if args.command == "fleet":
+        rigs = fleet.fleet_rigs(config)
+        from tui.console.launch import open_fleet
+
+        return open_fleet(rigs)
     from tui.console.launch import open_console
 
     return open_console(config, attach_only=args.command == "attach")

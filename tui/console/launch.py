@@ -16,6 +16,7 @@ from core.api.commands import GetSnapshot
 from core.api.socket_client import SocketNodeClient
 from core.config import Config
 from core.errors import NoNodeRunning, OmniError
+from core.fleet import FleetRig
 from core.node.control import ControlServer
 from core.node.local_client import LocalNodeClient
 from core.node.service import Node
@@ -128,3 +129,17 @@ async def _after_attach(client: SocketNodeClient, config: Config) -> str:
 def open_console(config: Config, *, attach_only: bool = False) -> int:
     """Open the console on ``config``'s data dir (attach if a node runs there)."""
     return asyncio.run(run_console(config, attach_only=attach_only))
+
+
+def open_fleet(rigs: tuple[FleetRig, ...]) -> int:
+    """Open the fleet console on ``rigs`` (``omnitensor fleet``)."""
+    from tui.console.fleet import run_fleet
+
+    problem = terminal_problem()
+    if problem is not None:
+        raise NoTerminal(
+            f"this terminal cannot show the fleet console ({problem}); "
+            "check each rig with: omnitensor status --data-dir DIR"
+        )
+    _quiet_node_logging()
+    return asyncio.run(run_fleet(rigs))
