@@ -158,3 +158,17 @@ def date_time_seconds(ts: float | None) -> str:
 def date(ts: float | None) -> str:
     """Local ``YYYY-MM-DD`` of a timestamp."""
     return NA if ts is None else time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+# -- benchmark results -----------------------------------------------------------------------
+
+# Backends whose fp16 GEMM has no BLAS behind it: a number measured there (NumPy's fp16 matmul
+# is a plain loop, ~0.000 TFLOPS) reads as a broken GPU, so it is not shown as a rate.
+NO_FP16_BACKENDS = frozenset({"numpy"})
+
+
+def fp16_rate(backend: str, tflops: float) -> str:
+    """The fp16 GEMM rate, or why there is none: ``12.345 TFLOPS``, ``n/a on numpy ...``."""
+    if backend in NO_FP16_BACKENDS:
+        return f"n/a on {backend} (no fp16 BLAS)"
+    return f"{tflops:.3f} TFLOPS"
