@@ -172,3 +172,23 @@ def fp16_rate(backend: str, tflops: float) -> str:
     if backend in NO_FP16_BACKENDS:
         return f"n/a on {backend} (no fp16 BLAS)"
     return f"{tflops:.3f} TFLOPS"
+
+
+# -- text in narrow columns --------------------------------------------------------------------
+
+
+def clip_words(text: str, width: int) -> str:
+    """``text`` in ``width`` cells, cut at a word with ``…`` when longer.
+
+    A word longer than most of the width (an id, a hash) is cut inside, so the cell stays
+    full rather than nearly empty.
+    """
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    room = width - 1  # the ellipsis takes one cell
+    cut = text.rfind(" ", 0, room + 1)
+    if cut < room // 2:
+        cut = room
+    return text[:cut].rstrip(" ,;:(") + "…"

@@ -13,7 +13,7 @@ from tui.console.log_buffer import LogBuffer
 from tui.console.messages import LogReceived, SnapshotFetched
 from tui.console.screens.log import LogScreen
 from tui.console.widgets.log.view import LogView
-from tui.format import fp16_rate
+from tui.format import clip_words, fp16_rate
 
 
 def _line(ts: float, message: str) -> LogEvent:
@@ -104,3 +104,11 @@ async def test_screenshot_failure_says_why(node: Node, tmp_path: Path) -> None:
         await settle(pilot, lambda: bool(failed()))
         assert failed()[0].startswith("Failed to save screenshot: ")
         assert len(failed()[0]) > len("Failed to save screenshot: ")
+
+
+def test_clip_words_cuts_at_a_word() -> None:
+    reason = "slashed 1/10 of the stake: work u1"
+    assert clip_words(reason, 40) == reason
+    assert clip_words(reason, 20) == "slashed 1/10 of the…"
+    assert clip_words("u1a233b1431ce341b9b1 failed", 10) == "u1a233b14…"
+    assert clip_words("anything", 0) == ""
