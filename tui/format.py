@@ -158,3 +158,37 @@ def date_time_seconds(ts: float | None) -> str:
 def date(ts: float | None) -> str:
     """Local ``YYYY-MM-DD`` of a timestamp."""
     return NA if ts is None else time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+# -- benchmark results -----------------------------------------------------------------------
+
+# Backends whose fp16 GEMM has no BLAS behind it: a number measured there (NumPy's fp16 matmul
+# is a plain loop, ~0.000 TFLOPS) reads as a broken GPU, so it is not shown as a rate.
+NO_FP16_BACKENDS = frozenset({"numpy"})
+
+
+def fp16_rate(backend: str, tflops: float) -> str:
+    """The fp16 GEMM rate, or why there is none: ``12.345 TFLOPS``, ``n/a on numpy ...``."""
+    if backend in NO_FP16_BACKENDS:
+        return f"n/a on {backend} (no fp16 BLAS)"
+    return f"{tflops:.3f} TFLOPS"
+
+
+# -- text in narrow columns --------------------------------------------------------------------
+
+
+def clip_words(text: str, width: int) -> str:
+    """``text`` in ``width`` cells, cut at a word with ``…`` when longer.
+
+    A word longer than most of the width (an id, a hash) is cut inside, so the cell stays
+    full rather than nearly empty.
+    """
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    room = width - 1  # the ellipsis takes one cell
+    cut = text.rfind(" ", 0, room + 1)
+    if cut < room // 2:
+        cut = room
+    return text[:cut].rstrip(" ,;:(") + "…"

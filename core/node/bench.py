@@ -100,11 +100,17 @@ class Benchmarks:
         assert node.store is not None
         await node.store.add_benchmark(result)
         view = benchmark_view(result)
+        # NumPy's fp16 matmul has no BLAS: its ~0 TFLOPS would read as a broken device.
+        fp16 = (
+            "fp16 n/a on numpy (no fp16 BLAS)"
+            if view.backend == "numpy"
+            else f"fp16 {view.gemm.fp16.tflops:.3f} TFLOPS"
+        )
         await node.emit_log(
             "info",
             "bench",
             f"benchmark done: fp32 {view.gemm.fp32.tflops:.3f} TFLOPS, "
-            f"fp16 {view.gemm.fp16.tflops:.3f} TFLOPS, {view.bandwidth.gbps:.1f} GB/s, "
+            f"{fp16}, {view.bandwidth.gbps:.1f} GB/s, "
             f"verified {view.verified}",
             {"result": result},
         )

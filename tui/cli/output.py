@@ -23,11 +23,13 @@ from core.api.views import BenchmarkResult, GpuView, LastBenchmark, NodeSnapshot
 from core.game.boards import BOARD_COUNTS, NOT_COUNTED
 from core.textsafe import printable
 from tui.format import (
+    NO_FP16_BACKENDS,
     clock_seconds,
     date,
     date_time,
     date_time_seconds,
     days_or_hours_left,
+    fp16_rate,
     na,
     omnit_amount,
     omnit_label,
@@ -152,7 +154,7 @@ def format_gpu(gpu: GpuView) -> str:
 def format_bench_line(last: LastBenchmark) -> str:
     return (
         f"{date_time(last.ts)}  fp32 {last.gemm.fp32.tflops:.3f} TFLOPS  "
-        f"fp16 {last.gemm.fp16.tflops:.3f} TFLOPS  "
+        f"fp16 {fp16_rate(last.backend, last.gemm.fp16.tflops)}  "
         f"{last.bandwidth.gbps:.1f} GB/s  "
         f"{'verified' if last.verified else 'NOT verified'}"
     )
@@ -163,7 +165,8 @@ def format_bench(result: BenchmarkResult) -> str:
     lines = [
         f"backend    {result.backend} ({result.device})",
         f"gemm fp32  {gemm.fp32.tflops:.3f} TFLOPS  (n={gemm.fp32.n})",
-        f"gemm fp16  {gemm.fp16.tflops:.3f} TFLOPS  (n={gemm.fp16.n})",
+        f"gemm fp16  {fp16_rate(result.backend, gemm.fp16.tflops)}"
+        + ("" if result.backend in NO_FP16_BACKENDS else f"  (n={gemm.fp16.n})"),
         f"bandwidth  {bw.gbps:.1f} GB/s  ({bw.kernel}, {bw.array_bytes / 2**20:.0f} MiB)",
     ]
     if result.blas_peak_tflops is not None and result.gemm_efficiency is not None:

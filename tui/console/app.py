@@ -18,9 +18,11 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import BindingType
+from textual.geometry import Size
+from textual.notifications import Notify
 from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
@@ -59,6 +61,7 @@ from tui.console.messages import (
 from tui.console.screens.base import NodeScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.dialogs import AmountScreen, ConfirmScreen
+from tui.console.screens.guard import QuitScreen, TooSmallScreen, earning, fits
 from tui.console.screens.help import HelpScreen, HelpSection
 from tui.console.screens.leaderboards import LeaderboardsScreen
 from tui.console.screens.log import LogScreen
@@ -73,6 +76,8 @@ SNAPSHOT_INTERVAL = 5.0
 # frame costs bandwidth and latency, so one a second is enough to read it.
 MAX_TELEMETRY_HZ = 4.0
 MAX_TELEMETRY_HZ_SSH = 1.0
+MAX_NOTIFICATIONS = 3
+"""Toasts shown at once: a new one pushes out the oldest (a burst must not cover the screen)."""
 
 S = TypeVar("S", bound=Screen[Any])
 
@@ -126,6 +131,7 @@ class OmniTensorApp(App[int]):
         # The header shows the app's title and the screen's name: the connection goes with
         # the title so every screen says it.
         self._set_title()
+        self.call_after_refresh(self._check_size)
         self.consume_events()
         self.poll_snapshots()
         self.load_log_history()
@@ -244,11 +250,54 @@ class OmniTensorApp(App[int]):
         """How many log lines were ever added (the buffer keeps the last ones)."""
         return self.log_buffer.serial
 
+    @property
+    def log_generation(self) -> int:
+        """Grows when log lines were put before the last one (views redraw then)."""
+        return self.log_buffer.generation
+
     @on(LogReceived)
     def _log_received(self, message: LogReceived) -> None:
         if self.log_buffer.add(message.entries):
             for screen in self._showing(LogScreen):
-                screen.sync_log(self.log_entries, self.log_serial)
+                screen.sync_log(self.log_entries, self.log_serial, self.log_generation)
+
+    # -- notifications and screenshots ----------------------------------------------------
+
+    def _on_notify(self, event: Notify) -> None:
+        """Keep at most ``MAX_NOTIFICATIONS`` toasts: the oldest go first."""
+        shown = list(self._notifications)
+        for old in shown[: max(0, len(shown) + 1 - MAX_NOTIFICATIONS)]:
+            self._unnotify(old, refresh=False)
+        super()._on_notify(event)
+
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        """Textual's screenshot, saying why when it cannot be taken (not just "failed")."""
+        try:
+            return super().deliver_screenshot(filename, path, time_format)
+        except Exception as exc:  # any reason is shown, never a crash
+            self._screenshot_failed(exc)
+            return None
+
+    @on(events.DeliveryFailed)
+    def _delivery_failed(self, event: events.DeliveryFailed) -> None:
+        if event.name == "screenshot":
+            event.prevent_default()  # Textual's own handler says only "Failed to save"
+            self._screenshot_failed(event.exception)
+
+    def _screenshot_failed(self, exc: BaseException) -> None:
+        reason = str(exc) or type(exc).__name__
+        self.notify(
+            f"Failed to save screenshot: {reason}",
+            title="Screenshot",
+            severity="error",
+            markup=False,
+            timeout=10,
+        )
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -298,7 +347,7 @@ class OmniTensorApp(App[int]):
         if self.snapshot is not None:
             screen.snapshot = self.snapshot
         if isinstance(screen, LogScreen):
-            screen.sync_log(self.log_entries, self.log_serial)
+            screen.sync_log(self.log_entries, self.log_serial, self.log_generation)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -336,6 +385,7 @@ class OmniTensorApp(App[int]):
         """Switch to a top-level screen and give it the current state at once."""
         if mode != self.current_mode:
             await self.switch_mode(mode)
+            self._check_size()
         if isinstance(self.screen, NodeScreen):
             self._push(self.screen)
 
@@ -343,8 +393,39 @@ class OmniTensorApp(App[int]):
         """``show`` as the narrow footer's grouped keys name it."""
         await self.action_show(mode)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self.refresh_bindings()
+        # This runs before App's own handler has stored the new size: use the event's.
+        self._check_size(event.size)
+
+    @property
+    def too_small(self) -> bool:
+        """Whether the terminal is below the size the console draws in."""
+        return not fits(self.size.width, self.size.height)
+
+    def _check_size(self, size: Size | None = None) -> None:
+        """Cover the screen with "too small" below 80x24; uncover it when big enough."""
+        too_small = self.too_small if size is None else not fits(size.width, size.height)
+        covered = any(isinstance(s, TooSmallScreen) for s in self.screen_stack)
+        if too_small and not covered:
+            self.push_screen(TooSmallScreen())
+        elif not too_small and isinstance(self.screen, TooSmallScreen):
+            self.pop_screen()
+        # (under a modal, the "too small" screen closes itself when the modal does)
+
+    async def action_quit(self) -> None:
+        """Leave the console; the console that runs its node asks first when it earns."""
+        if isinstance(self.screen, QuitScreen):
+            return
+        if self.attached or not earning(self.snapshot):
+            self.exit()
+            return
+        assert self.snapshot is not None
+        self.push_screen(QuitScreen(self.snapshot), self._quit_answered)
+
+    def _quit_answered(self, stop: bool | None) -> None:
+        if stop:
+            self.exit()
 
     def action_bench(self) -> None:
         self.run_command(RunBench(quick=True), "quick benchmark")
@@ -384,11 +465,21 @@ class OmniTensorApp(App[int]):
         self.run_command(request, f"{request.name} {omnit_label(amount)}")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("show", "screen", "bench", "help") and self.too_small:
+            return False  # nothing to show them on; q still quits
         if action in ("show", "screen"):
             wide = self.size.width >= NAMED_SCREEN_KEYS_WIDTH
             return wide if action == "show" else not wide
         # q is a priority binding; in a text field it is a letter (ctrl+q still quits).
         return not (action == "quit" and isinstance(self.focused, Input))
+
+    def bench_help(self) -> str:
+        """What ``b`` does here: the GPUs' benchmark, or the node's (the CPU) without one."""
+        telemetry = self.snapshot.telemetry if self.snapshot is not None else None
+        if telemetry is not None and telemetry.gpus:
+            gpus = "GPU" if len(telemetry.gpus) == 1 else "GPUs"
+            return f"Benchmark this node's {gpus} now"
+        return "Benchmark this node now"
 
     def help_sections(self) -> list[HelpSection]:
         """Every binding, grouped by where it works."""
@@ -408,7 +499,7 @@ class OmniTensorApp(App[int]):
                 f"Show {title}", f"Switch to the {title} screen (key {key})", self._shower(mode)
             )
         yield SystemCommand(
-            "Run quick benchmark", "Benchmark this node's GPU now (key b)", self.action_bench
+            "Run quick benchmark", f"{self.bench_help()} (key b)", self.action_bench
         )
         yield SystemCommand(
             "Stake OMNIT",

@@ -27,3 +27,7 @@ class ConsoleHost(Protocol):
     @property
     def log_serial(self) -> int:
         """How many log lines were ever added."""
+
+    @property
+    def log_generation(self) -> int:
+        """Grows when log lines were put before the last one (views redraw then)."""

@@ -157,7 +157,11 @@ def test_real_console_in_tmux(tmux: Tmux, data_dir: Path) -> None:
     for _mode, title, key in [*SCREENS[1:], SCREENS[0]]:
         tmux.send(key)
         tmux.wait_for(f"OmniTensor Console — {title}")
+    # On its local network with the GPUs at work, the node earns: q asks before stopping it.
+    tmux.wait_for(" done ─╯")
     tmux.send("q")
+    tmux.wait_for("Stop the node? It is earning")
+    tmux.send("y")
     screen = tmux.wait_for("console-exit=")
     assert "console-exit=0" in screen
     # Back at the shell: the console's screen is gone (alternate screen left).

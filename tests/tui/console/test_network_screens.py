@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from core.api.commands import (
@@ -204,6 +205,39 @@ async def test_season_and_wallet(
         assert signed_omnit(reward["amount"]) in text and "verified work unit" in text
         assert rejected["reason"].startswith("verification failed")
         assert rejected["reason"][:40] in text
+
+
+async def test_season_and_wallet_at_80x24_cut_at_words(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    season, wallet = replay.result("season"), replay.result("wallet")
+    [rejected] = wallet["rejected"]
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
+    async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+        await messages.wait(SnapshotFetched)
+        await pilot.press("3")
+        await pilot.pause()
+        text = screen_text(app)
+        # Each award's detail whole, on a line of its own when the line is too narrow.
+        for award in season["awards"][:3]:
+            assert award["name"] in text and award["detail"] in text
+        await pilot.press("5")
+        await settle(pilot, lambda: "reason: " in screen_text(app))
+        ledger = app.screen.query_one("#ledger", DataTable)
+        shown = [str(ledger.get_cell_at(Coordinate(row, 3))) for row in range(ledger.row_count)]
+        reasons = {e["reason"] for e in wallet["entries"]}
+        for cell in shown:
+            # Whole, or cut after a whole word (what is left is a prefix ending at a space).
+            whole = cell.removesuffix("…")
+            assert cell in reasons or any(r.startswith(whole + " ") for r in reasons), cell
+        assert any(c.startswith("slashed 1/10 of the stake") for c in shown)
+        assert any(c.endswith("…") for c in shown)
+        # The highlighted row's whole reason, wrapped under the tables.
+        newest = max(wallet["entries"], key=lambda e: e["ts"])
+        detail = str(app.screen.query_one("#wallet-detail").render())
+        assert detail.replace("\n", " ").startswith(f"reason: {newest['reason']}"[:60])
+        await pilot.press("tab")
+        await settle(pilot, lambda: rejected["reason"][-20:] in screen_text(app))
 
 
 async def test_sections_missing_say_not_available(node: Node, messages: Messages) -> None:

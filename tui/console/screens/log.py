@@ -34,6 +34,7 @@ class LogScreen(NodeScreen):
     def __init__(self) -> None:
         super().__init__()
         self._seen = 0
+        self._generation = 0
         self._text = ""
         self._min_level = 0
 
@@ -48,17 +49,19 @@ class LogScreen(NodeScreen):
     def on_mount(self) -> None:
         self.query_one(LogView).focus()
 
-    def sync_log(self, entries: Sequence[LogLine], serial: int) -> None:
+    def sync_log(self, entries: Sequence[LogLine], serial: int, generation: int) -> None:
         """Show what arrived since the last call: ``serial`` counts every entry ever added.
 
-        The app keeps the last entries in a bounded buffer; when more arrived than it kept
-        (or the filter changed) the view is rebuilt from the buffer.
+        The app keeps the last entries in a bounded buffer, in time order; when more
+        arrived than it kept, when older lines went before shown ones (``generation``
+        changed) or when the filter changed, the view is rebuilt from the buffer.
         """
         view = self.query_one(LogView)
         new = serial - self._seen
         if new <= 0:
             return
-        if new > len(entries):
+        if new > len(entries) or generation != self._generation:
+            self._generation = generation
             view.clear()
             fresh: Sequence[LogLine] = entries
         else:
@@ -69,7 +72,7 @@ class LogScreen(NodeScreen):
     def _rebuild(self) -> None:
         self._seen = 0
         self.query_one(LogView).clear()
-        self.sync_log(self.omni.log_entries, self.omni.log_serial)
+        self.sync_log(self.omni.log_entries, self.omni.log_serial, self.omni.log_generation)
 
     @on(Input.Changed, "#log-filter-input")
     def _filter_changed(self, event: Input.Changed) -> None:

@@ -17,9 +17,27 @@ from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.common.unavailable import Unavailable
-from tui.format import bar, date_time, na, omnit_amount
+from tui.format import bar, clip_words, date_time, na, omnit_amount
 
 NO_SEASON = "the node's state has no season (it comes from the network's coordinator)"
+AWARD_NAME = 30
+# Cells around the awards' text: the border, the padding, the scroll bar.
+AWARDS_FRAME = 6
+
+
+def award_lines(award: AwardProgress, width: int) -> Content:
+    """``Season Top GPU Contributor  ████ 100%  top 10 at season end; now #1``: the detail
+    goes on a line of its own, indented, when the line would not fit in ``width``."""
+    fraction = max(0.0, min(1.0, award.progress))
+    name = clip_words(award.name, AWARD_NAME)
+    head = Content.assemble(
+        f"{name:<{AWARD_NAME}} ", (bar(fraction, 16), "$accent"), f" {fraction:4.0%}"
+    )
+    if not award.detail:
+        return head
+    if head.cell_length + 2 + len(award.detail) <= width:
+        return Content.assemble(head, "  ", (award.detail, "$text-muted"))
+    return Content.assemble(head, "\n    ", (award.detail, "$text-muted"))
 
 
 def season_header(season: Season, now: float) -> Content:
@@ -41,6 +59,7 @@ class SeasonScreen(NodeScreen):
     def __init__(self) -> None:
         super().__init__()
         self._last: tuple[Any, ...] = ()
+        self._awards: Sequence[AwardProgress] = ()
 
     def compose(self) -> ComposeResult:
         yield header()
@@ -61,6 +80,10 @@ class SeasonScreen(NodeScreen):
         self.query_one("#ranks").border_title = "Standing"
         self.query_one("#awards").border_title = "Toward season awards"
         self.query_one("#achievements").border_title = "Achievements"
+
+    def on_resize(self) -> None:
+        if self._awards:
+            self._show_awards(self._awards)
 
     def show_snapshot(self, snapshot: NodeSnapshot) -> None:
         season = snapshot.season
@@ -92,17 +115,9 @@ class SeasonScreen(NodeScreen):
             table.add_row("not ranked yet", "", "", "")
 
     def _show_awards(self, awards: Sequence[AwardProgress]) -> None:
-        lines: list[Content | str] = []
-        for award in awards:
-            fraction = max(0.0, min(1.0, award.progress))
-            lines.append(
-                Content.assemble(
-                    f"{award.name:<30.30} ",
-                    (bar(fraction, 16), "$accent"),
-                    f" {fraction:4.0%}  ",
-                    (award.detail, "$text-muted"),
-                )
-            )
+        self._awards = awards
+        width = self.size.width - AWARDS_FRAME
+        lines = [award_lines(award, width) for award in awards]
         text = Content("\n").join(lines) if lines else Content("no season awards announced")
         set_text(self.query_one("#awards", Static), text)
 

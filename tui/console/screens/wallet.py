@@ -7,7 +7,9 @@ screen shows.
 
 from __future__ import annotations
 
-from textual import work
+from collections.abc import Sequence
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -22,11 +24,21 @@ from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.common.unavailable import Unavailable
-from tui.format import date_time, omnit_label, signed_omnit
+from tui.format import clip_words, date_time, omnit_label, signed_omnit
 
 NO_WALLET = "waiting for the wallet from the node"
 # The ledger changes when work is credited: ask again this often while the screen shows.
 WALLET_SECONDS = 10.0
+# Cells a table's frame takes beside its columns: the border and the scrollbar.
+TABLE_FRAME = 4
+MIN_REASON = 16
+
+
+def reason_width(total: int, other_columns: Sequence[Sequence[str]]) -> int:
+    """Cells left for the reason column of a table ``total`` wide, beside columns holding
+    ``other_columns`` (each column's header and cells; a cell's padding is one each side)."""
+    used = sum(max(map(len, column), default=0) + 2 for column in other_columns)
+    return max(MIN_REASON, total - TABLE_FRAME - used - 2)
 
 
 def wallet_summary(wallet: Wallet) -> Content:
@@ -73,6 +85,9 @@ class WalletScreen(NodeScreen):
         self._entries: tuple[LedgerEntry, ...] | None = None
         self._rejected: tuple[RejectedWork, ...] | None = None
         self._fetched: Wallet | None = None
+        self._width = 0
+        # The whole reason of each row (a narrow terminal clips it in the table).
+        self._reasons: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield header()
@@ -85,6 +100,7 @@ class WalletScreen(NodeScreen):
             rejected: DataTable[str] = DataTable(id="rejected", cursor_type="row")
             rejected.add_columns("Time", "Work", "Reason")
             yield rejected
+            yield Static(id="wallet-detail", markup=False)
         yield footer()
 
     def on_mount(self) -> None:
@@ -92,9 +108,34 @@ class WalletScreen(NodeScreen):
         self.query_one("#wallet").display = False
         self.query_one("#ledger").border_title = "Ledger"
         self.query_one("#rejected").border_title = "Rejected work"
+        self.query_one("#wallet-detail").display = False
 
     def on_screen_resume(self) -> None:
         self.fetch_wallet()
+
+    def on_resize(self) -> None:
+        if self.size.width != self._width and self.snapshot is not None:
+            self._entries = self._rejected = None  # clip the reasons to the new width
+            self.show_snapshot(self.snapshot)
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table is self.focused:
+            self._show_detail(event.data_table)
+
+    def on_descendant_focus(self) -> None:
+        if isinstance(self.focused, DataTable):
+            self._show_detail(self.focused)
+
+    def _show_detail(self, table: DataTable[str]) -> None:
+        """The whole reason of the focused table's highlighted row, wrapped at words."""
+        reason = ""
+        if table.row_count:
+            row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+            reason = self._reasons.get(f"{table.id}:{row.value}", "")
+        detail = self.query_one("#wallet-detail", Static)
+        set_text(detail, f"reason: {reason}" if reason else "")
+        detail.display = bool(reason)
 
     def _fetch_if_showing(self) -> None:
         if self.is_current:
@@ -121,22 +162,30 @@ class WalletScreen(NodeScreen):
             return
         set_text(self.query_one("#wallet-summary", Static), wallet_summary(wallet))
         entries, rejected = wallet.entries, wallet.rejected
+        self._width = width = self.size.width
         if entries != self._entries:
             self._entries = entries
             table = self.query_one("#ledger", DataTable)
             table.clear()
-            for entry in sorted(entries, key=lambda e: e.ts, reverse=True):
-                table.add_row(
-                    date_time(entry.ts),
-                    signed_omnit(entry.amount),
-                    entry.kind,
-                    entry.reason,
-                    key=str(entry.id),
-                )
+            rows = sorted(entries, key=lambda e: e.ts, reverse=True)
+            cells = [(date_time(e.ts), signed_omnit(e.amount), e.kind) for e in rows]
+            columns = [("Time", "Amount (OMNIT)", "Kind"), *cells]
+            room = reason_width(width, list(zip(*columns, strict=True)))
+            for entry, (when, amount, kind) in zip(rows, cells, strict=True):
+                self._reasons[f"ledger:{entry.id}"] = entry.reason
+                table.add_row(when, amount, kind, clip_words(entry.reason, room), key=str(entry.id))
         if rejected != self._rejected:
             self._rejected = rejected
             table = self.query_one("#rejected", DataTable)
             table.clear()
-            for item in sorted(rejected, key=lambda e: e.ts, reverse=True):
-                table.add_row(date_time(item.ts), item.work_id, item.reason)
+            items = sorted(rejected, key=lambda e: e.ts, reverse=True)
+            shown = [("Time", "Work"), *((date_time(i.ts), i.work_id) for i in items)]
+            room = reason_width(width, list(zip(*shown, strict=True)))
+            for n, item in enumerate(items):
+                self._reasons[f"rejected:{n}"] = item.reason
+                table.add_row(
+                    date_time(item.ts), item.work_id, clip_words(item.reason, room), key=str(n)
+                )
             table.display = bool(rejected)
+        if isinstance(self.focused, DataTable):
+            self._show_detail(self.focused)
