@@ -340,6 +340,8 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     cpu: CpuView | None = None
     earnings_hourly: tuple[int, ...] = ()
     """Base units credited by work receipts per hour over the last 24 h, oldest first."""
+    earnings_daily: tuple[int, ...] = ()
+    """The same per day over the last 7 days, oldest first."""
     link: LinkView
     counters: Counters
     leaderboards: dict[str, Board]

@@ -161,13 +161,15 @@ class JobBook:
         """
         ids: dict[str, int] = {}
         async with self.store.transaction() as db:
-            cur = await db.execute(
-                "UPDATE jobs SET state = ?, reason = ?, finished_ts = ?"
-                " WHERE job_id = ? AND state = 'running'",
-                ("delivered" if delivered else "failed", reason, now, job_id),
-            )
-            if cur.rowcount != 1:
+            async with db.execute(
+                "SELECT requester, fee FROM jobs WHERE job_id = ? AND state = 'running'",
+                (job_id,),
+            ) as c:
+                job = await c.fetchone()
+            if job is None:
                 return ids
+            # The entries first, the state last: readers on this connection (the same
+            # coordinator) never see a job "delivered" before its payouts.
             for payout in payouts:
                 if payout.amount <= 0:
                     continue
@@ -185,20 +187,20 @@ class JobBook:
                 except SupplyCapReached:
                     continue  # the base reward stops at the supply cap; fees still move
                 ids[f"{payout.account}:{payout.ref}:{payout.kind}"] = entry
-            if not delivered:
-                async with db.execute(
-                    "SELECT requester, fee FROM jobs WHERE job_id = ?", (job_id,)
-                ) as c:
-                    row = await c.fetchone()
-                if row is not None and int(row[1]) > 0:
-                    ids[f"{row[0]}:{job_id}:refund"] = await self.store._insert_entry(
-                        account=row[0],
-                        amount=int(row[1]),
-                        kind="refund",
-                        reason=f"job {job_id} not delivered ({reason[:200]}): fee refunded",
-                        ref=job_id,
-                        ts=now,
-                    )
+            if not delivered and int(job[1]) > 0:
+                ids[f"{job[0]}:{job_id}:refund"] = await self.store._insert_entry(
+                    account=job[0],
+                    amount=int(job[1]),
+                    kind="refund",
+                    reason=f"job {job_id} not delivered ({reason[:200]}): fee refunded",
+                    ref=job_id,
+                    ts=now,
+                )
+            await db.execute(
+                "UPDATE jobs SET state = ?, reason = ?, finished_ts = ?"
+                " WHERE job_id = ? AND state = 'running'",
+                ("delivered" if delivered else "failed", reason, now, job_id),
+            )
         return ids
 
     async def running_jobs(self) -> list[JobRecord]:

@@ -391,6 +391,7 @@ class Node:
             inference=self.link.inference.view() if self.link is not None else None,
             cpu=await asyncio.to_thread(cpu_view, self.backend_device),
             earnings_hourly=await self.store.hourly_credits(time.time()),
+            earnings_daily=await self.store.credits_by_period(time.time(), 86400, 7),
             alerts=tuple(
                 AlertView(id=a.id, kind=a.kind, message=a.message, since_ts=a.since_ts)
                 for a in self.alerts.active.values()

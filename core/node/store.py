@@ -343,13 +343,17 @@ class NodeStore(ReplayMarksMixin):
 
     async def hourly_credits(self, now: float, hours: int = 24) -> tuple[int, ...]:
         """Base units credited by receipts in each of the last ``hours`` hours, oldest first."""
+        return await self.credits_by_period(now, 3600, hours)
+
+    async def credits_by_period(self, now: float, period_s: int, count: int) -> tuple[int, ...]:
+        """Base units credited by receipts in each of the last ``count`` periods, oldest first."""
         async with self.db.execute(
-            "SELECT CAST((? - receipt_ts) / 3600 AS INTEGER), COALESCE(SUM(credited), 0)"
+            "SELECT CAST((? - receipt_ts) / ? AS INTEGER), COALESCE(SUM(credited), 0)"
             " FROM units WHERE receipt_ts IS NOT NULL AND receipt_ts > ? GROUP BY 1",
-            (now, now - hours * 3600),
+            (now, period_s, now - count * period_s),
         ) as cur:
             by_age = {int(age): int(total) async for age, total in cur}
-        return tuple(by_age.get(age, 0) for age in range(hours - 1, -1, -1))
+        return tuple(by_age.get(age, 0) for age in range(count - 1, -1, -1))
 
     async def work_counters(self) -> dict[str, int]:
         async with self.db.execute(

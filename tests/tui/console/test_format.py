@@ -143,3 +143,31 @@ async def test_history_records_each_frame_once() -> None:
     assert len(history.utilization(0)) == 2 and history.memory(7) == ()
     details = gpu_details(first.gpus[0]).plain
     assert "n/a / 320 W" in details and "fan n/a" in details
+
+
+def test_wallet_earnings_history_lines() -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from core.api.views import NodeSnapshot
+    from tui.console.screens.wallet import earnings_history
+
+    empty = cast(NodeSnapshot, SimpleNamespace(earnings_hourly=(0,) * 24, earnings_daily=()))
+    assert earnings_history(empty).plain.count("no work credited yet") == 2
+    hours = (0,) * 22 + (500_000, 1_000_000)
+    days = (0,) * 6 + (1_500_000,)
+    text = earnings_history(
+        cast(NodeSnapshot, SimpleNamespace(earnings_hourly=hours, earnings_daily=days))
+    ).plain
+    assert "peak 0.001 OMNIT/h · total 0.0015 OMNIT" in text
+    assert "peak 0.0015 OMNIT/day" in text
+
+
+def test_quest_time_to_finish_at_the_pace_seen() -> None:
+    from tui.console.widgets.quests.model import eta_text
+
+    assert eta_text(None, 100.0, 0.1, 1.0).startswith("time to finish: estimating")
+    assert eta_text((0.0, 0.1), 30.0, 0.2, 1.0).startswith("time to finish: estimating")
+    # 0.25 per 600 s; 0.5 left: 1,200 s (binary fractions: no float rounding).
+    assert eta_text((0.0, 0.25), 600.0, 0.5, 1.0) == "about 20m 00s to finish at this pace"
+    assert eta_text((0.0, 0.1), 600.0, 1.0, 1.0) == ""

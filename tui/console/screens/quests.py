@@ -25,7 +25,7 @@ from tui.console.widgets.bench.progress import BenchProgress
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.common.unavailable import Unavailable
-from tui.console.widgets.quests.model import QuestRow, quest_rows
+from tui.console.widgets.quests.model import QuestRow, eta_text, quest_rows
 from tui.format import clock, date_time, time_left
 
 NO_QUESTS = "the node's state has no quests (they come from the network's coordinator)"
@@ -63,6 +63,8 @@ class QuestsScreen(NodeScreen):
     def __init__(self) -> None:
         super().__init__()
         self._rows: list[QuestRow] = []
+        # Each active quest's first seen (time, progress): its pace gives the time to finish.
+        self._pace: dict[str, tuple[float, float]] = {}
         self._filled_width = 0
 
     def compose(self) -> ComposeResult:
@@ -98,7 +100,11 @@ class QuestsScreen(NodeScreen):
             self._show_detail()
             return
         unavailable.display, table.display = False, True
-        rows = quest_rows(section, time.time(), order=[row.id for row in self._rows])
+        now = time.time()
+        rows = quest_rows(section, now, order=[row.id for row in self._rows])
+        for row in rows:
+            if row.state in ("accepted", "in_progress"):
+                self._pace.setdefault(row.id, (now, row.current))
         if rows != self._rows or self._title_width() != self._filled_width:
             self._fill(table, rows)
         self._show_detail()
@@ -144,6 +150,10 @@ class QuestsScreen(NodeScreen):
             quest.state.replace("_", " "),
             f"{quest.count} ({quest.percent})",
         ]
+        if quest.state in ("accepted", "in_progress"):
+            eta = eta_text(self._pace.get(quest.id), time.time(), quest.current, quest.target)
+            if eta:
+                parts.append(eta)
         if quest.achievement:
             parts.append(f"unlocks {quest.achievement}")
         text = "  ·  ".join(parts)

@@ -24,6 +24,7 @@ from tui.console.screens.base import NodeScreen
 from tui.console.widgets.common.chrome import footer, header
 from tui.console.widgets.common.text import set_text
 from tui.console.widgets.common.unavailable import Unavailable
+from tui.console.widgets.node.summary import sparkline
 from tui.format import clip_words, date_time, omnit_label, signed_omnit
 
 NO_WALLET = "waiting for the wallet from the node"
@@ -56,6 +57,28 @@ def wallet_summary(wallet: Wallet) -> Content:
         ("today ", "$text-muted"),
         f"{signed_omnit(wallet.earned_today)} OMNIT",
     )
+
+
+def earnings_history(snapshot: NodeSnapshot) -> Content:
+    """Work credits per hour (24 h) and per day (7 d), from this node's receipts."""
+    lines: list[Content] = []
+    for label, values, unit in (
+        ("per hour, 24 h", snapshot.earnings_hourly, "h"),
+        ("per day, 7 d  ", snapshot.earnings_daily, "day"),
+    ):
+        chart = sparkline(values)
+        if not chart:
+            lines.append(Content.assemble((f"{label} ", "$text-muted"), "no work credited yet"))
+            continue
+        lines.append(
+            Content.assemble(
+                (f"{label} ", "$text-muted"),
+                (chart, "$accent"),
+                f"  peak {omnit_label(max(values), exact=False)}/{unit}"
+                f" · total {omnit_label(sum(values), exact=False)}",
+            )
+        )
+    return Content("\n").join(lines)
 
 
 class WalletScreen(NodeScreen):
@@ -94,6 +117,7 @@ class WalletScreen(NodeScreen):
         yield Unavailable(NO_WALLET, id="wallet-unavailable")
         with Vertical(id="wallet"):
             yield Static(id="wallet-summary", markup=False)
+            yield Static(id="wallet-history", markup=False)
             entries: DataTable[str] = DataTable(id="ledger", cursor_type="row", zebra_stripes=True)
             entries.add_columns("Time", "Amount (OMNIT)", "Kind", "Reason")
             yield entries
@@ -161,6 +185,7 @@ class WalletScreen(NodeScreen):
         if wallet is None:
             return
         set_text(self.query_one("#wallet-summary", Static), wallet_summary(wallet))
+        set_text(self.query_one("#wallet-history", Static), earnings_history(snapshot))
         entries, rejected = wallet.entries, wallet.rejected
         self._width = width = self.size.width
         if entries != self._entries:

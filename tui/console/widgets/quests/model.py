@@ -10,7 +10,7 @@ from typing import Literal
 
 from core.api.network import Quest
 from core.game.quests import QuestStatus
-from tui.format import NA, bar, omnit_amount, time_left
+from tui.format import NA, bar, duration, omnit_amount, time_left
 
 Group = Literal["active", "offered", "completed"]
 Verb = Literal["accept", "start", "claim"]
@@ -51,6 +51,8 @@ class QuestRow:
     """The deadline once accepted, else the last moment to accept."""
     window_s: float | None
     """From acceptance to the deadline (None: the coordinator did not say)."""
+    current: float = 0.0
+    target: float = 0.0
 
     @property
     def count(self) -> str:
@@ -98,6 +100,16 @@ class QuestRow:
         """Accepting it now would end it sooner than the offer's deadline shown."""
         deadline = self.deadline_if_accepted(now)
         return deadline is not None and deadline < self.deadline_ts
+
+
+def eta_text(first: tuple[float, float] | None, now: float, current: float, target: float) -> str:
+    """Time to finish at the pace seen since ``first`` (when, progress); or why unknown."""
+    if target <= 0 or current >= target:
+        return ""
+    if first is None or now - first[0] < 60 or current <= first[1]:
+        return "time to finish: estimating (no progress seen yet)"
+    rate = (current - first[1]) / (now - first[0])
+    return f"about {duration((target - current) / rate)} to finish at this pace"
 
 
 def number(value: float, significant: int = 3) -> str:
@@ -165,6 +177,8 @@ def quest_rows(
                 description="" if quest.description == quest.progress_text else quest.description,
                 deadline_ts=quest.deadline_ts,
                 window_s=quest.duration_s,
+                current=quest.progress.current,
+                target=quest.progress.target,
             )
         )
     known = {quest_id: i for i, quest_id in enumerate(order)}
