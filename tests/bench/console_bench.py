@@ -136,6 +136,11 @@ class Console:
     def quit(self) -> int:
         os.write(self.master, b"q")
         try:
+            # A console that owns an earning node asks before stopping it: say yes.
+            code = self.proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            os.write(self.master, b"y")
+        try:
             code = self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
