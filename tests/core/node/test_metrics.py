@@ -88,10 +88,14 @@ async def test_node_metrics_over_http(data_dir: Path) -> None:
         await node.store.apply_receipt(
             "t2", accepted=False, reason="bad root", flops=0, credited=0, entry_id=None
         )
-        # The counters reach the metrics with the next telemetry frame.
+        # The counters reach the metrics with the next telemetry frame: wait for all of
+        # them (a frame between the units and their receipts shows only the first).
         samples = await scrape_until(
             metrics.url,
-            lambda s: value(s, "omnitensor_work_units_total", state="submitted") == 3,
+            lambda s: (
+                value(s, "omnitensor_work_units_total", state="submitted") == 3
+                and value(s, "omnitensor_work_units_total", state="acknowledged") == 2
+            ),
         )
         content_type, _ = await asyncio.to_thread(_fetch, metrics.url)
         node_id = node.node_id
