@@ -274,6 +274,7 @@ class CpuView(msgspec.Struct, frozen=True, kw_only=True):
     cores: int
     load_pct: tuple[float, ...]
     temperature_c: float | None = None
+    power_w: float | None = None  # the package's, from RAPL where the kernel exposes it
 
 
 class AlertView(msgspec.Struct, frozen=True, kw_only=True):

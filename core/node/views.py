@@ -7,6 +7,7 @@ of ``core.api``: the one place the node's internals meet what front ends read.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -158,4 +159,42 @@ def cpu_view(name: str) -> CpuView:
             if values:
                 temperature = float(max(values))
                 break
-    return CpuView(name=name or "CPU", cores=len(load), load_pct=load, temperature_c=temperature)
+    return CpuView(
+        name=name or "CPU",
+        cores=len(load),
+        load_pct=load,
+        temperature_c=temperature,
+        power_w=_rapl.watts(),
+    )
+
+
+class _RaplMeter:
+    """Package power from the kernel's RAPL energy counter (Linux, Intel and AMD), as the
+    energy used between two reads; None where it is not exposed or not readable."""
+
+    PATH = Path("/sys/class/powercap/intel-rapl:0/energy_uj")
+    MAX = Path("/sys/class/powercap/intel-rapl:0/max_energy_range_uj")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: tuple[float, int] | None = None
+
+    def watts(self) -> float | None:
+        try:
+            energy = int(self.PATH.read_text())
+        except (OSError, ValueError):
+            return None
+        now = self._clock()
+        last, self._last = self._last, (now, energy)
+        if last is None or now - last[0] < 0.1:
+            return None
+        used = energy - last[1]
+        if used < 0:  # the counter wrapped
+            try:
+                used += int(self.MAX.read_text())
+            except (OSError, ValueError):
+                return None
+        return used / 1e6 / (now - last[0])
+
+
+_rapl = _RaplMeter()

@@ -145,6 +145,8 @@ class OmniTensorApp(App[int]):
                     self.post_message(TelemetryReceived(event.telemetry, event.guard))
                 elif isinstance(event, LogEvent):
                     self.post_message(LogReceived([event]))
+                    if event.kind == "alert":
+                        self.request_refresh()  # the dashboard lists alerts: show it now
                 elif isinstance(event, BenchProgressEvent):
                     self.post_message(BenchProgressed(event.stage, event.fraction))
                 else:

@@ -130,3 +130,18 @@ async def test_a_hot_gpu_alert_on_a_running_node(data_dir: Path) -> None:
         "GPU 1 at 88°C (alert at 85°C)",
         "cleared: GPU 1 at 88°C (alert at 85°C)",
     ]
+
+
+def test_rapl_power_from_two_energy_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.node import views
+
+    counter = tmp_path / "energy_uj"
+    counter.write_text("1000000\n")
+    clock = iter([100.0, 102.0])
+    meter = views._RaplMeter(clock=lambda: next(clock))
+    monkeypatch.setattr(views._RaplMeter, "PATH", counter)
+    assert meter.watts() is None  # one read: no interval yet
+    counter.write_text("61000000\n")  # 60 J in 2 s
+    assert meter.watts() == 30.0
+    monkeypatch.setattr(views._RaplMeter, "PATH", tmp_path / "absent")
+    assert meter.watts() is None

@@ -228,3 +228,18 @@ async def test_ssh_lowers_the_redraw_rate(node: Node, messages: Messages, ssh: b
         assert len(applied) <= (3 if ssh else 7)
         if not ssh:
             assert len(applied) >= 4
+
+
+async def test_an_alert_is_shown_until_it_clears(
+    node: Node, gpus: FakeNvml, messages: Messages
+) -> None:
+    app = console(node)
+    async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
+        await messages.wait(SnapshotFetched)
+        gpus.set_temperature(1, 88)
+        await settle(pilot, lambda: "alert GPU 1 at 88°C" in screen_text(app), tries=400)
+        gpus.set_temperature(1, None)
+        await settle(pilot, lambda: "alert GPU 1" not in screen_text(app), tries=400)
+        await settle(
+            pilot, lambda: any("cleared: GPU 1 at 88°C" in e.message for e in app.log_entries)
+        )

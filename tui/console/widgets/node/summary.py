@@ -229,12 +229,21 @@ def overview_text(snapshot: NodeSnapshot, now: float | None = None) -> Content:
     if cpu is not None and not (telemetry is not None and telemetry.gpus):
         load = " ".join(f"{p:.0f}%" for p in cpu.load_pct) or "n/a"
         temp = f"{cpu.temperature_c:.0f}°C" if cpu.temperature_c is not None else "n/a"
+        power = f"{cpu.power_w:.0f} W" if cpu.power_w is not None else "n/a"
+        last = snapshot.last_benchmark
+        bench = (
+            f"fp32 {last.gemm.fp32.tflops:.3f} TFLOPS, {last.bandwidth.gbps:.1f} GB/s"
+            if last is not None
+            else "not run yet (b)"
+        )
         lines.append(
             Content.assemble(
                 ("cpu      ", "$text-muted"),
-                f"{cpu.name} · {cpu.cores} cores · load {load} · temperature {temp}",
+                f"{cpu.name} · {cpu.cores} cores · load {load} · temperature {temp}"
+                f" · power {power}",
             )
         )
+        lines.append(Content.assemble(("bench    ", "$text-muted"), bench))
     lines.append(done_text(snapshot, now))
     lines.append(account_text(snapshot, now))
     lines.append(quests_text(snapshot))
