@@ -10,7 +10,9 @@ watches' worker, never in a handler.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import shutil
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
@@ -166,6 +168,7 @@ class FleetApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", priority=True),
         Binding("enter", "open", "Open rig", priority=True),
+        Binding("o", "console", "Its console", tooltip="Open the rig's own console (attach)."),
     ]
 
     def __init__(self, rigs: Iterable[FleetRig], *, watch: bool = True) -> None:
@@ -236,11 +239,37 @@ class FleetApp(App[int]):
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         self.open_rig(str(row_key.value))
 
+    async def action_console(self) -> None:
+        """Suspend the fleet, run the selected rig's own console, come back when it quits."""
+        table = self.query_one("#rigs", DataTable)
+        if table.row_count == 0:
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        rig = self.rigs.get(str(row_key.value))
+        if rig is None:
+            return
+        try:
+            with self.suspend():
+                proc = await asyncio.create_subprocess_exec(*console_command(rig))
+                await proc.wait()
+        except (OSError, SuspendNotSupported) as exc:
+            self.notify(f"cannot open {rig.name}'s console: {exc}", severity="error")
+
     def open_rig(self, name: str) -> None:
         """Show one rig's detail screen."""
         rig = self.rigs.get(name)
         if rig is not None and not isinstance(self.screen, RigScreen):
             self.push_screen(RigScreen(rig, self.statuses.get(name)))
+
+
+def console_command(rig: FleetRig, ssh: str = "ssh") -> list[str]:
+    """The command that opens ``rig``'s own console: ``omnitensor attach`` on its data dir,
+    here, or on the rig itself over ``ssh -t`` (the remote's ``omnitensor`` on its PATH)."""
+    if rig.data_dir is not None:
+        return [sys.executable, "-m", "tui", "attach", "--data-dir", str(rig.data_dir)]
+    assert rig.ssh is not None and rig.remote_data_dir is not None
+    remote = f"omnitensor attach --data-dir {shlex.quote(str(rig.remote_data_dir))}"
+    return [ssh, "-t", "--", rig.ssh, remote]
 
 
 async def run_fleet(rigs: Iterable[FleetRig]) -> int:

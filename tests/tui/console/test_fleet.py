@@ -187,3 +187,25 @@ async def test_ssh_rig_through_a_forward_restarted_when_it_dies(
     assert last.returncode is not None  # the forward ends with the watch
     assert not local.exists()
     tunnels.rmdir()
+
+
+def test_o_opens_the_rigs_own_console_here_or_over_ssh(tmp_path: Path) -> None:
+    from tui.console.fleet import console_command
+
+    local = FleetRig(name="a", data_dir=tmp_path / "a")
+    assert console_command(local) == [
+        sys.executable,
+        "-m",
+        "tui",
+        "attach",
+        "--data-dir",
+        str(tmp_path / "a"),
+    ]
+    remote = FleetRig(name="b", ssh="me@rig-b", remote_data_dir=PurePosixPath("/srv/o t"))
+    assert console_command(remote) == [
+        "ssh",
+        "-t",
+        "--",
+        "me@rig-b",
+        "omnitensor attach --data-dir '/srv/o t'",
+    ]
