@@ -57,6 +57,13 @@ class SqliteStore:
                 await self.db.rollback()
                 raise
 
+    @contextlib.asynccontextmanager
+    async def consistent(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Reads that must not see half of a write transaction on this same connection
+        (SQLite isolates connections, not statements on one): they wait for it to end."""
+        async with self._write_lock:
+            yield self.db
+
     @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:

@@ -356,14 +356,19 @@ class NodeStore(ReplayMarksMixin):
         return tuple(by_age.get(age, 0) for age in range(count - 1, -1, -1))
 
     async def work_counters(self) -> dict[str, int]:
-        async with self.db.execute(
-            "SELECT (SELECT COUNT(*) FROM units WHERE status != 'received'),"
-            " (SELECT COUNT(*) FROM units WHERE status IN ('accepted', 'rejected')),"
-            " (SELECT COUNT(*) FROM outbox),"
-            " (SELECT COUNT(*) FROM units WHERE status = 'rejected'),"
-            " (SELECT COALESCE(SUM(credited), 0) FROM units),"
-            " (SELECT COALESCE(SUM(flops), 0) FROM units WHERE status = 'accepted')"
-        ) as cur:
+        # One read between write transactions: a unit acknowledged and its outbox entry
+        # gone are one change (apply_receipt), never seen half done.
+        async with (
+            self.consistent() as db,
+            db.execute(
+                "SELECT (SELECT COUNT(*) FROM units WHERE status != 'received'),"
+                " (SELECT COUNT(*) FROM units WHERE status IN ('accepted', 'rejected')),"
+                " (SELECT COUNT(*) FROM outbox),"
+                " (SELECT COUNT(*) FROM units WHERE status = 'rejected'),"
+                " (SELECT COALESCE(SUM(credited), 0) FROM units),"
+                " (SELECT COALESCE(SUM(flops), 0) FROM units WHERE status = 'accepted')"
+            ) as cur,
+        ):
             row = await cur.fetchone()
         assert row is not None
         return {
