@@ -20,32 +20,27 @@ live in memory: a coordinator restart fails the jobs in flight (refunded on star
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import secrets
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import aiomqtt
 import numpy as np
 import numpy.typing as npt
 
-from core.coordinator.job_book import JobBook, JobRefused, NewTask, Payout
-from core.coordinator.state import CoordinatorState, NodeState
-from core.game.rates import pay_for_flops
+from core.coordinator.auditor import Encode
+from core.coordinator.desk import MessageDesk
+from core.coordinator.job_book import JobBook, JobRefused, NewTask
+from core.coordinator.pricing import MODEL, MODEL_DIMS, job_fee, split_fee
+from core.coordinator.settlement import OpenTask, RunningJob, Seat, Settlement
+from core.coordinator.state import CoordinatorState
 from core.identity import short_id
-from core.money import format_omnit, omnit_text
+from core.money import format_omnit
 from core.protocol import (
-    DEFAULT_TOPICS,
     InferCommit,
     InferReveal,
     InferTask,
-    Message,
-    Receipt,
     RevealCall,
 )
 from kernels.inference.poi import (
@@ -59,12 +54,6 @@ from kernels.inference.poi import (
 
 log = logging.getLogger("omnitensor.coordinator")
 
-MODEL = "all-MiniLM-L6-v2"
-MODEL_DIMS = {MODEL: 384}
-# all-MiniLM-L6-v2's shape, for the base reward: useful work pays the GEMM rate on the
-# encoder's FLOPs (core/game/rates.py), never more, so paying a job's fee to one's own nodes
-# earns nothing that honest GEMM work on the same hardware would not.
-_HIDDEN, _INTER, _LAYERS, _MAX_TOKENS = 384, 1536, 6, 256
 TASK_SENTENCES = 64
 COMMIT_BASE_S = 30.0  # a worker loads its model on the first task: room for that
 COMMIT_PER_SENTENCE_S = 0.25  # a slow CPU node encodes ~20 sentences/s; ample margin
@@ -76,105 +65,17 @@ QUEUE_MAX = 4_000
 
 Phase = Literal["commit", "reveal"]
 Vectors = npt.NDArray[np.float32]
-Encode = Callable[[list[str]], Vectors]
 
 
-@dataclass
-class Seat:
-    """One worker's place on a task."""
-
-    node_id: str
-    assigned_ts: float
-    commitment: str | None = None
-    vectors: Vectors | None = None
-    failure: str | None = None  # why the seat was forfeited (None: still in the game)
-    slash: bool = False  # the failure proves bad work (not just a timeout)
-    reported: bool = False  # its receipt went out
-
-
-@dataclass
-class OpenTask:
-    task_id: str
-    job_id: str
-    first: int
-    texts: list[str]
-    fee: int
-    seats: dict[str, Seat] = field(default_factory=dict)
-    phase: Phase = "commit"
-    deadline: float = 0.0
-
-
-@dataclass
-class RunningJob:
-    job_id: str
-    requester: str
-    tasks: dict[str, OpenTask]
-    agreed: dict[str, tuple[list[str], str, float]] = field(default_factory=dict)
-
-
-def job_fee(sentences: int, per_1000: int) -> int:
-    """The requester's fee in base units: per 1,000 sentences, rounded up to a base unit."""
-    return -(-sentences * per_1000 // 1000)
-
-
-def encoder_flops(texts: list[str]) -> int:
-    """The FLOPs of encoding ``texts`` (about 4 characters a token, plus [CLS] and [SEP])."""
-    total = 0
-    for text in texts:
-        tokens = min(_MAX_TOKENS, len(text) // 4 + 2)
-        dense = 2 * tokens * (4 * _HIDDEN * _HIDDEN + 2 * _HIDDEN * _INTER)
-        attention = 4 * tokens * tokens * _HIDDEN
-        total += _LAYERS * (dense + attention)
-    return total
-
-
-def split_fee(fee: int, sizes: list[int]) -> list[int]:
-    """Shares of ``fee`` proportional to ``sizes``, exact: the remainder goes to the last."""
-    total = sum(sizes)
-    shares = [fee * size // total for size in sizes]
-    shares[-1] += fee - sum(shares)
-    return shares
-
-
-def local_auditor() -> Encode | None:
-    """The coordinator's own encoder for audits, loaded on first use (None: no model here)."""
-    from kernels.inference.model import model_status
-
-    if not model_status()["installed"]:
-        return None
-    lock = threading.Lock()
-    loaded: list[Any] = []
-
-    def encode(texts: list[str]) -> Vectors:
-        from threadpoolctl import ThreadpoolController
-
-        from kernels.backend import numpy_backend
-        from kernels.inference import SentenceEncoder, find_model_dir, load_model
-
-        with lock:  # audits run in worker threads: load once
-            if not loaded:
-                model = load_model(find_model_dir(), numpy_backend())
-                loaded.append(SentenceEncoder(model, workers=1))
-                loaded.append(ThreadpoolController())  # finds the BLAS libraries once
-        # One sentence is a few small GEMMs: one BLAS thread. More spin against the nodes'
-        # threads on a shared machine (measured: 10x the CPU per audit).
-        with loaded[1].limit(limits=1, user_api="blas"):
-            vectors: Vectors = loaded[0].encode(texts)
-        return vectors
-
-    return encode
-
-
-class InferenceDesk:
+class InferenceDesk(Settlement, MessageDesk[InferCommit | InferReveal]):
     """Owns the tasks in flight; ``run()`` takes the workers' messages and keeps time."""
 
+    POLL_S = 0.2  # commit and reveal deadlines are seconds apart
+
     def __init__(self, state: CoordinatorState, jobs: JobBook) -> None:
-        self.state = state
+        super().__init__(state, QUEUE_MAX)
         self.jobs = jobs
         self.rules = state.game.rules.inference
-        self.queue: asyncio.Queue[tuple[Message, InferCommit | InferReveal]] = asyncio.Queue(
-            QUEUE_MAX
-        )
         self.running: dict[str, RunningJob] = {}
         self.tasks: dict[str, OpenTask] = {}
         self.stats = {
@@ -307,34 +208,8 @@ class InferenceDesk:
                 )
         return seated
 
-    def _free(self, task: OpenTask, node_id: str) -> None:
-        node: NodeState | None = self.state.nodes.get(node_id)
-        if node is not None:
-            node.inference_open.discard(task.task_id)
-
-    # -- messages ----------------------------------------------------------------------------
-
-    def offer(self, message: Message, data: InferCommit | InferReveal) -> None:
-        try:
-            self.queue.put_nowait((message, data))
-        except asyncio.QueueFull:
-            self.state.stats["dropped"] += 1
-
-    async def run(self) -> None:
-        while True:
-            try:
-                message, data = await asyncio.wait_for(self.queue.get(), 0.2)
-            except TimeoutError:
-                pass
-            else:
-                try:
-                    await self.handle(message.sender, data, time.time())
-                except Exception:
-                    log.exception("inference message %s failed", data.task_id)
-            try:
-                await self.tick(time.time())
-            except Exception:
-                log.exception("inference tick failed")
+    async def on_message(self, sender: str, data: InferCommit | InferReveal, now: float) -> None:
+        await self.handle(sender, data, now)
 
     async def handle(self, sender: str, data: InferCommit | InferReveal, now: float) -> None:
         task = self.tasks.get(data.task_id)
@@ -482,33 +357,6 @@ class InferenceDesk:
         if len(job.agreed) == len(job.tasks):
             await self._deliver(job, time.time())
 
-    def _payouts(self, job: RunningJob, *, fees: bool) -> list[Payout]:
-        out: list[Payout] = []
-        for task_id, (agreed, reference, worst) in job.agreed.items():
-            task = job.tasks[task_id]
-            count = len(task.texts)
-            ordered = [reference, *sorted(n for n in agreed if n != reference)]
-            shares = split_fee(task.fee, [1] * len(ordered))[::-1] if fees else [0] * len(ordered)
-            reward = pay_for_flops(encoder_flops(task.texts))
-            for node_id, share in zip(ordered, shares, strict=True):
-                why = (
-                    f"inference task {task_id} of job {task.job_id}: {count} sentences, agreed "
-                    f"with {len(agreed) - 1} other worker(s) (lowest similarity {worst:.6f})"
-                )
-                out.append(Payout(node_id, share, "job-fee", f"{why}: fee share", task_id))
-                out.append(
-                    Payout(
-                        node_id,
-                        reward,
-                        "reward",
-                        f"{why}: base reward for useful work",
-                        task_id,
-                        category="gpu-contributors",
-                        data={"task_id": task_id, "sentences": count},
-                    )
-                )
-        return out
-
     async def _deliver(self, job: RunningJob, now: float) -> None:
         ids = await self.jobs.finish(
             job.job_id, delivered=True, reason="", payouts=self._payouts(job, fees=True), now=now
@@ -538,106 +386,3 @@ class InferenceDesk:
                         self._forfeit(seat, f"job cancelled: {reason}", slash=False)
         log.warning("job %s failed: %s", job_id, reason)
         await self._receipts(job, ids)
-
-    async def _receipts(self, job: RunningJob, ids: dict[str, int]) -> None:
-        for task_id, (agreed, _reference, worst) in job.agreed.items():
-            task = job.tasks[task_id]
-            for node_id in agreed:
-                fee_id = ids.get(f"{node_id}:{task_id}:job-fee")
-                reward_id = ids.get(f"{node_id}:{task_id}:reward")
-                credited = await self._credited(node_id, task_id)
-                await self._receipt(
-                    node_id,
-                    task_id,
-                    accepted=True,
-                    reason=f"agreed with {len(agreed) - 1} other worker(s), lowest similarity "
-                    f"{worst:.6f}",
-                    credited=credited,
-                    entry_id=reward_id if reward_id is not None else fee_id,
-                )
-                task.seats[node_id].reported = True
-                self._free(task, node_id)
-        await self._report_failures(job)
-
-    async def _credited(self, node_id: str, task_id: str) -> int:
-        async with self.state.store.db.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = ? AND ref = ?"
-            " AND kind IN ('job-fee', 'reward')",
-            (node_id, task_id),
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    async def _report_failures(self, job: RunningJob | None = None) -> None:
-        """A receipt for every forfeited seat, once; a slash where the failure proves it."""
-        tasks = list(job.tasks.values()) if job is not None else list(self.tasks.values())
-        for task in tasks:
-            for seat in task.seats.values():
-                if seat.failure is None or seat.reported:
-                    continue
-                seat.reported = True
-                self._free(task, seat.node_id)
-                node = self.state.nodes.get(seat.node_id)
-                if node is not None:
-                    # Wrong answers: no tasks until a quality round says otherwise; a missed
-                    # deadline: one tier down (tier 0 after two), so a silent node stops
-                    # holding up jobs.
-                    node.tier = 0 if seat.slash else max(0, node.tier - 1)
-                if seat.slash:
-                    slashed = await self.state.game.on_failed_work(
-                        seat.node_id, task.task_id, seat.failure
-                    )
-                    log.warning(
-                        "inference task %s: %s rejected (%s); slashed %s",
-                        task.task_id,
-                        short_id(seat.node_id),
-                        seat.failure,
-                        omnit_text(slashed),
-                    )
-                async with self.state.store.transaction() as db:
-                    await db.execute(
-                        "INSERT OR IGNORE INTO inference_rejections (node_id, task_id, reason,"
-                        " ts) VALUES (?, ?, ?, ?)",
-                        (seat.node_id, task.task_id, seat.failure, time.time()),
-                    )
-                await self._receipt(
-                    seat.node_id,
-                    task.task_id,
-                    accepted=False,
-                    reason=seat.failure,
-                    credited=0,
-                    entry_id=None,
-                )
-
-    async def _receipt(
-        self,
-        node_id: str,
-        task_id: str,
-        *,
-        accepted: bool,
-        reason: str,
-        credited: int,
-        entry_id: int | None,
-    ) -> None:
-        await self._send(
-            node_id,
-            Receipt.TYPE,
-            Receipt(
-                task_id=task_id,
-                recipient=node_id,
-                accepted=accepted,
-                reason=reason[:512],
-                flops=0,
-                credited_base_units=credited,
-                entry_id=entry_id,
-            ),
-        )
-
-    async def _send(self, node_id: str, type_name: str, payload: Any) -> None:
-        topic = (
-            DEFAULT_TOPICS.node_receipt(node_id)
-            if type_name == Receipt.TYPE
-            else DEFAULT_TOPICS.node_task(node_id)
-        )
-        with contextlib.suppress(aiomqtt.MqttError):  # a lost message times the seat out
-            await self.state.publish(topic, type_name, payload, False)

@@ -28,11 +28,12 @@ from typing import Any
 
 import aiomqtt
 
-from core.coordinator.inference import MODEL
+from core.coordinator.desk import MessageDesk
+from core.coordinator.pricing import MODEL
 from core.coordinator.state import CoordinatorState
 from core.errors import ConfigError
 from core.identity import short_id
-from core.protocol import DEFAULT_TOPICS, Message, QualityAnswer, QualityQuestion, QualityRound
+from core.protocol import DEFAULT_TOPICS, QualityAnswer, QualityQuestion, QualityRound
 
 log = logging.getLogger("omnitensor.coordinator")
 
@@ -80,12 +81,11 @@ async def check_bank(path: Path) -> None:
         )
 
 
-class QualityDesk:
+class QualityDesk(MessageDesk[QualityAnswer]):
     """Issues rounds to nodes serving the model and scores their answers."""
 
     def __init__(self, state: CoordinatorState) -> None:
-        self.state = state
-        self.queue: asyncio.Queue[tuple[Message, QualityAnswer]] = asyncio.Queue(QUEUE_MAX)
+        super().__init__(state, QUEUE_MAX)
         self.open: dict[str, OpenRound] = {}
         self._bank: list[Any] | None = None
 
@@ -98,27 +98,8 @@ class QualityDesk:
             return bank
         return self._bank
 
-    def offer(self, message: Message, data: QualityAnswer) -> None:
-        try:
-            self.queue.put_nowait((message, data))
-        except asyncio.QueueFull:
-            self.state.stats["dropped"] += 1
-
-    async def run(self) -> None:
-        while True:
-            try:
-                message, data = await asyncio.wait_for(self.queue.get(), 1.0)
-            except TimeoutError:
-                pass
-            else:
-                try:
-                    await self.score(message.sender, data, time.time())
-                except Exception:
-                    log.exception("quality answer %s failed", data.round_id)
-            try:
-                await self.tick(time.time())
-            except Exception:
-                log.exception("quality tick failed")
+    async def on_message(self, sender: str, data: QualityAnswer, now: float) -> None:
+        await self.score(sender, data, now)
 
     async def tick(self, now: float) -> None:
         for round_ in [r for r in self.open.values() if now > r.deadline_ts]:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import aiomqtt
 
+from core.coordinator.auditor import local_auditor
 from core.coordinator.game_store import GameService
 from core.coordinator.handlers import RequestHandlers
-from core.coordinator.inference import InferenceDesk, local_auditor
+from core.coordinator.inference import InferenceDesk
 from core.coordinator.ingest import Ingest
 from core.coordinator.job_book import JobBook
 from core.coordinator.limits import RateLimiter

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.api.commands import GetJobResult, SubmitJob
-from core.coordinator.inference import MODEL
+from core.coordinator.pricing import MODEL
 from core.protocol import (
     DEFAULT_TOPICS,
     Hello,

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from core.coordinator.game_store import GameService
-from core.coordinator.inference import MODEL, InferenceDesk, job_fee, split_fee
+from core.coordinator.inference import InferenceDesk
 from core.coordinator.job_book import JobBook, JobRefused
+from core.coordinator.pricing import MODEL, job_fee, split_fee
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
 from core.coordinator.store import CoordinatorStore
 from core.protocol import InferCommit, InferReveal, InferTask, Receipt, RevealCall

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.coordinator.game_store import GameService
-from core.coordinator.inference import MODEL
+from core.coordinator.pricing import MODEL
 from core.coordinator.quality import QualityDesk, tier_for
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
 from core.coordinator.store import CoordinatorStore
