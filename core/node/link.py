@@ -368,7 +368,9 @@ class NetworkLink:
         elif isinstance(data, RevealCall):
             await self.inference.reveal(data)
         elif isinstance(data, Receipt):
-            if not await self.inference.on_receipt(data):
+            if await self.inference.on_receipt(data):
+                self.game.refresh_soon()  # a fee share or a slash: the wallet changed
+            else:
                 await self._on_receipt(data)
         elif isinstance(data, Response):
             future = self._requests.pop(data.request_id, None)
