@@ -1,0 +1,1 @@
+"""Tests of reading and validating contributed datasets (kernels.data)."""
