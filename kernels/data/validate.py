@@ -194,6 +194,7 @@ def validate_records(
         first[digest] = index
         problem = _problem(kind, digest, label, data)
         if problem is None and kind == IMAGE_KIND:
+            # Decoding is the integrity check and gives the pixels to hash: done once.
             signs = _image_signs(data)
             if isinstance(signs, str):
                 problem = signs
@@ -242,9 +243,14 @@ def validate_records(
 
 
 def _problem(kind: str, digest: str, label: str, data: bytes) -> str | None:
+    """Hash and label problems, and a text's integrity (an image's is checked where it is
+    decoded for hashing)."""
     if sha256_hex(data) != digest:
         return "hash mismatch"
-    return label_problem(label) or integrity_problem(kind, data)
+    problem = label_problem(label)
+    if problem is None and kind == TEXT_KIND:
+        problem = integrity_problem(kind, data)
+    return problem
 
 
 def _dct_rows() -> npt.NDArray[np.int64]:
