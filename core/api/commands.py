@@ -14,6 +14,15 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args
 
 import msgspec
 
+from core.api.data import (
+    DataOffered,
+    DataPieces,
+    DataReported,
+    DatasetList,
+    DatasetRegistered,
+    DataStored,
+    DataTask,
+)
 from core.api.events import LogHistory
 from core.api.network import (
     JobList,
@@ -183,6 +192,60 @@ class GetJobs(Request[JobList], frozen=True, kw_only=True):
     limit: int = 100
 
 
+class OfferData(Request[DataOffered], frozen=True, kw_only=True):
+    """Offer a dataset's manifest (``HASH:SIZE:LABEL`` lines); resumes the same upload."""
+
+    name: ClassVar[str] = "data.offer"
+    coordinator_method: ClassVar[str | None] = "data.offer"
+    dataset: str
+    kind: str
+    records: list[str]
+    licence: str = ""
+
+
+class PutData(Request[DataStored], frozen=True, kw_only=True):
+    name: ClassVar[str] = "data.put"
+    coordinator_method: ClassVar[str | None] = "data.put"
+    upload_id: str
+    pieces: list[str]  # HASH:OFFSET:BASE64
+
+
+class CommitData(Request[DatasetRegistered], frozen=True, kw_only=True):
+    name: ClassVar[str] = "data.commit"
+    coordinator_method: ClassVar[str | None] = "data.commit"
+    upload_id: str
+
+
+class TakeDataTask(Request[DataTask], frozen=True, kw_only=True):
+    """A validation task: this node's open one, or a new seat (on ``dataset`` if named)."""
+
+    name: ClassVar[str] = "data.task"
+    coordinator_method: ClassVar[str | None] = "data.task"
+    dataset: str | None = None
+    kinds: list[str] = []
+
+
+class GetDataRecords(Request[DataPieces], frozen=True, kw_only=True):
+    name: ClassVar[str] = "data.get"
+    coordinator_method: ClassVar[str | None] = "data.get"
+    task_id: str
+    want: list[str]  # HASH:OFFSET
+
+
+class ReportData(Request[DataReported], frozen=True, kw_only=True):
+    name: ClassVar[str] = "data.report"
+    coordinator_method: ClassVar[str | None] = "data.report"
+    changes_game: ClassVar[bool] = True  # an accepted report is paid
+    task_id: str
+    report: str  # JSON
+
+
+class GetDatasets(Request[DatasetList], frozen=True, kw_only=True):
+    name: ClassVar[str] = "datasets"
+    coordinator_method: ClassVar[str | None] = "datasets"
+    limit: int = 100
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -212,6 +275,13 @@ COMMANDS: Mapping[str, type[Request[Any]]] = {
         SubmitJob,
         GetJobResult,
         GetJobs,
+        OfferData,
+        PutData,
+        CommitData,
+        TakeDataTask,
+        GetDataRecords,
+        ReportData,
+        GetDatasets,
     )
 }
 """Command name -> its request (parameters) type."""

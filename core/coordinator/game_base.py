@@ -8,10 +8,12 @@ from core.coordinator.store import CoordinatorStore
 from core.game import default_rules
 from core.game.rules import GameRules
 
-# Quest kinds the network can verify progress for today: quality rounds are scored by the
-# coordinator (core/coordinator/quality.py). Data validation is in the rules but has no
-# verified events feeding it yet: offering it would set goals nobody can reach.
-OFFERED_KINDS = frozenset({"tflop-hours", "benchmark", "uptime", "quality-rounds"})
+# Quest kinds the network can verify progress for: quality rounds are scored by the
+# coordinator (core/coordinator/quality.py), records validated count once the validator's
+# report agreed with the accepted one (core/coordinator/data_tasks.py).
+OFFERED_KINDS = frozenset(
+    {"tflop-hours", "benchmark", "uptime", "quality-rounds", "validate-records"}
+)
 
 
 class GameBase:

@@ -18,6 +18,8 @@ from typing import Any
 
 import aiomqtt
 
+from core.coordinator.data_registry import DataRegistry
+from core.coordinator.data_tasks import DataTasks
 from core.coordinator.inference import InferenceDesk
 from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import quest_view
@@ -54,6 +56,8 @@ class RequestHandlers:
     def __init__(self, state: CoordinatorState, desk: InferenceDesk) -> None:
         self.state = state
         self.desk = desk
+        self.datasets = DataRegistry(state)
+        self.data_tasks = DataTasks(state, self.datasets)
         self.queue: asyncio.Queue[tuple[str, Request]] = asyncio.Queue(QUEUE_MAX)
         self._limiter = RateLimiter(REQUESTS_PER_S, REQUEST_BURST)
         self._told_limited = RateLimiter(1.0, 1.0)  # one "rate limited" answer a second
@@ -74,6 +78,13 @@ class RequestHandlers:
             "job.submit": self._job_submit,
             "job.result": self._job_result,
             "jobs": self._jobs,
+            "data.offer": lambda s, p: self.datasets.offer(s, p, time.time()),
+            "data.put": self.datasets.put,
+            "data.commit": lambda s, p: self.datasets.commit(s, p, time.time()),
+            "datasets": lambda s, p: self.datasets.listing(s, p.limit),
+            "data.task": lambda s, p: self.data_tasks.take(s, p, time.time()),
+            "data.get": lambda s, p: self.data_tasks.get(s, p, time.time()),
+            "data.report": lambda s, p: self.data_tasks.report(s, p, time.time()),
         }
 
     def offer(self, sender: str, request: Request, now: float) -> None:

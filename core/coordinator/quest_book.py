@@ -58,6 +58,21 @@ class QuestBook(AccountBook):
         """A quality round the coordinator scored (answered in time, well formed)."""
         await self._progress(node_id, ProgressEvent.quality_round(now, ref=round_id), now)
 
+    async def on_records_validated(
+        self, node_id: str, count: int, total: int, ref: str, now: float
+    ) -> None:
+        """``count`` records of a dataset validated (the report agreed); ``total`` so far."""
+        await self._progress(node_id, ProgressEvent.records(count, now, ref=ref), now)
+        row = await self._account_row(node_id)
+        stats = NodeStats(
+            verified_results=int(row[2]) if row else 0,
+            consecutive_verified=int(row[1]) if row else 0,
+            tflop_hours=Fraction(row[4]) if row else Fraction(0),
+            quests_claimed=int(row[5]) if row else 0,
+            records_validated=total,
+        )
+        await self._milestones(node_id, now, stats)
+
     async def _quest_states(self, node_id: str) -> dict[str, QuestState]:
         async with self.store.db.execute(
             "SELECT quest_id, state FROM quests WHERE node_id = ?", (node_id,)

@@ -223,4 +223,71 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX inference_rejections_recent ON inference_rejections (node_id, ts);
     """,
+    # Data contribution and validation (core/coordinator/data_registry.py, data_tasks.py).
+    """
+    -- Record bytes by their SHA-256: one copy whatever the datasets that hold it.
+    CREATE TABLE data_blobs (
+        hash TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    );
+    -- One upload in progress per contributor: its manifest, and the pieces received so far.
+    CREATE TABLE data_uploads (
+        upload_id TEXT PRIMARY KEY,
+        contributor TEXT NOT NULL UNIQUE,
+        dataset TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        licence TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        created_ts REAL NOT NULL
+    );
+    CREATE TABLE data_parts (
+        upload_id TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (upload_id, hash, offset)
+    );
+    CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        contributor TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        licence TEXT NOT NULL,
+        records INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'validated', 'failed')),
+        seats_wanted INTEGER NOT NULL,
+        registered_ts REAL NOT NULL,
+        validated_ts REAL,
+        accepted INTEGER NOT NULL DEFAULT 0,
+        paid_records INTEGER NOT NULL DEFAULT 0,
+        report TEXT
+    );
+    CREATE TABLE dataset_records (
+        dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+        ord INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        label TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (dataset_id, ord)
+    );
+    CREATE INDEX dataset_records_hash ON dataset_records (hash, dataset_id);
+    -- A validator's seat on a dataset's validation: one per validator and dataset.
+    CREATE TABLE data_seats (
+        task_id TEXT PRIMARY KEY,
+        dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+        validator TEXT NOT NULL,
+        issued_ts REAL NOT NULL,
+        deadline_ts REAL NOT NULL,
+        state TEXT NOT NULL CHECK (
+            state IN ('open', 'reported', 'agreed', 'disagreed', 'expired', 'closed')
+        ),
+        report TEXT,
+        reported_ts REAL,
+        UNIQUE (dataset_id, validator)
+    );
+    CREATE INDEX data_seats_validator ON data_seats (validator, state);
+    """,
 )

@@ -7,16 +7,18 @@ import json
 import sqlite3
 from typing import Any
 
-from core.calendar import month_id
+from core.calendar import PeriodKind, month_id
 from core.coordinator.quest_book import QuestBook
 from core.game import (
     days_left,
     ended_periods,
+    monthly_awards,
+    period_at,
     previous_period,
     season_at,
     season_awards,
 )
-from core.game.boards import BOARDS, MONTHLY_VALIDATORS
+from core.game.boards import BOARDS, CATEGORIES, MONTHLY_VALIDATORS
 
 
 class SeasonBook(QuestBook):
@@ -60,20 +62,27 @@ class SeasonBook(QuestBook):
         }
 
     async def roll_over(self, now: float) -> list[dict[str, Any]]:
-        """Award every season that ended since the last roll-over (idempotent by award id)."""
-        last = await self._kv("last_awarded_season")
+        """Award every season, and every month (the Data Validators of the Month), that ended
+        since the last roll-over (idempotent by award id)."""
+        granted = await self._roll("season", "last_awarded_season", now)
+        return granted + await self._roll("month", "last_awarded_month", now)
+
+    async def _roll(self, kind: PeriodKind, key: str, now: float) -> list[dict[str, Any]]:
+        last = await self._kv(key)
         if last is None:
-            # First start: seasons before this coordinator existed have nothing to award;
+            # First start: periods before this coordinator existed have nothing to award;
             # the current one is awarded when it ends.
-            await self._set_kv("last_awarded_season", previous_period(season_at(now)).id)
+            await self._set_kv(key, previous_period(period_at(kind, now)).id)
             return []
+        categories = [MONTHLY_VALIDATORS] if kind == "month" else list(CATEGORIES)
+        awards_for = monthly_awards if kind == "month" else season_awards
         granted: list[dict[str, Any]] = []
-        for period in ended_periods("season", last, now):
+        for period in ended_periods(kind, last, now):
             boards = {}
-            for category in ("gpu-contributors", "data-validators", "model-testers"):
+            for category in categories:
                 rows, _ = await self.store.leaderboard(category, period.id, limit=1000)
                 boards[category] = [(r.node_id, r.amount) for r in rows]
-            for award in season_awards(boards, self.rules, period, now):
+            for award in awards_for(boards, self.rules, period, now):
                 record = award.record()
                 entry_id = None
                 if award.bonus > 0:
@@ -84,7 +93,7 @@ class SeasonBook(QuestBook):
                             amount=award.bonus,
                             kind="award",
                             reason=f"{award.collectible} (rank {award.rank} on {award.category}"
-                            f", season {award.period})",
+                            f", {kind} {award.period})",
                             ref=award.award_id,
                         )
                 async with self.store.transaction() as db:
@@ -94,7 +103,7 @@ class SeasonBook(QuestBook):
                         (award.award_id, json.dumps(record), entry_id),
                     )
                 granted.append(record)
-            await self._set_kv("last_awarded_season", period.id)
+            await self._set_kv(key, period.id)
         return granted
 
     async def last_awarded(self) -> str | None:

@@ -152,6 +152,21 @@ class InferenceRules:
 
 
 @dataclass(frozen=True)
+class DataRules:
+    """Data contribution and validation (assets/game.toml [data]); amounts in base units."""
+
+    contributor_reward: int = 1_000_000  # per unique, valid record of a validated dataset
+    validator_reward: int = 500_000  # per record of a task whose report was accepted
+    max_paid_records_per_dataset: int = 1000
+    max_paid_records_per_day: int = 2000
+    max_dataset_records: int = 2000
+    max_dataset_bytes: int = 32 << 20
+    validators_per_task: int = 2
+    max_validators_per_task: int = 5
+    task_s: int = 3600
+
+
+@dataclass(frozen=True)
 class GameRules:
     """All the rules; build with :func:`core.game.rules_file.load_rules`."""
 
@@ -166,6 +181,7 @@ class GameRules:
     staking: StakingRules
     reputation: ReputationRules
     inference: InferenceRules = InferenceRules()
+    data: DataRules = DataRules()
 
     def quest(self, quest_id: str) -> QuestDef:
         for quest in self.quests:

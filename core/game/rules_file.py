@@ -32,6 +32,7 @@ from core.game.rules import (
     STAT_NAMES,
     AchievementDef,
     BoardRules,
+    DataRules,
     GameRules,
     InferenceRules,
     MultiplierRules,
@@ -258,6 +259,19 @@ def load_rules(path: Path | None = None) -> GameRules:
         quality_reward=inference.omnit("quality_reward_omnit_per_answer"),
     )
     inference.finish()
+    data = root.table("data")
+    data_rules = DataRules(
+        contributor_reward=data.omnit("contributor_reward_omnit_per_record"),
+        validator_reward=data.omnit("validator_reward_omnit_per_record"),
+        max_paid_records_per_dataset=data.integer("max_paid_records_per_dataset", 0, 10**6),
+        max_paid_records_per_day=data.integer("max_paid_records_per_day", 0, 10**7),
+        max_dataset_records=data.integer("max_dataset_records", 1, 4000),
+        max_dataset_bytes=data.integer("max_dataset_mib", 1, 1024) << 20,
+        validators_per_task=data.integer("validators_per_task", 2, 5),
+        max_validators_per_task=data.integer("max_validators_per_task", 3, 9),
+        task_s=data.integer("task_hours", 1, 72) * 3600,
+    )
+    data.finish()
     root.finish()
     return GameRules(
         source=path,
@@ -271,6 +285,7 @@ def load_rules(path: Path | None = None) -> GameRules:
         staking=staking_rules,
         reputation=reputation_rules,
         inference=inference_rules,
+        data=data_rules,
     )
 
 

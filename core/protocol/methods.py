@@ -15,6 +15,15 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from core.errors import ProtocolError
+from core.protocol.data import (
+    DataCommitParams,
+    DataGetParams,
+    DataOfferParams,
+    DataPutParams,
+    DataReportParams,
+    DatasetsParams,
+    DataTaskParams,
+)
 from core.protocol.fields import Category, Ident, Name
 from core.protocol.inference import MAX_SENTENCE_CHARS
 
@@ -86,6 +95,13 @@ METHODS: Final[Mapping[str, MethodSpec]] = {
     "job.submit": MethodSpec(JobSubmitParams, True, "submit an embedding job (fee held)"),
     "job.result": MethodSpec(JobResultParams, False, "a job's state and a page of vectors"),
     "jobs": MethodSpec(WalletParams, False, "this node's jobs, newest first"),
+    "data.offer": MethodSpec(DataOfferParams, True, "offer a dataset's manifest (resumable)"),
+    "data.put": MethodSpec(DataPutParams, True, "send pieces of an offered dataset's records"),
+    "data.commit": MethodSpec(DataCommitParams, True, "register a fully received dataset"),
+    "data.task": MethodSpec(DataTaskParams, True, "take a validation task"),
+    "data.get": MethodSpec(DataGetParams, False, "fetch records of one's validation task"),
+    "data.report": MethodSpec(DataReportParams, True, "report a validation task's findings"),
+    "datasets": MethodSpec(DatasetsParams, False, "the dataset registry and this node's part"),
 }
 
 

@@ -22,6 +22,7 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
     ("leaderboards", "Leaderboards", "4"),
     ("wallet", "Wallet", "5"),
     ("log", "Log", "6"),
+    ("data", "Data", "7"),
 )
 # The footer's short names for the screens.
 FOOTER_NAMES = {"dashboard": "Dash", "leaderboards": "Boards"}

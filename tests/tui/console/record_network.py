@@ -147,6 +147,7 @@ async def record() -> dict[str, Any]:
                 await recorder.ask("job.result", {"job_id": "j0"})
                 await recorder.ask("stake", {"amount": parse_omnit("10")})
                 await recorder.ask("unstake", {"amount": parse_omnit("10")})
+                await record_data(recorder)
                 return {
                     "note": "Recorded by `python -m tests.tui.console.record_network`; replayed "
                     "by tests/tui/console/conftest.py. Do not edit by hand: re-record.",
@@ -155,6 +156,29 @@ async def record() -> dict[str, Any]:
                     "coordinator_id": net.coordinator_key,
                     "answers": recorder.answers,
                 }
+
+
+async def record_data(recorder: Recorder) -> None:
+    """A dataset of two texts offered and sent; a third offered and not (the commit is
+    refused); a validation task (none: a one-node network); refusals of a fetch and a report."""
+    import base64
+    import hashlib
+
+    texts = [b"a first sentence", b"a second sentence"]
+    lines = [f"{hashlib.sha256(t).hexdigest()}:{len(t)}:demo" for t in texts]
+    offer = {"dataset": "demo-texts", "kind": "text-classification", "records": lines}
+    offered = await recorder.ask("data.offer", {**offer, "licence": "CC0"})
+    upload_id = offered["upload_id"]
+    pieces = [f"{hashlib.sha256(t).hexdigest()}:0:{base64.b64encode(t).decode()}" for t in texts]
+    await recorder.ask("data.put", {"upload_id": upload_id, "pieces": pieces})
+    await recorder.ask("data.commit", {"upload_id": upload_id})
+    missing = f"{hashlib.sha256(b'never sent').hexdigest()}:10:demo"
+    second = await recorder.ask("data.offer", {**offer, "dataset": "half", "records": [missing]})
+    await recorder.ask("data.commit", {"upload_id": second["upload_id"]})
+    await recorder.ask("data.task", {})
+    await recorder.ask("data.get", {"task_id": "dv0", "want": [f"{'0' * 64}:0"]})
+    await recorder.ask("data.report", {"task_id": "dv0", "report": "{}"})
+    await recorder.ask("datasets", {"limit": 100})
 
 
 async def play(net: LocalNetwork, node: Node) -> None:

@@ -507,3 +507,31 @@ def test_recorded_answers_decode_as_the_node_decodes_them(replay: ReplayedCoordi
         if "result" in answer and answer["method"] in commands:
             convert_result(commands[answer["method"]], answer["result"], source="the recording")
     assert sum("error" in a for a in replay.answers) >= 1  # a refusal is recorded too
+
+
+async def test_data_screen_from_the_recorded_registry(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    listing = replay.result("datasets", limit=100)
+    [dataset] = listing["datasets"]
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
+    async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
+        await messages.wait(SnapshotFetched)
+        await pilot.press("7")
+        await settle(pilot, lambda: dataset["name"] in screen_text(app))
+        text = screen_text(app)
+        assert "OmniTensor Console — Data" in text
+        # The node contributed it: it says so, with the state and the record count.
+        assert f"{NODE_NAME} (you)" in text and "pending" in text
+        assert "contributed 1 dataset(s), 0 records paid" in text
+        assert "earned from data 0 OMNIT" in text
+        assert "omnitensor contribute-data --validation" in text
+
+
+async def test_data_screen_offline_says_why(node: Node, messages: Messages) -> None:
+    app = make_app(LocalNodeClient(node), ssh=False)
+    async with app.run_test(size=(100, 30), message_hook=messages) as pilot:
+        await messages.wait(SnapshotFetched)
+        await pilot.press("7")
+        await settle(pilot, lambda: "not available yet:" in screen_text(app))
+        assert "not on a network" in screen_text(app)
