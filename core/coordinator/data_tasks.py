@@ -38,6 +38,7 @@ from core.protocol.data import (
 log = logging.getLogger("omnitensor.coordinator")
 
 CATEGORY = "data-validators"
+SPOT_CHECKS = 16  # records of each report the coordinator decodes itself
 DAY_S = 86_400
 
 
@@ -217,6 +218,13 @@ class DataTasks:
             seat = await self._own_open_seat(sender, params.task_id, now)
             records = await self._records(seat["dataset_id"])
             self._check(report, records)
+            wrong = await self._spot_check(seat["dataset_id"], report, records)
+            if wrong is not None:
+                await self._reject(params.task_id, sender, params.report, now)
+                raise DataError(
+                    f"the coordinator's own check of record {wrong[:12]} disagrees with the "
+                    "report: not paid, and it counts against this node's reputation"
+                )
             async with self.state.store.transaction() as db:
                 await db.execute(
                     "UPDATE data_seats SET state = 'reported', report = ?, reported_ts = ?"
@@ -252,9 +260,12 @@ class DataTasks:
         repeated: set[str] = set()
         for h, _label, _size in records:
             (repeated if h in seen else seen).add(h)
-        wrong = sorted(set(report.duplicates) - repeated)
-        if wrong:
-            raise DataError(f"record {wrong[0][:12]} is reported a duplicate but appears once")
+        if set(report.duplicates) != repeated:
+            odd = sorted(set(report.duplicates) ^ repeated)[0]
+            raise DataError(
+                f"record {odd[:12]}: the report's duplicates are not the records the task "
+                "holds more than once"
+            )
         expected: dict[str, int] = {}
         first: set[str] = set()
         for h, label, _size in records:
@@ -265,6 +276,49 @@ class DataTasks:
                 expected[label] = expected.get(label, 0) + 1
         if dict(report.label_counts) != expected:
             raise DataError("the report's label counts do not match its records and findings")
+
+    async def _spot_check(
+        self, dataset_id: int, report: DataReport, records: list[tuple[str, str, int]]
+    ) -> str | None:
+        """Decode a random sample of the records here: a record the coordinator finds valid
+        reported invalid, or the reverse, makes the whole report wrong. Lazy validators
+        that agree with each other without looking are caught this way."""
+        from kernels.data import integrity_problem
+
+        async with self.db.execute("SELECT kind FROM datasets WHERE id = ?", (dataset_id,)) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        unique = sorted({h for h, _l, _s in records})
+        sample = secrets.SystemRandom().sample(unique, min(SPOT_CHECKS, len(unique)))
+        blobs = await self.registry.blobs(sample)
+
+        def first_wrong() -> str | None:
+            for hash_ in sample:
+                bad = integrity_problem(row[0], blobs[hash_]) is not None
+                if bad != (hash_ in report.invalid):
+                    return hash_
+            return None
+
+        return await asyncio.to_thread(first_wrong)
+
+    async def _reject(self, task_id: str, validator: str, report: str, now: float) -> None:
+        async with self.state.store.transaction() as db:
+            await db.execute(
+                "UPDATE data_seats SET state = 'disagreed', report = ?, reported_ts = ?"
+                " WHERE task_id = ? AND state = 'open'",
+                (report, now, task_id),
+            )
+            await db.execute(
+                "INSERT INTO accounts (node_id, failed) VALUES (?, 1) ON CONFLICT"
+                " (node_id) DO UPDATE SET consecutive = 0, failed = failed + 1",
+                (validator,),
+            )
+            # The seat it took is lost to the dataset: one more validator may take one.
+            await db.execute(
+                "UPDATE datasets SET seats_wanted = seats_wanted + 1 WHERE id ="
+                " (SELECT dataset_id FROM data_seats WHERE task_id = ?)",
+                (task_id,),
+            )
 
     async def _judge(self, dataset_id: int, now: float) -> dict[str, Any]:
         async with self.db.execute(

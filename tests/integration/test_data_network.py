@@ -39,6 +39,7 @@ from core.game import default_rules
 from core.node import data_work
 from core.node.data_work import contribute, validate_one
 from core.node.service import Node
+from core.protocol.data import parse_manifest_line
 from core.transport.mqtt import cancel_and_wait
 from kernels.data import Dataset
 from tests.helpers.broker import MosquittoProcess
@@ -122,6 +123,17 @@ async def ledger(coordinator: Coordinator, ref_prefix: str) -> dict[str, int]:
         return {r[0]: int(r[1]) for r in await cur.fetchall()}
 
 
+def false_near_copies(
+    report: dict[str, Any], records: list[tuple[str, int, str]]
+) -> dict[str, Any]:
+    """A dishonest validator: two distinct records called near copies of the first (more
+    than the tolerance; nothing the coordinator can check without an encoder or pHash)."""
+    taken = set(report["duplicates"]) | set(report["near_duplicates"])
+    fresh = [h for h, _size, _label in records if h not in taken]
+    near = report["near_duplicates"] | {fresh[1]: fresh[0], fresh[2]: fresh[0]}
+    return report | {"near_duplicates": near}
+
+
 def call_one_invalid(report: dict[str, Any], records: list[tuple[str, int, str]]) -> dict[str, Any]:
     """A dishonest validator: one good record called invalid, the label counts made to fit
     (so it passes the coordinator's own checks and only the comparison catches it)."""
@@ -175,7 +187,7 @@ async def test_datasets_are_validated_by_agreeing_validators_and_paid(
         await contribute(dave, "more-pets", await read_local(again))
         three = await validate_one(bob, dataset="more-pets", kinds=[], encode=None)
         four = await validate_one(
-            carol, dataset="more-pets", kinds=[], encode=None, tamper=call_one_invalid
+            carol, dataset="more-pets", kinds=[], encode=None, tamper=false_near_copies
         )
         assert three is not None and four is not None
         assert four.outcome.state == "disputed"
@@ -293,6 +305,20 @@ async def test_uploads_resume_and_bad_requests_are_refused(
         with pytest.raises(CommandError, match="label counts"):
             bad = {"label_counts": {"a": 5, "b": 3}, "total": 8}
             await carol.command(ReportData(task_id=task.task_id, report=json.dumps(bad)))
+        # A report that passes those checks but calls a good record invalid: the
+        # coordinator decodes a sample of the records itself (here, all eight).
+        records = [parse_manifest_line(line) for line in task.records]
+        honest = {"label_counts": {"a": 4, "b": 4}, "total": 8}
+        lazy = call_one_invalid(
+            {"invalid": {}, "duplicates": {}, "near_duplicates": {}, **honest}, records
+        )
+        with pytest.raises(CommandError, match="own check of record"):
+            await carol.command(ReportData(task_id=task.task_id, report=json.dumps(lazy)))
+        with pytest.raises(CommandError, match="disagreed: nothing to do"):
+            await carol.command(ReportData(task_id=task.task_id, report=json.dumps(honest)))
+        game = coordinator.game
+        assert game is not None
+        assert (await game.account(carol.node_id)).reputation.failed == 1
         # Nothing was paid for any of it.
         assert await ledger(coordinator, "dval:") == {}
         assert await ledger(coordinator, "dcon:") == {}
