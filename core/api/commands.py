@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args
 import msgspec
 
 from core.api.events import LogHistory
+from core.api.governance import ProposalList, VoteCast
 from core.api.network import (
     JobList,
     JobResult,
@@ -183,6 +184,23 @@ class GetJobs(Request[JobList], frozen=True, kw_only=True):
     limit: int = 100
 
 
+class GetProposals(Request[ProposalList], frozen=True, kw_only=True):
+    """Governance proposals with their tallies, this node's vote and weight."""
+
+    name: ClassVar[str] = "proposals"
+    coordinator_method: ClassVar[str | None] = "proposals"
+
+
+class CastVote(Request[VoteCast], frozen=True, kw_only=True):
+    """Vote on a proposal (exact id and option; cast again to change the vote)."""
+
+    name: ClassVar[str] = "vote"
+    coordinator_method: ClassVar[str | None] = "vote"
+    changes_game: ClassVar[bool] = True
+    proposal_id: str
+    option: str
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -212,6 +230,8 @@ COMMANDS: Mapping[str, type[Request[Any]]] = {
         SubmitJob,
         GetJobResult,
         GetJobs,
+        GetProposals,
+        CastVote,
     )
 }
 """Command name -> its request (parameters) type."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiomqtt
 
+from core.coordinator.governance import GovernanceDesk
 from core.coordinator.inference import InferenceDesk
 from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import quest_view
@@ -59,6 +60,7 @@ class RequestHandlers:
         self._told_limited = RateLimiter(1.0, 1.0)  # one "rate limited" answer a second
         self._bench = RateLimiter(1.0 / BENCH_EVERY_S, 1.0)
         self._refusals: set[asyncio.Task[None]] = set()
+        self.governance = GovernanceDesk(state)  # its tallies are published by the board tick
         self._handlers: dict[str, Handler] = {
             "leaderboard": self._leaderboard_query,
             "wallet": self._wallet_query,
@@ -74,6 +76,8 @@ class RequestHandlers:
             "job.submit": self._job_submit,
             "job.result": self._job_result,
             "jobs": self._jobs,
+            "proposals": self.governance.proposals,
+            "vote": self.governance.vote,
         }
 
     def offer(self, sender: str, request: Request, now: float) -> None:

@@ -16,6 +16,7 @@ import msgspec
 
 from core.errors import ProtocolError
 from core.protocol.fields import Category, Ident, Name
+from core.protocol.governance import VoteParams
 from core.protocol.inference import MAX_SENTENCE_CHARS
 
 Offset = Annotated[int, msgspec.Meta(ge=0, le=10**9)]
@@ -86,6 +87,8 @@ METHODS: Final[Mapping[str, MethodSpec]] = {
     "job.submit": MethodSpec(JobSubmitParams, True, "submit an embedding job (fee held)"),
     "job.result": MethodSpec(JobResultParams, False, "a job's state and a page of vectors"),
     "jobs": MethodSpec(WalletParams, False, "this node's jobs, newest first"),
+    "proposals": MethodSpec(NoParams, False, "governance proposals, tallies, this node's vote"),
+    "vote": MethodSpec(VoteParams, True, "vote on a proposal (again to change the vote)"),
 }
 
 
