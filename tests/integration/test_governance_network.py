@@ -73,8 +73,8 @@ async def test_a_proposal_from_creation_to_its_final_tally(
         node_for(tmp_path / "c", url, name="carol", first_benchmark=False) as c,
     ):
         assert (a.node_id, b.node_id) == (a_id, b_id)
-        for node in (a, b, c):
-            await wait_until(lambda n=node: n.link is not None and n.link.state == "connected")
+        links = [node.link for node in (a, b, c)]
+        await wait_until(lambda: all(k is not None and k.state == "connected" for k in links))
         proposal = await propose(
             coord_dir,
             title="Raise the stake cap",

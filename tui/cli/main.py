@@ -19,7 +19,7 @@ from core import __version__
 from core.config import Config, load_config
 from core.errors import OmniError
 from core.textsafe import printable
-from tui.cli import fleet, inference, jobs, network, node, operator, selftest, service
+from tui.cli import fleet, governance, inference, jobs, network, node, operator, selftest, service
 
 PROG = "omnitensor"
 
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     inference.add_inference_parsers(sub, common)
     jobs.add_jobs_parser(sub, common)
     operator.add_announce_parser(sub, common)
+    governance.add_governance_parsers(sub, common)
     node.add_bench_parser(sub, common)
     selftest.add_parser(sub, common)
     return parser
@@ -161,7 +162,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return code
     as_json = bool(getattr(args, "json", False))
     config = _config_from(args)
-    for run in (node.run, network.run, jobs.run, operator.run, selftest.run, service.run):
+    for run in (
+        node.run,
+        network.run,
+        jobs.run,
+        governance.run,
+        operator.run,
+        selftest.run,
+        service.run,
+    ):
         code = run(args, config, as_json)
         if code is not None:
             return code
