@@ -244,12 +244,16 @@ class GovernanceDesk:
 
     async def tick(self, now: float) -> None:
         """Close the windows that ended, then publish each listed proposal that changed."""
-        for proposal_id in await self.book.close_due(now):
-            log.info("governance: voting on %s closed; final tally published", proposal_id)
-        if not self.state.is_connected():
-            return
-        for proposal, final in await self.book.recent(now):
-            await self.publish(proposal, final, now)
+        try:
+            for proposal_id in await self.book.close_due(now):
+                log.info("governance: voting on %s closed; final tally published", proposal_id)
+            if not self.state.is_connected():
+                return
+            for proposal, final in await self.book.recent(now):
+                await self.publish(proposal, final, now)
+        except Exception:
+            # Governance never stops the board tick it rides on: log it, retry next tick.
+            log.exception("governance tick failed")
 
     async def publish(self, proposal: Proposal, final: Tally | None, now: float) -> None:
         """Publish the proposal with its tally (retained) when it changed since the last time."""

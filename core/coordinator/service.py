@@ -288,8 +288,6 @@ class Coordinator:
                 await publisher.publish_calendar()
         if await self.game.roll_over(time.time()):
             state.boards_dirty = True
-        # After the roll-over: a season's awards count in a window that closed after its end.
-        await self.handlers.governance.tick(time.time())
         await self.save_high_water()
         if state.boards_dirty and self.session.is_up:
             state.boards_dirty = False
@@ -297,6 +295,8 @@ class Coordinator:
                 await publisher.publish_boards()
             except aiomqtt.MqttError:
                 state.boards_dirty = True
+        # After the roll-over: a season's awards count in a window that closed after its end.
+        await self.handlers.governance.tick(time.time())
 
     async def _deadline_loop(self) -> None:
         """Forfeit units past their deadline (every few seconds)."""

@@ -1,7 +1,7 @@
 """The Governance screen: proposals and tallies from the node, live tallies, voting by keys.
 
 The node asks a replayed coordinator (``networked_node``) whose ``proposals`` and ``vote``
-answers are made here in the coordinator's shape (tests/core/coordinator/
+answers are overridden here in the coordinator's shape (tests/core/coordinator/
 test_governance_book.py checks that shape against the real desk).
 """
 
@@ -38,7 +38,7 @@ def answer(yes: int, no: int, your_vote: str | None) -> dict[str, Any]:
         "proposals": [
             {
                 "proposal_id": "gov-1",
-                "title": "Raise the stake cap",
+                "title": "Halve the unit length",
                 "text": "Double it next season.",
                 "options": [
                     {"option": "Yes", "weight": yes, "voters": 1 if yes else 0},
@@ -80,7 +80,7 @@ async def test_governance_shows_tallies_live_and_votes_by_keys(
         await messages.wait(SnapshotFetched)
         await pilot.press("7")
         await settle(pilot, lambda: isinstance(app.screen, GovernanceScreen))
-        await settle(pilot, lambda: "Raise the stake cap" in screen_text(app))
+        await settle(pilot, lambda: "Halve the unit length" in screen_text(app))
         text = screen_text(app)
         assert "your governance weight: 10" in text and "1h 5" in text  # 1h 5xm left
         assert "weight 8  (1 voter)" in text and "weight 0  (0 voters)" in text
@@ -93,7 +93,7 @@ async def test_governance_shows_tallies_live_and_votes_by_keys(
         await settle(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.press("2")  # No
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "Vote 'No' on gov-1 'Raise the stake cap' with weight 10?" in screen_text(app)
+        assert "Vote 'No' on gov-1 'Halve the unit length' with weight 10?" in screen_text(app)
         await pilot.press("y")
         await wait_for_commands(app)
         done = await messages.wait(CommandFinished, lambda m: m.name == "vote")
@@ -107,7 +107,7 @@ async def test_governance_shows_tallies_live_and_votes_by_keys(
 def published(*, yes: int, no: int) -> ProposalTally:
     return ProposalTally(
         proposal_id="gov-1",
-        title="Raise the stake cap",
+        title="Halve the unit length",
         text="Double it next season.",
         options=[
             OptionTally(option="Yes", weight=yes, voters=1),
@@ -125,7 +125,8 @@ async def settle_node(link: Any) -> None:
     import asyncio
 
     for _ in range(200):
-        if link.game.proposals is not None:
+        # The recording has its own proposals answer: wait for this test's.
+        if link.game.proposals is not None and link.game.proposals.weight == 10:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the node never got the proposals")
