@@ -24,6 +24,7 @@ from core.api.data import (
     DataTask,
 )
 from core.api.events import LogHistory
+from core.api.governance import ProposalList, VoteCast
 from core.api.network import (
     JobList,
     JobResult,
@@ -246,6 +247,23 @@ class GetDatasets(Request[DatasetList], frozen=True, kw_only=True):
     limit: int = 100
 
 
+class GetProposals(Request[ProposalList], frozen=True, kw_only=True):
+    """Governance proposals with their tallies, this node's vote and weight."""
+
+    name: ClassVar[str] = "proposals"
+    coordinator_method: ClassVar[str | None] = "proposals"
+
+
+class CastVote(Request[VoteCast], frozen=True, kw_only=True):
+    """Vote on a proposal (exact id and option; cast again to change the vote)."""
+
+    name: ClassVar[str] = "vote"
+    coordinator_method: ClassVar[str | None] = "vote"
+    changes_game: ClassVar[bool] = True
+    proposal_id: str
+    option: str
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -282,6 +300,8 @@ COMMANDS: Mapping[str, type[Request[Any]]] = {
         GetDataRecords,
         ReportData,
         GetDatasets,
+        GetProposals,
+        CastVote,
     )
 }
 """Command name -> its request (parameters) type."""

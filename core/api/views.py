@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
+from core.api.governance import ProposalList
 from core.api.network import Board, MultiplierEvents, Quest, Season, Wallet
 
 NetworkMode = Literal["local", "remote"]
@@ -351,4 +352,6 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     quests: tuple[Quest, ...] | None = None
     season: Season | None = None
     multiplier: MultiplierEvents | None = None
+    governance: ProposalList | None = None
+    """Proposals and tallies, this node's votes and weight (docs/governance.md)."""
     last_benchmark: LastBenchmark | None = None

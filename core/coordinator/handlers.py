@@ -20,6 +20,7 @@ import aiomqtt
 
 from core.coordinator.data_registry import DataRegistry
 from core.coordinator.data_tasks import DataTasks
+from core.coordinator.governance import GovernanceDesk
 from core.coordinator.inference import InferenceDesk
 from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import quest_view
@@ -63,6 +64,7 @@ class RequestHandlers:
         self._told_limited = RateLimiter(1.0, 1.0)  # one "rate limited" answer a second
         self._bench = RateLimiter(1.0 / BENCH_EVERY_S, 1.0)
         self._refusals: set[asyncio.Task[None]] = set()
+        self.governance = GovernanceDesk(state)  # its tallies are published by the board tick
         self._handlers: dict[str, Handler] = {
             "leaderboard": self._leaderboard_query,
             "wallet": self._wallet_query,
@@ -85,6 +87,8 @@ class RequestHandlers:
             "data.task": lambda s, p: self.data_tasks.take(s, p, time.time()),
             "data.get": lambda s, p: self.data_tasks.get(s, p, time.time()),
             "data.report": lambda s, p: self.data_tasks.report(s, p, time.time()),
+            "proposals": self.governance.proposals,
+            "vote": self.governance.vote,
         }
 
     def offer(self, sender: str, request: Request, now: float) -> None:

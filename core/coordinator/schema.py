@@ -290,4 +290,27 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX data_seats_validator ON data_seats (validator, state);
     """,
+    # 7: governance (core/coordinator/governance.py): proposals the operator put, one vote
+    # per (proposal, node), replaced while the window is open; ``final`` is the tally frozen
+    # when the window closed (JSON), written once.
+    """
+    CREATE TABLE proposals (
+        proposal_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        options TEXT NOT NULL,
+        start REAL NOT NULL,
+        "end" REAL NOT NULL CHECK ("end" > start),
+        created_ts REAL NOT NULL,
+        final TEXT
+    );
+    CREATE TABLE votes (
+        proposal_id TEXT NOT NULL REFERENCES proposals (proposal_id),
+        node_id TEXT NOT NULL,
+        option TEXT NOT NULL,
+        ts REAL NOT NULL,
+        PRIMARY KEY (proposal_id, node_id)
+    );
+    """,
 )

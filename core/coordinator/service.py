@@ -295,6 +295,8 @@ class Coordinator:
                 await publisher.publish_boards()
             except aiomqtt.MqttError:
                 state.boards_dirty = True
+        # After the roll-over: a season's awards count in a window that closed after its end.
+        await self.handlers.governance.tick(time.time())
 
     async def _deadline_loop(self) -> None:
         """Forfeit units past their deadline (every few seconds)."""

@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from core.api.commands import (
     GetMultipliers,
+    GetProposals,
     GetQuests,
     GetSeason,
     GetWallet,
     Request,
     convert_result,
 )
+from core.api.governance import OptionTally, Proposal, ProposalList
 from core.api.network import Board, BoardEntry, MultiplierEvents, QuestList, Season, Wallet
 from core.errors import CommandError
-from core.protocol import Leaderboard
+from core.protocol import Leaderboard, ProposalTally
 
 # The game state the cache keeps, each refreshed with the coordinator's method of the command.
-REFRESHED: tuple[type[Request[Any]], ...] = (GetWallet, GetQuests, GetSeason, GetMultipliers)
+REFRESHED: tuple[type[Request[Any]], ...] = (
+    GetWallet,
+    GetQuests,
+    GetSeason,
+    GetMultipliers,
+    GetProposals,
+)
 Requester = Callable[..., Awaitable[Any]]
 
 
@@ -45,13 +56,16 @@ class GameCache:
         self.season: Season | None = None
         self.multipliers: MultiplierEvents | None = None
         self.leaderboards: dict[str, Board] = {}
+        self.proposals: ProposalList | None = None
+        self.published: dict[str, ProposalTally] = {}
+        """The governance tallies the network published (retained), by proposal id."""
 
     def refresh_soon(self) -> None:
         self._wanted.set()
 
     def store(self, answer: object) -> bool:
         """Keep a fresh answer the node got for a command; whether it differed."""
-        before = (self.wallet, self.quests, self.season, self.multipliers)
+        before = (self.wallet, self.quests, self.season, self.multipliers, self.proposals)
         if isinstance(answer, Wallet):
             self.wallet = answer
         elif isinstance(answer, QuestList):
@@ -60,7 +74,25 @@ class GameCache:
             self.season = answer
         elif isinstance(answer, MultiplierEvents):
             self.multipliers = answer
-        return before != (self.wallet, self.quests, self.season, self.multipliers)
+        elif isinstance(answer, ProposalList):
+            self.proposals = answer
+        return before != (self.wallet, self.quests, self.season, self.multipliers, self.proposals)
+
+    def on_proposal(self, tally: ProposalTally) -> None:
+        """A published tally, merged into the proposals this node knows without asking: a
+        vote anywhere must not make every node query the coordinator. This node's own vote
+        and weight come with the next ``proposals`` answer."""
+        self.published[tally.proposal_id] = tally
+        if self.proposals is None:
+            return  # the first answer brings them all
+        known = {p.proposal_id: p for p in self.proposals.proposals}
+        old = known.get(tally.proposal_id)
+        known[tally.proposal_id] = proposal_view(tally, old.your_vote if old else None)
+        merged = sorted(known.values(), key=lambda p: (p.created_ts, p.proposal_id), reverse=True)
+        fresh = ProposalList(weight=self.proposals.weight, proposals=tuple(merged))
+        if fresh != self.proposals:
+            self.proposals = fresh
+            self._on_change()
 
     def on_leaderboard(self, board: Leaderboard) -> None:
         self.leaderboards[board.category] = Board(
@@ -97,3 +129,25 @@ class GameCache:
                 self._on_change()
             # Debounce: a burst of receipts asks for one refresh, not one each.
             await asyncio.sleep(1.0)
+
+
+def proposal_view(tally: ProposalTally, your_vote: str | None) -> Proposal:
+    """A published tally as the API's proposal view."""
+    options = tuple(
+        OptionTally(option=o.option, weight=o.weight, voters=o.voters) for o in tally.options
+    )
+    view = Proposal(
+        proposal_id=tally.proposal_id,
+        title=tally.title,
+        text=tally.text,
+        options=options,
+        start_ts=tally.start,
+        end_ts=tally.end,
+        created_ts=tally.created_ts,
+        state="open",
+        total_weight=sum(o.weight for o in options),
+        voters=sum(o.voters for o in options),
+        final=tally.final,
+        your_vote=your_vote,
+    )
+    return msgspec.structs.replace(view, state=view.state_at(time.time()))

@@ -42,6 +42,7 @@ from core.protocol import (
     Message,
     MultiplierEvents,
     Presence,
+    ProposalTally,
     QualityRound,
     QuestBoard,
     Receipt,
@@ -378,6 +379,8 @@ class NetworkLink:
                 future.set_result(data)
         elif isinstance(data, Leaderboard):
             self.game.on_leaderboard(data)
+        elif isinstance(data, ProposalTally):
+            self.game.on_proposal(data)
         elif isinstance(data, MultiplierEvents | QuestBoard | SeasonInfo):
             # Network state changed (a new event, a new period): refresh this node's views.
             self.game.refresh_soon()

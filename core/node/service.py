@@ -406,6 +406,7 @@ class Node:
             quests=game.quests.quests if game is not None and game.quests is not None else None,
             season=game.season if game is not None else None,
             multiplier=game.multipliers if game is not None else None,
+            governance=game.proposals if game is not None else None,
             last_benchmark=last_benchmark_view(await self.store.last_benchmark()),
         )
 

@@ -2,8 +2,9 @@
 
 Importing the package registers every message type. Submodules: ``topics`` (the topic
 tree), ``fields`` (constrained field types), ``envelope`` (signing, encoding, decoding),
-``payloads`` (the core messages), ``game`` (the game's messages), ``inbound`` (checks on
-receipt: sender, clock, replay), ``sequence`` (message seqs), ``methods`` (request methods).
+``payloads`` (the core messages), ``game`` (the game's messages), ``governance`` (proposals
+and tallies), ``inbound`` (checks on receipt: sender, clock, replay), ``sequence`` (message
+seqs), ``methods`` (request methods).
 """
 
 from core.errors import ProtocolError
@@ -33,6 +34,7 @@ from core.protocol.fields import (
     Text,
 )
 from core.protocol.game import AwardRecord, MultiplierEvents, QuestBoard, QuestView, SeasonInfo
+from core.protocol.governance import ProposalTally
 from core.protocol.inbound import InboundFilter
 from core.protocol.inference import (
     InferCommit,
@@ -90,6 +92,7 @@ __all__ = [
     "NonNegFloat",
     "Payload",
     "Presence",
+    "ProposalTally",
     "ProtocolError",
     "QualityAnswer",
     "QualityQuestion",

@@ -25,6 +25,7 @@ from core.protocol.data import (
     DataTaskParams,
 )
 from core.protocol.fields import Category, Ident, Name
+from core.protocol.governance import VoteParams
 from core.protocol.inference import MAX_SENTENCE_CHARS
 
 Offset = Annotated[int, msgspec.Meta(ge=0, le=10**9)]
@@ -102,6 +103,8 @@ METHODS: Final[Mapping[str, MethodSpec]] = {
     "data.get": MethodSpec(DataGetParams, False, "fetch records of one's validation task"),
     "data.report": MethodSpec(DataReportParams, True, "report a validation task's findings"),
     "datasets": MethodSpec(DatasetsParams, False, "the dataset registry and this node's part"),
+    "proposals": MethodSpec(NoParams, False, "governance proposals, tallies, this node's vote"),
+    "vote": MethodSpec(VoteParams, True, "vote on a proposal (again to change the vote)"),
 }
 
 

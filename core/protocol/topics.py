@@ -45,6 +45,7 @@ TOPIC_SPECS: Final[dict[str, TopicSpec]] = {
         TopicSpec("net.quests", "coordinator", retained=True, qos=1),
         TopicSpec("net.season", "coordinator", retained=True, qos=1),
         TopicSpec("net.events", "coordinator", retained=True, qos=1),
+        TopicSpec("net.governance", "coordinator", retained=True, qos=1),
     )
 }
 _NODE_LEAVES: Final = frozenset(k.split(".", 1)[1] for k in TOPIC_SPECS if k.startswith("node."))
@@ -127,6 +128,12 @@ class Topics:
     def events(self) -> str:
         return f"{self.prefix}/net/events"
 
+    def governance(self, proposal_id: str) -> str:
+        """A proposal and its tally (docs/governance.md); the id is a topic segment."""
+        if not _SEGMENT_RE.fullmatch(proposal_id):
+            raise ValueError(f"bad proposal id: {proposal_id!r}")
+        return f"{self.prefix}/net/governance/{proposal_id}"
+
     # Subscription filters.
     def any_node(self, leaf: str) -> str:
         """``<prefix>/node/+/<leaf>``, e.g. every node's work results."""
@@ -171,6 +178,10 @@ class Topics:
                 return TopicInfo(
                     "net.leaderboard", TOPIC_SPECS["net.leaderboard"], category=category
                 )
+            case ["net", "governance", proposal_id] if _SEGMENT_RE.fullmatch(proposal_id):
+                # The proposal id rides in ``category``: the topic's one variable segment.
+                spec = TOPIC_SPECS["net.governance"]
+                return TopicInfo("net.governance", spec, category=proposal_id)
             case ["net", leaf] if leaf in _NET_LEAVES:
                 return TopicInfo(f"net.{leaf}", TOPIC_SPECS[f"net.{leaf}"])
         return None

@@ -19,7 +19,18 @@ from core import __version__
 from core.config import Config, load_config
 from core.errors import OmniError
 from core.textsafe import printable
-from tui.cli import data, fleet, inference, jobs, network, node, operator, selftest, service
+from tui.cli import (
+    data,
+    fleet,
+    governance,
+    inference,
+    jobs,
+    network,
+    node,
+    operator,
+    selftest,
+    service,
+)
 
 PROG = "omnitensor"
 
@@ -124,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_jobs_parser(sub, common)
     data.add_data_parsers(sub, common)
     operator.add_announce_parser(sub, common)
+    governance.add_governance_parsers(sub, common)
     node.add_bench_parser(sub, common)
     selftest.add_parser(sub, common)
     return parser
@@ -162,8 +174,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return code
     as_json = bool(getattr(args, "json", False))
     config = _config_from(args)
-    commands = (node.run, network.run, jobs.run, data.run, operator.run, selftest.run, service.run)
-    for run in commands:
+    for run in (
+        node.run,
+        network.run,
+        jobs.run,
+        data.run,
+        governance.run,
+        operator.run,
+        selftest.run,
+        service.run,
+    ):
         code = run(args, config, as_json)
         if code is not None:
             return code

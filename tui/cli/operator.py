@@ -90,7 +90,8 @@ async def _until_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
-def _coordinator_dir(args: argparse.Namespace) -> Path:
+def coordinator_dir(args: argparse.Namespace) -> Path:
+    """The coordinator's data dir: ``--data-dir``, or the platform's."""
     explicit = getattr(args, "data_dir", None)
     if explicit:
         return Path(explicit).expanduser().absolute()
@@ -106,7 +107,7 @@ async def _coordinator(args: argparse.Namespace, config: Config, as_json: bool) 
         raise ConfigError("coordinator: --broker URL is required (e.g. mqtt://127.0.0.1:1883)")
     configure_logging(json_lines=as_json)
     settings = CoordinatorSettings(
-        data_dir=_coordinator_dir(args),
+        data_dir=coordinator_dir(args),
         broker_url=config.broker.url,
         broker=config.broker,
         task_interval_s=args.task_interval,
@@ -162,7 +163,7 @@ async def _announce(args: argparse.Namespace) -> int:
         ) from None
     try:
         event = await announce_event(
-            _coordinator_dir(args),
+            coordinator_dir(args),
             kind=args.kind,
             name=args.event_name,
             factor=factor,

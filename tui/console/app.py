@@ -62,6 +62,7 @@ from tui.console.screens.base import NodeScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.data import DataScreen
 from tui.console.screens.dialogs import AmountScreen, ConfirmScreen
+from tui.console.screens.governance import GovernanceScreen
 from tui.console.screens.guard import QuitScreen, TooSmallScreen, earning, fits
 from tui.console.screens.help import HelpScreen, HelpSection
 from tui.console.screens.leaderboards import LeaderboardsScreen
@@ -101,6 +102,7 @@ class OmniTensorApp(App[int]):
         "wallet": WalletScreen,
         "log": LogScreen,
         "data": DataScreen,
+        "governance": GovernanceScreen,
     }
     DEFAULT_MODE = "dashboard"
     BINDING_GROUP_TITLE = "Console"

@@ -23,10 +23,11 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
     ("wallet", "Wallet", "5"),
     ("log", "Log", "6"),
     ("data", "Data", "7"),
+    ("governance", "Governance", "8"),
 )
 # The footer's short names for the screens.
-FOOTER_NAMES = {"dashboard": "Dash", "leaderboards": "Boards"}
-# Below this width the footer shows the digits as one group ("123456 Screens") so the other
+FOOTER_NAMES = {"dashboard": "Dash", "leaderboards": "Boards", "governance": "Gov"}
+# Below this width the footer shows the digits as one group ("1234567 Screens") so the other
 # keys (help, quit, the screen's own) stay visible; the header names the current screen.
 NAMED_SCREEN_KEYS_WIDTH = 100
 SCREEN_KEYS = Binding.Group("Screens", compact=True)

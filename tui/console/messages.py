@@ -15,6 +15,7 @@ from textual.message import Message
 
 from core.api.commands import QuestStarted, Request
 from core.api.events import LogLine
+from core.api.governance import VoteCast
 from core.api.network import QuestAccepted, QuestClaimed, StakeResult
 from core.api.views import BenchmarkResult, GuardView, NodeSnapshot, TelemetryView
 from tui.format import omnit_label
@@ -115,7 +116,7 @@ class CommandFinished(Message, bubble=False):
                 f"fp32 {result.gemm.fp32.tflops:.3f} TFLOPS · {result.bandwidth.gbps:.1f} GB/s · "
                 f"{verified}"
             )
-        if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed):
+        if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed | VoteCast):
             return result.message
         if isinstance(result, StakeResult):
             return f"staked {omnit_label(result.staked)} · balance {omnit_label(result.balance)}"

@@ -28,7 +28,7 @@ from core.node.store import NodeStore
 
 
 def test_every_command_is_listed_once_with_its_result_type() -> None:
-    assert len(COMMANDS) == len(set(COMMANDS.values())) == 24
+    assert len(COMMANDS) == len(set(COMMANDS.values())) == 26
     for name, request_type in COMMANDS.items():
         assert request_type.name == name
         assert isinstance(RESULTS[request_type], type)

@@ -14,9 +14,10 @@ request path, so the console's network tests see what a coordinator sends, not s
 written by hand. Re-record after changing what the coordinator answers (the replay fails
 loudly when a recorded answer no longer decodes).
 
-Two steps set state up directly rather than by play, both in the coordinator's own ledger
-and rules: a grant, so the node can stake (CPU work earns far too little in a minute), and
-the two multiplier events, announced as if a day earlier (events need 24 h of notice).
+Three steps set state up directly rather than by play, all in the coordinator's own ledger
+and rules: a grant, so the node can stake (CPU work earns far too little in a minute), the
+two multiplier events, announced as if a day earlier (events need 24 h of notice), and a
+governance proposal (the operator's ``propose``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from core.api.commands import GetQuests, Stake, StartQuest
+from core.coordinator.governance import GovernanceBook
 from core.errors import CommandError
 from core.game import MultiplierEvent
 from core.game.boards import BOARDS
@@ -55,6 +57,7 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("jobs", {}),
     # Whole boards (the replay cuts the pages the console asks for from these).
     *[("leaderboard", {"category": category, "offset": 0, "limit": 100}) for category in BOARDS],
+    ("proposals", {}),
 ]
 
 
@@ -148,6 +151,8 @@ async def record() -> dict[str, Any]:
                 await recorder.ask("stake", {"amount": parse_omnit("10")})
                 await recorder.ask("unstake", {"amount": parse_omnit("10")})
                 await record_data(recorder)
+                # Refused: the node holds no season award, so no governance weight.
+                await recorder.ask("vote", {"proposal_id": "gov-1", "option": "Yes"})
                 return {
                     "note": "Recorded by `python -m tests.tui.console.record_network`; replayed "
                     "by tests/tui/console/conftest.py. Do not edit by hand: re-record.",
@@ -220,6 +225,15 @@ async def play(net: LocalNetwork, node: Node) -> None:
             announced_at=announced,
         )
         await coordinator.state.game.announce(event, announced)
+    # A governance proposal put by the operator, open for a week.
+    await GovernanceBook(coordinator.state.store).add_proposal(
+        title="Raise the stake cap",
+        text="Double the free task value next season.",
+        options=["Yes", "No", "Abstain"],
+        start=now - HOUR,
+        end=now + 7 * 24 * HOUR,
+        now=now - HOUR,
+    )
     # Quests: one progressing by work, the benchmark one completed by a verified unit.
     quests = (await node.command(GetQuests())).quests
     by_def = {q.id.split(":")[0]: q for q in quests}

@@ -95,7 +95,7 @@ async def test_no_gpu_says_why_and_everything_else_works(
             await pilot.press(key)
             assert app.current_mode == mode
             assert f"OmniTensor Console — {title}" in screen_text(app)
-        await pilot.press("6")
+        await pilot.press("6")  # the log
         await messages.wait(LogReceived, lambda m: m.history)
         await settle(pilot, lambda: "started" in _log_text(app))
         assert any("no GPU: NVML library not found" in e.message for e in app.log_entries)
@@ -107,11 +107,11 @@ async def test_digit_keys_help_and_quit(node: Node, messages: Messages) -> None:
         await messages.wait(SnapshotFetched)
         # 80 columns: the digits as one group, so help and quit stay visible.
         footer = screen_text(app).splitlines()[-1]
-        assert "1234567 Screens" in footer and "? Help" in footer and "q Quit" in footer
+        assert "12345678 Screens" in footer and "? Help" in footer and "q Quit" in footer
         await pilot.resize_terminal(120, 30)
         await pilot.pause()
         footer = screen_text(app).splitlines()[-1]
-        assert "1 Dash 2 Quests 3 Season 4 Boards 5 Wallet 6 Log 7 Data" in footer
+        assert "1 Dash 2 Quests 3 Season 4 Boards 5 Wallet 6 Log 7 Data 8 Gov" in footer
         assert "? Help" in footer and "q Quit" in footer
         await pilot.resize_terminal(80, 24)
         for mode, title, key in [*SCREENS[1:], SCREENS[0]]:
@@ -121,7 +121,16 @@ async def test_digit_keys_help_and_quit(node: Node, messages: Messages) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         help_text = str(app.screen.query_one("#help-text").render())
-        for needle in ["Everywhere", "Quests", "Leaderboards", "Log", "Accept", "Claim"]:
+        for needle in [
+            "Everywhere",
+            "Quests",
+            "Leaderboards",
+            "Log",
+            "Accept",
+            "Claim",
+            "Governance",
+            "Vote",
+        ]:
             assert needle in help_text
         for binding in app.BINDINGS:
             assert str(getattr(binding, "tooltip", "")) in help_text

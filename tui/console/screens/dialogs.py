@@ -1,12 +1,13 @@
-"""Small modal dialogs: a yes/no question, and an amount of OMNIT to stake or unstake."""
+"""Small modal dialogs: a yes/no question, an amount of OMNIT to stake or unstake, a choice."""
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Input, OptionList, Static
 
 from core.money import parse_omnit
 from tui.console.widgets.common.text import set_text
@@ -70,6 +71,43 @@ class AmountScreen(ModalScreen[int | None]):
             set_text(error, "the amount must be more than 0")
             return
         self.dismiss(amount)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """One of ``choices``, picked with the arrows and enter or with its digit (None: escape)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="choice-cancel")]
+
+    def __init__(self, title: str, prompt: str, choices: list[str]) -> None:
+        super().__init__()
+        self._title = title
+        self.prompt = prompt
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.prompt, markup=False)
+            numbered = [f"{i}  {c}" if i <= 9 else f"   {c}" for i, c in enumerate(self.choices, 1)]
+            yield OptionList(*numbered, id="choices", markup=False)
+            yield Static("enter or digit picks  ·  escape cancels", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(".dialog").border_title = self._title
+        self.query_one("#choices", OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(self.choices[event.option_index])
+
+    def on_key(self, event: events.Key) -> None:
+        if event.character is not None and event.character.isdigit():
+            index = int(event.character) - 1
+            if 0 <= index < min(9, len(self.choices)):
+                event.stop()
+                self.dismiss(self.choices[index])
 
     def action_cancel(self) -> None:
         self.dismiss(None)
