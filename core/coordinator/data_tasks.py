@@ -8,24 +8,25 @@ records it holds twice; label counts add up) before comparing it with the others
 agreeing reports validate the dataset; a disagreement opens one more seat, up to
 ``max_validators_per_task``. Validators whose report agrees with the accepted one are paid
 per record; the others are not, and it counts against their reputation. The contributor is
-paid per unique, valid record that no earlier dataset holds, within the caps.
+paid per unique, valid record that no earlier dataset holds, within the caps. The checks
+are ``data_checks``; the pay, ``data_settlement``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import secrets
 from typing import Any
 
 import aiosqlite
 
+from core.coordinator.data_checks import check_report, first_wrong_record, reports_agree
 from core.coordinator.data_registry import DataError, DataRegistry
+from core.coordinator.data_settlement import DataSettlement
 from core.coordinator.state import CoordinatorState
 from core.identity import short_id
-from core.money import omnit_text
 from core.protocol.data import (
     MAX_PIECE_BYTES,
     DataGetParams,
@@ -37,27 +38,7 @@ from core.protocol.data import (
 
 log = logging.getLogger("omnitensor.coordinator")
 
-CATEGORY = "data-validators"
 SPOT_CHECKS = 16  # records of each report the coordinator decodes itself
-DAY_S = 86_400
-
-
-def reports_agree(a: DataReport, b: DataReport) -> bool:
-    from kernels.data import ValidationReport
-    from kernels.data import reports_agree as agree
-
-    return agree(ValidationReport.from_dict(_as_dict(a)), ValidationReport.from_dict(_as_dict(b)))
-
-
-def _as_dict(report: DataReport) -> dict[str, Any]:
-    return {
-        "invalid": dict(report.invalid),
-        "duplicates": dict(report.duplicates),
-        "near_duplicates": dict(report.near_duplicates),
-        "outliers": list(report.outliers),
-        "label_counts": dict(report.label_counts),
-        "total": report.total,
-    }
 
 
 class DataTasks:
@@ -66,6 +47,7 @@ class DataTasks:
     def __init__(self, state: CoordinatorState, registry: DataRegistry) -> None:
         self.state = state
         self.registry = registry
+        self.settlement = DataSettlement(state)
         self._lock = asyncio.Lock()
 
     @property
@@ -217,7 +199,7 @@ class DataTasks:
         async with self._lock:
             seat = await self._own_open_seat(sender, params.task_id, now)
             records = await self._records(seat["dataset_id"])
-            self._check(report, records)
+            check_report(report, records)
             wrong = await self._spot_check(seat["dataset_id"], report, records)
             if wrong is not None:
                 await self._reject(params.task_id, sender, params.report, now)
@@ -234,57 +216,12 @@ class DataTasks:
             outcome = await self._judge(seat["dataset_id"], now)
         return {"task_id": params.task_id, **outcome}
 
-    @staticmethod
-    def _check(report: DataReport, records: list[tuple[str, str, int]]) -> None:
-        """What the coordinator can check itself: the records and labels are the task's."""
-        if report.total != len(records):
-            raise DataError(
-                f"the report covers {report.total} records; the task has {len(records)}"
-            )
-        hashes = {h for h, _l, _s in records}
-        named = (
-            set(report.invalid)
-            | set(report.duplicates)
-            | set(report.duplicates.values())
-            | set(report.near_duplicates)
-            | set(report.near_duplicates.values())
-            | set(report.outliers)
-        )
-        foreign = sorted(named - hashes)
-        if foreign:
-            raise DataError(
-                f"the report names {len(foreign)} record(s) this task did not give "
-                f"(e.g. {foreign[0][:12]})"
-            )
-        seen: set[str] = set()
-        repeated: set[str] = set()
-        for h, _label, _size in records:
-            (repeated if h in seen else seen).add(h)
-        if set(report.duplicates) != repeated:
-            odd = sorted(set(report.duplicates) ^ repeated)[0]
-            raise DataError(
-                f"record {odd[:12]}: the report's duplicates are not the records the task "
-                "holds more than once"
-            )
-        expected: dict[str, int] = {}
-        first: set[str] = set()
-        for h, label, _size in records:
-            if h in first:
-                continue
-            first.add(h)
-            if h not in report.invalid:
-                expected[label] = expected.get(label, 0) + 1
-        if dict(report.label_counts) != expected:
-            raise DataError("the report's label counts do not match its records and findings")
-
     async def _spot_check(
         self, dataset_id: int, report: DataReport, records: list[tuple[str, str, int]]
     ) -> str | None:
         """Decode a random sample of the records here: a record the coordinator finds valid
         reported invalid, or the reverse, makes the whole report wrong. Lazy validators
         that agree with each other without looking are caught this way."""
-        from kernels.data import integrity_problem
-
         async with self.db.execute("SELECT kind FROM datasets WHERE id = ?", (dataset_id,)) as cur:
             row = await cur.fetchone()
         assert row is not None
@@ -292,14 +229,7 @@ class DataTasks:
         sample = secrets.SystemRandom().sample(unique, min(SPOT_CHECKS, len(unique)))
         blobs = await self.registry.blobs(sample)
 
-        def first_wrong() -> str | None:
-            for hash_ in sample:
-                bad = integrity_problem(row[0], blobs[hash_]) is not None
-                if bad != (hash_ in report.invalid):
-                    return hash_
-            return None
-
-        return await asyncio.to_thread(first_wrong)
+        return await asyncio.to_thread(first_wrong_record, row[0], report, blobs)
 
     async def _reject(self, task_id: str, validator: str, report: str, now: float) -> None:
         async with self.state.store.transaction() as db:
@@ -333,7 +263,7 @@ class DataTasks:
         for task_id, _validator, candidate in reports:
             group = [r for r in reports if r[0] == task_id or reports_agree(candidate, r[2])]
             if len(group) >= 2:
-                return await self._settle(dataset_id, candidate, group, reports, now)
+                return await self.settlement.settle(dataset_id, candidate, group, reports, now)
         async with self.db.execute(
             "SELECT seats_wanted FROM datasets WHERE id = ?", (dataset_id,)
         ) as cur:
@@ -354,136 +284,3 @@ class DataTasks:
                     (len(reports) + 1, dataset_id),
                 )
         return {"state": "disputed", "message": "reports disagree: one more validator decides"}
-
-    async def _settle(
-        self,
-        dataset_id: int,
-        accepted: DataReport,
-        group: list[tuple[str, str, DataReport]],
-        reports: list[tuple[str, str, DataReport]],
-        now: float,
-    ) -> dict[str, Any]:
-        rules = self.state.game.rules.data
-        async with self.db.execute(
-            "SELECT name, contributor, records FROM datasets WHERE id = ?", (dataset_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        name, contributor, count = row[0], row[1], int(row[2])
-        records = await self._records(dataset_id)
-        payable = await self._payable(dataset_id, records, accepted)
-        paid = min(len(payable), rules.max_paid_records_per_dataset)
-        room_today = rules.max_paid_records_per_day - await self._paid_today(contributor, now)
-        paid = min(paid, max(0, room_today))
-        gate = await self._has_work_on_record(contributor)
-        agreed = {r[0] for r in group}
-        report_json = json.dumps(_as_dict(accepted))
-        validators = [r[1] for r in group]
-        async with self.state.store.transaction() as db:
-            await db.execute(
-                "UPDATE datasets SET state = 'validated', validated_ts = ?, accepted = ?,"
-                " paid_records = ?, report = ? WHERE id = ?",
-                (now, len(payable), paid if gate else 0, report_json, dataset_id),
-            )
-            for task_id, validator, _report in reports:
-                state = "agreed" if task_id in agreed else "disagreed"
-                await db.execute(
-                    "UPDATE data_seats SET state = ? WHERE task_id = ?", (state, task_id)
-                )
-                if state == "disagreed":
-                    await db.execute(
-                        "INSERT INTO accounts (node_id, failed) VALUES (?, 1) ON CONFLICT"
-                        " (node_id) DO UPDATE SET consecutive = 0, failed = failed + 1",
-                        (validator,),
-                    )
-                    continue
-                amount = rules.validator_reward * count
-                if amount > 0:
-                    await self.state.store._insert_entry(
-                        account=validator,
-                        amount=amount,
-                        kind="reward",
-                        reason=f"validated dataset {name}: {count} records, the report agreed "
-                        f"with {len(group) - 1} other validator(s)",
-                        category=CATEGORY,
-                        ref=f"dval:{task_id}",
-                        ts=now,
-                    )
-            # Seats still open lose their object: the dataset is decided.
-            await db.execute(
-                "UPDATE data_seats SET state = 'closed' WHERE dataset_id = ? AND state = 'open'",
-                (dataset_id,),
-            )
-            if gate and paid > 0 and rules.contributor_reward > 0:
-                await self.state.store._insert_entry(
-                    account=contributor,
-                    amount=rules.contributor_reward * paid,
-                    kind="reward",
-                    reason=f"contributed dataset {name}: {paid} unique, valid records paid of "
-                    f"{count} ({len(payable)} accepted)",
-                    category=CATEGORY,
-                    ref=f"dcon:{name}",
-                    ts=now,
-                )
-        self.state.boards_dirty = True
-        for validator in validators:
-            total = await self._records_validated(validator)
-            await self.state.game.on_records_validated(validator, count, total, name, now)
-        note = "" if gate else " (the contributor has no verified work on record: not paid)"
-        log.info(
-            "dataset %s validated by %s: %d of %d records accepted, %d paid%s",
-            name,
-            ", ".join(short_id(v) for v in validators),
-            len(payable),
-            count,
-            paid if gate else 0,
-            note,
-        )
-        return {
-            "state": "validated",
-            "message": f"dataset {name} validated: your report agreed; "
-            f"{omnit_text(rules.validator_reward * count)} credited",
-        }
-
-    async def _payable(
-        self, dataset_id: int, records: list[tuple[str, str, int]], report: DataReport
-    ) -> list[str]:
-        """Unique, valid, not near-duplicate (``accepted_records``), in no earlier dataset.
-
-        Outliers are paid: a record far from its label is for a reviewer, and two validators'
-        outliers may differ at the threshold."""
-        earlier: set[str] = set()
-        hashes = sorted({h for h, _l, _s in records})
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            async with self.db.execute(
-                f"SELECT DISTINCT hash FROM dataset_records WHERE hash IN ({marks})"  # noqa: S608
-                " AND dataset_id < ?",
-                [*chunk, dataset_id],
-            ) as cur:
-                earlier.update(r[0] for r in await cur.fetchall())
-        from kernels.data import ValidationReport, accepted_records
-
-        accepted = accepted_records(
-            ValidationReport.from_dict(_as_dict(report)), [h for h, _l, _s in records]
-        )
-        return [h for h in accepted if h not in earlier]
-
-    async def _paid_today(self, contributor: str, now: float) -> int:
-        async with self.db.execute(
-            "SELECT COALESCE(SUM(paid_records), 0) FROM datasets WHERE contributor = ?"
-            " AND validated_ts >= ?",
-            (contributor, now - now % DAY_S),
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    async def _records_validated(self, validator: str) -> int:
-        async with self.db.execute(
-            "SELECT COALESCE(SUM(d.records), 0) FROM data_seats s JOIN datasets d"
-            " ON d.id = s.dataset_id WHERE s.validator = ? AND s.state = 'agreed'",
-            (validator,),
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
