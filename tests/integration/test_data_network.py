@@ -24,9 +24,11 @@ import pytest
 from PIL import Image
 
 from core.api.commands import (
+    AcceptQuest,
     CommitData,
     GetDataRecords,
     GetDatasets,
+    GetQuests,
     OfferData,
     PutData,
     ReportData,
@@ -163,6 +165,9 @@ async def test_datasets_are_validated_by_agreeing_validators_and_paid(
         own = await alice.command(TakeDataTask(dataset="pets"))
         assert own.task_id is None
 
+        # Bob takes the data-validation quest: accepted reports are what advance it.
+        accepted = await bob.command(AcceptQuest(id="data-validation"))
+        assert accepted.quest.kind == "validate-records"
         first = await validate_one(bob, dataset="pets", kinds=["image-classification"], encode=None)
         assert first is not None and first.outcome.state == "waiting"
         assert len(first.report["duplicates"]) == 1
@@ -173,6 +178,10 @@ async def test_datasets_are_validated_by_agreeing_validators_and_paid(
             carol, dataset="pets", kinds=["image-classification"], encode=None
         )
         assert second is not None and second.outcome.state == "validated"
+        quests = (await bob.command(GetQuests())).quests
+        quest = next(q for q in quests if q.id == accepted.quest.id)
+        assert quest.progress.current == 9  # the records of the accepted report
+        assert quest.state == ("completed" if quest.progress.target <= 9 else "in_progress")
 
         paid = await ledger(coordinator, "dval:")
         assert paid == {
