@@ -34,6 +34,8 @@ from core.protocol.data import (
     parse_piece,
 )
 
+UPLOAD_TTL_S = 7 * 86_400  # an upload not committed within a week is forgotten
+
 
 class DataError(ValueError):
     """A data request refused; the message is the answer's error line."""
@@ -110,6 +112,7 @@ class DataRegistry:
                 await db.execute("DELETE FROM data_parts WHERE upload_id = ?", (row[0],))
                 await db.execute("DELETE FROM data_uploads WHERE upload_id = ?", (row[0],))
             if row is None or row[0] != upload_id:
+                await self._make_room(db, total, now)
                 await db.execute(
                     "INSERT INTO data_uploads (upload_id, contributor, dataset, kind, licence,"
                     " manifest, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -130,6 +133,26 @@ class DataRegistry:
             "need": [f"{h}:{offset}" for h, offset in need],
             "need_bytes": sum(sizes[h] - offset for h, offset in need),
         }
+
+    async def _make_room(self, db: aiosqlite.Connection, total: int, now: float) -> None:
+        """Forget uploads abandoned for a week; refuse a new one the staging space cannot
+        hold (identities are cheap: one upload each is not a bound on its own)."""
+        async with db.execute(
+            "SELECT upload_id FROM data_uploads WHERE created_ts < ?", (now - UPLOAD_TTL_S,)
+        ) as cur:
+            stale = [r[0] for r in await cur.fetchall()]
+        for upload_id in stale:
+            await db.execute("DELETE FROM data_parts WHERE upload_id = ?", (upload_id,))
+            await db.execute("DELETE FROM data_uploads WHERE upload_id = ?", (upload_id,))
+        async with db.execute("SELECT COALESCE(SUM(length(data)), 0) FROM data_parts") as cur:
+            row = await cur.fetchone()
+        staged = int(row[0]) if row else 0
+        room = self.state.settings.data_staging_bytes
+        if staged + total > room:
+            raise DataError(
+                f"the coordinator's upload space is full ({staged >> 20} of {room >> 20} MiB "
+                "held by uploads in progress); try again later"
+            )
 
     async def put(self, sender: str, params: DataPutParams) -> dict[str, Any]:
         upload = await self._upload(sender, params.upload_id)

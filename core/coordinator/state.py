@@ -37,6 +37,8 @@ class CoordinatorSettings:
     quality_interval_s: float = 1800.0  # a node gets a quality round about this often
     quality_bank: Path | None = None  # None: the shipped (public) bank
     liveness_interval_s: float = 3600.0  # one liveness credit per node per window
+    # Room for data uploads in progress (pieces of datasets not committed yet), all nodes.
+    data_staging_bytes: int = 1 << 30
     rules: GameRules | None = None  # None: assets/game.toml
 
 

@@ -284,6 +284,11 @@ async def test_uploads_resume_and_bad_requests_are_refused(
         assert resumed.registered is not None and resumed.registered.records == 8
         assert 0 < resumed.bytes_sent < total  # only what was missing went again
         assert [d.name for d in (await bob.command(GetDatasets())).datasets] == ["noise"]
+        # The staging space is shared by every node: a new upload it cannot hold is refused.
+        coordinator.settings.data_staging_bytes = total // 2
+        with pytest.raises(CommandError, match="upload space is full"):
+            await contribute(bob, "noise-too", await read_local(folder))
+        coordinator.settings.data_staging_bytes = 1 << 30
 
         # The same name from another node; too many records; a commit with bytes missing.
         with pytest.raises(CommandError, match="already registered"):
