@@ -324,6 +324,14 @@ class DataRegistry:
             row = await cur.fetchone()
         return None if row is None else {"contributor": row[0], "upload_id": row[1]}
 
+    async def blob_slice(self, hash_: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of a record from ``offset`` (b"" when the coordinator has none)."""
+        async with self.db.execute(
+            "SELECT substr(data, ?, ?) FROM data_blobs WHERE hash = ?", (offset + 1, length, hash_)
+        ) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]) if row and row[0] is not None else b""
+
     async def blobs(self, hashes: list[str]) -> dict[str, bytes]:
         """Record bytes by hash (those the coordinator has)."""
         found: dict[str, bytes] = {}

@@ -179,12 +179,15 @@ class DataTasks:
             if wanted not in sizes:
                 raise DataError(f"record {wanted[:12]} is not in validation task {params.task_id}")
             wants.append((wanted, int(at)))
-        blobs = await self.registry.blobs(sorted({h for h, _o in wants}))
         budget = MAX_PIECE_BYTES
         pieces: list[str] = []
         for hash_, offset in wants:
-            data = blobs[hash_][offset : offset + budget]
-            if not data and offset < sizes[hash_]:
+            if offset >= sizes[hash_]:
+                continue
+            # Only the slice this answer carries is read: asking for every record at once
+            # costs the coordinator one answer's worth, not the dataset's.
+            data = await self.registry.blob_slice(hash_, offset, min(budget, sizes[hash_] - offset))
+            if not data:
                 break
             pieces.append(f"{hash_}:{offset}:{base64.b64encode(data).decode('ascii')}")
             budget -= len(data)

@@ -261,7 +261,7 @@ async def test_uploads_resume_and_bad_requests_are_refused(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
     async with network(tmp_path, mosquitto.url) as (coordinator, nodes):
-        alice, bob, carol, _dave = nodes
+        alice, bob, carol, dave = nodes
         folder = tmp_path / "noise"
         for label in ("a", "b"):
             (folder / label).mkdir(parents=True)
@@ -333,6 +333,11 @@ async def test_uploads_resume_and_bad_requests_are_refused(
         game = coordinator.game
         assert game is not None
         assert (await game.account(carol.node_id)).reputation.failed == 1
+        # Carol's seat went to another validator: dave fetches the records (several answers,
+        # each record checked against its hash) and reports.
+        honest_one = await validate_one(dave, dataset="noise", kinds=[], encode=None)
+        assert honest_one is not None and honest_one.outcome.state == "waiting"
+        assert honest_one.wire_bytes > total
         # Nothing was paid for any of it.
         assert await ledger(coordinator, "dval:") == {}
         assert await ledger(coordinator, "dcon:") == {}
