@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from core.api.events import TelemetryEvent
 from core.api.views import NodeSnapshot
-from core.config import Config, split_listen
+from core.config import Config
+from core.config_values import split_listen
 from core.errors import ConfigError
 from core.money import BASE_UNITS_PER_OMNIT
 
