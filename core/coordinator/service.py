@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 import sqlite3
 import time
-from pathlib import Path
 
 import aiomqtt
 
@@ -30,10 +27,10 @@ from core.coordinator.limits import RateLimiter
 from core.coordinator.publishing import Publisher
 from core.coordinator.quality import QualityDesk, check_bank
 from core.coordinator.scheduler import Scheduler
+from core.coordinator.secret import SECRET_FILE, load_or_create_secret
 from core.coordinator.state import CoordinatorSettings, CoordinatorState
 from core.coordinator.store import CoordinatorStore
 from core.datadir import DataDirLock, prepare_data_dir
-from core.errors import DataDirError
 from core.game import liveness_reward
 from core.identity import Identity, load_or_create_identity, short_id
 from core.protocol import (
@@ -56,7 +53,6 @@ from core.transport.session import PeerSession, SessionSettings
 
 log = logging.getLogger("omnitensor.coordinator")
 
-SECRET_FILE = "challenge.key"  # noqa: S105 - a file name, not a secret
 # A request is a question for now: an old one (replayed, or stuck in a queue) is dropped.
 REQUEST_MAX_AGE_S = 120.0
 HELLOS_PER_S = 0.2  # per node: its heartbeat is one a minute
@@ -382,27 +378,3 @@ def coordinator_banner(coordinator: Coordinator) -> str:
         f"coordinator public key {coordinator.node_id} "
         f"(nodes pin it with --coordinator-key {coordinator.node_id})"
     )
-
-
-def load_or_create_secret(path: Path) -> bytes:
-    """The coordinator's challenge secret: 32 random bytes in a 0600 file, made once.
-
-    Challenges are HMACs under it; a node that knew it could pick roots whose challenge
-    misses its skipped blocks. It never leaves this file (not sent, not logged).
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        data = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return data
-    except OSError as exc:
-        raise DataDirError(f"cannot read the challenge secret {path}: {exc.strerror}") from None
-    if len(data) != 32:
-        raise DataDirError(f"challenge secret {path} is corrupt (not 32 bytes)")
-    return data
