@@ -65,8 +65,8 @@ class DataTasks:
         if not await self._has_work_on_record(sender):
             need = self.state.game.rules.quest_rules.min_verified_units
             raise DataError(
-                f"validation tasks go to nodes with {need} verified work units on record; "
-                "keep the node sharing and try again"
+                f"validation tasks go to nodes with verified work on record ({need} work "
+                "unit(s)); keep the node sharing and try again"
             )
         kinds = list(params.kinds) or ["image-classification", "text-classification"]
         async with self._lock:

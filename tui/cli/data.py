@@ -193,21 +193,23 @@ def print_listing(listing: DatasetList) -> None:
             f"{'CONTRIBUTOR':<14} VALIDATORS"
         )
         for dataset in listing.datasets:
-            print(printable(_line(dataset)))
+            for line in _lines(dataset):
+                print(printable(line))
     if listing.tasks:
         open_tasks = [t for t in listing.tasks if t.state == "open"]
         print(f"\nyour validation tasks: {len(listing.tasks)} ({len(open_tasks)} open)")
     print(f"earned from data: {omnit_label(listing.earned, grouped=False)}")
 
 
-def _line(dataset: DatasetInfo) -> str:
+def _lines(dataset: DatasetInfo) -> tuple[str, str]:
     who = dataset.contributor_name or dataset.contributor[:12]
     validators = ", ".join(f"{v.node_id[:8]} {v.state}" for v in dataset.validators) or "-"
     labels = " ".join(f"{k}:{v}" for k, v in dataset.labels.items())
     when = time.strftime("%Y-%m-%d", time.localtime(dataset.registered_ts))
     kind = dataset.kind.split("-")[0]
+    accepted = str(dataset.accepted) if dataset.state == "validated" else "-"
     return (
-        f"{dataset.name:<24} {kind:<6} {dataset.records:>7} {dataset.accepted:>8} "
-        f"{dataset.state:<10} {who[:14]:<14} {validators}\n"
-        f"{'':<24} {labels}  (registered {when})"
+        f"{dataset.name:<24} {kind:<6} {dataset.records:>7} {accepted:>8} "
+        f"{dataset.state:<10} {who[:14]:<14} {validators}",
+        f"{'':<24} {labels}  (registered {when})",
     )
