@@ -27,8 +27,8 @@ from tui.format import date_time, omnit_label
 NO_DATA = "waiting for the datasets from the network"
 DATA_SECONDS = 10.0
 HOW_TO = (
-    "contribute: omnitensor contribute-data --dataset NAME --path PATH  ·  "
-    "validate: omnitensor contribute-data --validation"
+    "contribute: omnitensor contribute-data --dataset NAME --path PATH\n"
+    "validate:   omnitensor contribute-data --validation"
 )
 
 
