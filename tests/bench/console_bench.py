@@ -15,6 +15,9 @@ the console's own cost), each with telemetry "idle" (one frame an hour: nothing 
 at 1 Hz; and attached at 1 Hz with ``SSH_CONNECTION`` set. The baseline: a bare Textual app
 (``tests/bench/bare_textual.py``) with the same header, footer and four sparklines fed at
 1 Hz; the attached console at 1 Hz should cost no more.
+
+``--pairs N`` measures only that comparison: the attached console at 1 Hz and the baseline,
+alternately, N times each (a fresh headless node each time), then the median of each.
 """
 
 from __future__ import annotations
@@ -230,15 +233,57 @@ class Headless:
         self.log.close()
 
 
+BARE_SCENARIO = "bare Textual app, 4 sparklines at 1 Hz (baseline)"
+
+
+def attached(base: Path, config: Path, label: str, seconds: float, *, ssh: bool = False) -> Figures:
+    """The console attached to a headless node of its own (started, measured, stopped)."""
+    node_dir = base / f"node-{label.replace(' ', '')}-{int(ssh)}-{time.monotonic_ns()}"
+    node = Headless(node_dir, config, _env(False))
+    try:
+        return measure(
+            f"attached, telemetry {label}" + (", SSH_CONNECTION set" if ssh else ""),
+            ["attach", "--data-dir", str(node_dir)],
+            _env(ssh),
+            seconds,
+        )
+    finally:
+        node.stop()
+
+
+def pairs(count: int, seconds: float) -> list[Figures]:
+    """The attached console at 1 Hz and the baseline, alternately, ``count`` times each."""
+    results: list[Figures] = []
+    with tempfile.TemporaryDirectory(prefix="otb-") as tmp:
+        base = Path(tmp)
+        live = _config(base, 1.0)
+        for run in range(count):
+            print(f"pair {run + 1}/{count}: load average {os.getloadavg()}", flush=True)
+            results.append(attached(base, live, "1 Hz", seconds))
+            results.append(measure(BARE_SCENARIO, [BARE], _env(False), seconds))
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window")
+    parser.add_argument(
+        "--pairs", type=int, default=0, help="only attached at 1 Hz vs the baseline, N times each"
+    )
     options = parser.parse_args()
+    if options.pairs:
+        results = pairs(options.pairs, options.seconds)
+        _print(results)
+        for scenario in sorted({f.scenario for f in results}):
+            cpu = [f.cpu_pct for f in results if f.scenario == scenario]
+            print(f"median CPU {statistics.median(cpu):.2f}% of a core: {scenario}")
+        print(f"load average after: {os.getloadavg()}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="otb-") as tmp:
         base = Path(tmp)
         idle, live = _config(base, 3600.0), _config(base, 1.0)
         local = base / "local"
-        results: list[Figures] = []
+        results = []
         print(f"console in a {COLUMNS}x{ROWS} pty, 2 fake GPUs, {options.seconds:g} s windows")
 
         ttf = first_frame(["--data-dir", str(local), "--config", str(live)], _env(False))
@@ -256,36 +301,20 @@ def main() -> int:
             ("1 Hz", live, False),
             ("1 Hz", live, True),
         ):
-            node_dir = base / f"node-{label.replace(' ', '')}-{int(ssh)}"
-            node = Headless(node_dir, config, _env(False))
-            try:
-                results.append(
-                    measure(
-                        f"attached, telemetry {label}" + (", SSH_CONNECTION set" if ssh else ""),
-                        ["attach", "--data-dir", str(node_dir)],
-                        _env(ssh),
-                        options.seconds,
-                    )
-                )
-            finally:
-                node.stop()
+            results.append(attached(base, config, label, options.seconds, ssh=ssh))
+        results.append(measure(BARE_SCENARIO, [BARE], _env(False), options.seconds))
 
-        results.append(
-            measure(
-                "bare Textual app, 4 sparklines at 1 Hz (baseline)",
-                [BARE],
-                _env(False),
-                options.seconds,
-            )
-        )
-
-    print(f"{'scenario':<48} {'CPU % of a core':>15} {'term B/s':>10} {'RSS MiB':>8}")
-    for f in results:
-        print(f"{f.scenario:<48} {f.cpu_pct:>15.2f} {f.bytes_per_s:>10.0f} {f.rss_mib:>8.1f}")
+    _print(results)
     print(
         f"time to first frame (warm, median of 3): header {ttf[0]:.2f} s, GPU cards {ttf[1]:.2f} s"
     )
     return 0
+
+
+def _print(results: list[Figures]) -> None:
+    print(f"{'scenario':<48} {'CPU % of a core':>15} {'term B/s':>10} {'RSS MiB':>8}")
+    for f in results:
+        print(f"{f.scenario:<48} {f.cpu_pct:>15.2f} {f.bytes_per_s:>10.0f} {f.rss_mib:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The OmniTensor console: a Textual app over a node's API (in-process or over its socket).
 
 The app is a view and a remote control. One worker reads the node's event stream and posts
-coalesced messages; another fetches the whole snapshot every few seconds (and at once after a
-command). The app keeps the latest state and sets it on the screen that shows ("attributes
-down"); screens ask for commands with messages ("messages up") and the app runs them in
-workers. Every call to the node is awaited in a worker, never in a handler.
+coalesced messages; another fetches the whole snapshot every few seconds (at once after a
+command; with the next telemetry frame after a node change: ``pacing.py``). The app keeps
+the latest state and sets it on the screen that shows ("attributes down"); screens ask for
+commands with messages ("messages up") and the app runs them in workers. Every call to the
+node is awaited in a worker, never in a handler.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
-import msgspec
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import BindingType
@@ -25,7 +25,6 @@ from textual.geometry import Size
 from textual.notifications import Notify
 from textual.reactive import var
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
@@ -58,6 +57,7 @@ from tui.console.messages import (
     SnapshotFetched,
     TelemetryReceived,
 )
+from tui.console.pacing import FramePacer
 from tui.console.screens.base import NodeScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.data import DataScreen
@@ -122,10 +122,7 @@ class OmniTensorApp(App[int]):
         self.history = TelemetryHistory()
         self.log_buffer = LogBuffer()
         self._refresh_now = asyncio.Event()
-        self._min_telemetry_interval = 1.0 / (MAX_TELEMETRY_HZ_SSH if ssh else MAX_TELEMETRY_HZ)
-        self._last_telemetry_push = 0.0
-        self._pending_telemetry: TelemetryReceived | None = None
-        self._telemetry_timer: Timer | None = None
+        self.pacer = FramePacer(self, 1.0 / (MAX_TELEMETRY_HZ_SSH if ssh else MAX_TELEMETRY_HZ))
         if ssh:
             self.animation_level = "none"
 
@@ -208,32 +205,12 @@ class OmniTensorApp(App[int]):
         if snapshot.work.state != "benchmarking":
             # A progress event may have been dropped at the end: the state says it is over.
             self.bench = None
-        self.snapshot = snapshot
+        self.pacer.snapshot(snapshot)  # with a telemetry frame held for it, if any
 
     @on(TelemetryReceived)
     def _telemetry_received(self, message: TelemetryReceived) -> None:
         self.history.add(message.telemetry)
-        wait = self._last_telemetry_push + self._min_telemetry_interval - time.monotonic()
-        if wait > 0:
-            # Too soon after the last redraw: keep the newest frame and draw it later.
-            self._pending_telemetry = message
-            if self._telemetry_timer is None:
-                self._telemetry_timer = self.set_timer(wait, self._flush_telemetry)
-            return
-        self._apply_telemetry(message)
-
-    def _flush_telemetry(self) -> None:
-        self._telemetry_timer = None
-        pending, self._pending_telemetry = self._pending_telemetry, None
-        if pending is not None:
-            self._apply_telemetry(pending)
-
-    def _apply_telemetry(self, message: TelemetryReceived) -> None:
-        self._last_telemetry_push = time.monotonic()
-        if self.snapshot is not None:
-            self.snapshot = msgspec.structs.replace(
-                self.snapshot, telemetry=message.telemetry, guard=message.guard
-            )
+        self.pacer.telemetry(message)  # drawn now, later, or with a due snapshot
 
     @on(BenchProgressed)
     def _bench_progressed(self, message: BenchProgressed) -> None:
@@ -244,7 +221,7 @@ class OmniTensorApp(App[int]):
 
     @on(NodeChanged)
     def _node_changed(self, message: NodeChanged) -> None:
-        self.request_refresh()
+        self.pacer.node_changed()  # its snapshot is fetched with the next telemetry frame
 
     @property
     def log_entries(self) -> deque[LogLine]:

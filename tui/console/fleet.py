@@ -2,9 +2,10 @@
 
 ``RigWatch`` (core) fetches each rig's snapshot every second and reports a ``RigStatus``;
 the app turns each report into a ``RigUpdated`` message, keeps the latest per rig and
-redraws that rig's row (and its detail screen when it shows). Enter on a row opens the
-rig's detail: its GPUs, its work and what it has done. All node calls happen in the
-watches' worker, never in a handler.
+redraws that rig's row (and its detail screen when it shows). Enter on a row opens that
+rig's own console (``omnitensor attach``, here or over ``ssh -t``) with the fleet suspended
+until it quits; ``d`` shows the rig's detail: its GPUs, its work and what it has done. All
+node calls happen in the watches' worker, never in a handler.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def detail_lines(rig: FleetRig, status: RigStatus | None) -> Content:
 
 
 class RigScreen(Screen[None]):
-    """One rig's detail; Escape goes back to the fleet."""
+    """One rig's detail; Escape goes back to the fleet, Enter opens the rig's console."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Fleet")]
 
@@ -167,8 +168,17 @@ class FleetApp(App[int]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", priority=True),
-        Binding("enter", "open", "Open rig", priority=True),
-        Binding("o", "console", "Its console", tooltip="Open the rig's own console (attach)."),
+        # Priority: the table would take Enter for itself (select the row).
+        Binding(
+            "enter",
+            "console",
+            "Console",
+            priority=True,
+            tooltip="Open the rig's own console (attach); quit it to come back here.",
+        ),
+        Binding("d", "detail", "Detail", tooltip="Show the rig's GPUs and work."),
+        # The key that opened a rig's console before Enter did: kept, not shown.
+        Binding("o", "console", "Console", show=False),
     ]
 
     def __init__(self, rigs: Iterable[FleetRig], *, watch: bool = True) -> None:
@@ -232,28 +242,47 @@ class FleetApp(App[int]):
             if isinstance(screen, RigScreen) and screen.rig.name == name:
                 screen.show(status)
 
-    def action_open(self) -> None:
+    def selected_rig(self) -> FleetRig | None:
+        """The rig whose detail shows, else the rig under the table's cursor."""
+        if isinstance(self.screen, RigScreen):
+            return self.screen.rig
         table = self.query_one("#rigs", DataTable)
-        if isinstance(self.screen, RigScreen) or table.row_count == 0:
-            return
+        if table.row_count == 0:
+            return None
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        self.open_rig(str(row_key.value))
+        return self.rigs.get(str(row_key.value))
+
+    def action_detail(self) -> None:
+        rig = self.selected_rig()
+        if rig is not None and not isinstance(self.screen, RigScreen):
+            self.open_rig(rig.name)
 
     async def action_console(self) -> None:
         """Suspend the fleet, run the selected rig's own console, come back when it quits."""
-        table = self.query_one("#rigs", DataTable)
-        if table.row_count == 0:
-            return
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        rig = self.rigs.get(str(row_key.value))
+        rig = self.selected_rig()
         if rig is None:
             return
         try:
             with self.suspend():
                 proc = await asyncio.create_subprocess_exec(*console_command(rig))
-                await proc.wait()
+                code = await proc.wait()
         except (OSError, SuspendNotSupported) as exc:
             self.notify(f"cannot open {rig.name}'s console: {exc}", severity="error")
+            return
+        if code != 0:
+            # What it printed went to the normal screen, gone when the fleet came back: say
+            # that it failed here, with why the rig is unreachable when the watch knows.
+            status = self.statuses.get(rig.name)
+            why = (
+                f": {printable(status.reason, REASON_WIDTH)}"
+                if status and not status.online
+                else ""
+            )
+            self.notify(f"{rig.name}'s console exited {code}{why}", severity="error", timeout=10)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The detail view shows one rig already: no "Detail" in its footer.
+        return not (action == "detail" and isinstance(self.screen, RigScreen))
 
     def open_rig(self, name: str) -> None:
         """Show one rig's detail screen."""

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +12,8 @@ from core.api.events import LogHistory
 from core.api.socket_client import SocketNodeClient
 from core.node.control import ControlServer
 from core.node.service import Node
-from tests.helpers.cli import ROOT, HeadlessNode, cli_env, run_cli
+from tests.helpers.cli import HeadlessNode, cli_env, run_cli
+from tests.helpers.tmux import Tmux, needs_tmux, shell_command
 from tests.tui.console.conftest import (
     NODE_NAME,
     Messages,
@@ -87,50 +84,6 @@ def test_attach_says_when_nothing_runs(data_dir: Path) -> None:
 
 # -- the real command in a terminal ------------------------------------------------------
 
-TMUX = shutil.which("tmux")
-needs_tmux = pytest.mark.skipif(TMUX is None, reason="needs tmux")
-
-
-class Tmux:
-    """One detached tmux session (its own server socket) running a shell."""
-
-    def __init__(self, socket: Path, env: dict[str, str]) -> None:
-        assert TMUX is not None
-        self.base = [TMUX, "-S", str(socket)]
-        self.env = env
-        subprocess.run(
-            [*self.base, "new-session", "-d", "-x", "120", "-y", "40", "-s", "t", "sh"],
-            env=env,
-            check=True,
-        )
-
-    def send(self, *keys: str) -> None:
-        subprocess.run([*self.base, "send-keys", "-t", "t", *keys], check=True)
-
-    def type_line(self, line: str) -> None:
-        subprocess.run([*self.base, "send-keys", "-t", "t", "-l", line], check=True)
-        self.send("Enter")
-
-    def capture(self) -> str:
-        return subprocess.run(
-            [*self.base, "capture-pane", "-p", "-t", "t"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.capture()
-            if text in screen:
-                return screen
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} never appeared; the pane shows:\n{self.capture()}")
-
-    def kill(self) -> None:
-        subprocess.run([*self.base, "kill-server"], check=False, capture_output=True)
-
 
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
@@ -142,16 +95,9 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
         session.kill()
 
 
-def _console_command(*args: str) -> str:
-    # The exit status is printed after the console so the test sees how it ended; the split
-    # quotes keep the typed command itself from matching "console-exit=".
-    quoted = " ".join(args)
-    return f"cd {ROOT} && {sys.executable} -m tui {quoted}; echo 'console''-exit='$?"
-
-
 @needs_tmux
 def test_real_console_in_tmux(tmux: Tmux, data_dir: Path) -> None:
-    tmux.type_line(_console_command("--data-dir", str(data_dir), "--name", NODE_NAME))
+    tmux.type_line(shell_command("--data-dir", str(data_dir), "--name", NODE_NAME))
     screen = tmux.wait_for("GPU 1 · NVIDIA GeForce RTX 4090")
     assert "OmniTensor Console — Dashboard" in screen and NODE_NAME in screen
     for _mode, title, key in [*SCREENS[1:], SCREENS[0]]:
@@ -179,7 +125,7 @@ def test_real_console_attaches_to_a_headless_node(
     )
     try:
         node.wait_for_socket(data_dir / "node.sock")
-        tmux.type_line(_console_command("attach", "--data-dir", str(data_dir)))
+        tmux.type_line(shell_command("attach", "--data-dir", str(data_dir)))
         screen = tmux.wait_for("GPU 1 · NVIDIA GeForce RTX 4090")
         assert "attached" in screen
         tmux.send("q")
@@ -197,7 +143,7 @@ def test_real_console_attaches_to_a_headless_node(
 
 @needs_tmux
 def test_dumb_terminal_gets_one_line_not_the_console(tmux: Tmux, data_dir: Path) -> None:
-    tmux.type_line("export TERM=dumb; " + _console_command("--data-dir", str(data_dir)))
+    tmux.type_line("export TERM=dumb; " + shell_command("--data-dir", str(data_dir)))
     screen = tmux.wait_for("console-exit=")
     assert "console-exit=2" in screen
     assert "omnitensor: error: this terminal cannot show the console (TERM=dumb); run the node" in (

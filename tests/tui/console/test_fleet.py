@@ -20,6 +20,7 @@ from core.fleet import FleetRig
 from core.node.control import ControlServer
 from core.node.service import Node
 from tests.helpers.cli import ROOT, HeadlessNode, cli_env, run_cli
+from tests.helpers.tmux import Tmux, needs_tmux, shell_command
 from tests.tui.console.conftest import NODE_NAME
 from tui.console.fleet import FleetApp, RigScreen
 
@@ -89,9 +90,10 @@ async def test_fleet_of_two_local_rigs(tmp_path: Path) -> None:
             await asyncio.to_thread(nodes["rig-b"].wait_for_socket, dirs["rig-b"] / "node.sock")
             await until(pilot, lambda: _online(app, "rig-b"))
 
-            # Enter opens the rig's detail: its GPUs and its work; Escape comes back.
+            # d opens the rig's detail: its GPUs and its work; Escape comes back. (Enter opens
+            # the rig's own console: test_enter_opens_the_rigs_own_console_in_tmux.)
             table.move_cursor(row=0)
-            await pilot.press("enter")
+            await pilot.press("d")
             await until(pilot, lambda: isinstance(app.screen, RigScreen))
             await until(pilot, lambda: "GPU 1" in _text(app))
             detail = _text(app)
@@ -189,7 +191,7 @@ async def test_ssh_rig_through_a_forward_restarted_when_it_dies(
     tunnels.rmdir()
 
 
-def test_o_opens_the_rigs_own_console_here_or_over_ssh(tmp_path: Path) -> None:
+def test_a_rigs_own_console_here_or_over_ssh(tmp_path: Path) -> None:
     from tui.console.fleet import console_command
 
     local = FleetRig(name="a", data_dir=tmp_path / "a")
@@ -209,3 +211,57 @@ def test_o_opens_the_rigs_own_console_here_or_over_ssh(tmp_path: Path) -> None:
         "me@rig-b",
         "omnitensor attach --data-dir '/srv/o t'",
     ]
+
+
+@needs_tmux
+def test_enter_opens_the_rigs_own_console_in_tmux(tmp_path: Path) -> None:
+    """The real ``omnitensor fleet`` in a terminal: Enter on a rig's row opens that rig's
+    own console (attached: its title and footer); q leaves it, the node still running, and
+    the fleet is back. A rig with no node: its console fails, and the fleet says so."""
+    env = cli_env(OMNITENSOR_FAKE_GPUS="2", TERM="xterm-256color", PS1="$ ")
+    rig_dir, empty_dir = tmp_path / "a", tmp_path / "none"
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f'[[fleet.rigs]]\nname = "rig-a"\ndata_dir = "{rig_dir}"\n\n'
+        f'[[fleet.rigs]]\nname = "rig-gone"\ndata_dir = "{empty_dir}"\n'
+    )
+    node = _start(rig_dir, "node-rig-a", tmp_path / "rig-a.log")
+    tmux = Tmux(tmp_path / "tmux.sock", env)
+    try:
+        node.wait_for_socket(rig_dir / "node.sock")
+        fleet = ("fleet", "--config", str(config), "--data-dir", str(tmp_path / "own"))
+        tmux.type_line(shell_command(*fleet, marker="fleet"))
+        tmux.wait_for("unreachable")  # rig-gone: tried once, so rig-a's row is known too
+        screen = tmux.wait_for(" online ")
+        rows = [line.split() for line in screen.splitlines() if "rig-" in line]
+        assert [row[:2] for row in rows] == [["rig-a", "online"], ["rig-gone", "unreachable"]]
+        assert "OmniTensor Fleet" in screen and "⏎ Console" in screen and "d Detail" in screen
+
+        tmux.send("Enter")  # the cursor starts on the first row: rig-a
+        screen = tmux.wait_for("OmniTensor Console · attached — Dashboard")
+        tmux.wait_for("node-rig-a")
+        assert "OmniTensor Fleet" not in screen
+        assert "q Quit" in tmux.wait_for("GPU 1 · NVIDIA GeForce RTX 4090")
+        tmux.send("q")
+        screen = tmux.wait_for("OmniTensor Fleet")
+        assert "OmniTensor Console" not in screen
+
+        # rig-gone has no node: its console exits 3 at once and the fleet says so. (Enter on
+        # its detail: Down then Enter sent at once could reach the app's Enter binding before
+        # the table has moved its cursor.)
+        tmux.send("Down", "d")
+        tmux.wait_for("OmniTensor Fleet — rig-gone")
+        tmux.send("Enter")
+        tmux.wait_for("rig-gone's console exited 3")
+        tmux.send("Escape")
+        tmux.wait_for("d Detail")
+
+        tmux.send("q")
+        screen = tmux.wait_for("fleet-exit=")
+        assert "fleet-exit=0" in screen
+        # The attached console printed this on the normal screen as it quit.
+        assert f"node still running (pid {node.proc.pid}, data dir {rig_dir})" in screen
+        assert node.proc.poll() is None  # quitting its console left the node running
+    finally:
+        tmux.kill()
+        assert node.stop() == 0

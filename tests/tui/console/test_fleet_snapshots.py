@@ -35,7 +35,7 @@ def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_fleet_three_rigs(snap_compare: SnapCompare, data_dir: Path, size: tuple[int, int]) -> None:
     """Three rows: rig-a online (2 GPUs, max temperature, idle, 0 verified, n/a today, no
     alerts), rig-b online with one alert (in yellow), rig-c unreachable: "ssh not
-    installed"; the footer with q and Enter."""
+    installed"; the footer: Enter opens a rig's console, q quits, d its detail."""
     with snapshot_node(data_dir, fixed_gpus()) as threaded:
         threaded.node.backend_device = "test CPU"
         snapshot = threaded.call(threaded.node.snapshot())

@@ -77,6 +77,7 @@ def test_link_states() -> None:
     assert link_text(remote).plain == "connected to mqtt://b:1883"
     offline = msgspec.structs.replace(remote, state="offline", since_ts=0.0)
     assert link_text(offline).plain.startswith("offline since ")
+    assert link_text(offline).plain.endswith(" (mqtt://b:1883)")  # the broker it cannot reach
     # Why, and when the next attempt is: the last connection error, the retry's clock time.
     why = msgspec.structs.replace(
         offline, reason="[Errno 111] Connection refused\x1b[2J", retry_ts=3600.0 * 5 + 61

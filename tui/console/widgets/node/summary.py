@@ -36,7 +36,8 @@ def uptime_short(seconds: float | None) -> str:
 
 
 def link_text(link: LinkView | None) -> Content:
-    """``connected to mqtt://...``, ``offline since HH:MM``, ``local network``, ``no network``."""
+    """``connected to mqtt://...``, ``offline since HH:MM (mqtt://...) · why · retry HH:MM:SS``,
+    ``local network``, ``no network``."""
     if link is None:
         return Content.styled("network not available yet", "$text-muted")
     if link.mode == "none":
@@ -56,6 +57,9 @@ def link_text(link: LinkView | None) -> Content:
     if state == "offline":
         label = f"{where} offline" if local else "offline"
         text = Content.assemble((label, "$error"), f" since {clock(link.since_ts)}")
+        if not local and broker:
+            # Which broker it cannot reach, as `status` says it (a remote one is configured).
+            text += Content(f" ({broker})")
         if link.reason:
             text += Content(f" · {printable(link.reason, 80)}")
         if link.retry_ts is not None:
