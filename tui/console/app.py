@@ -15,21 +15,17 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 from textual import events, on, work
-from textual.app import App, SystemCommand
 from textual.binding import BindingType
 from textual.geometry import Size
-from textual.notifications import Notify
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Input
-from textual.worker import Worker, WorkerState
 
 from core.api.client import NodeAPI
-from core.api.commands import GetLog, Request, RunBench, Stake, Unstake
+from core.api.commands import GetLog, Request, RunBench
 from core.api.events import (
     BenchDoneEvent,
     BenchProgressEvent,
@@ -38,12 +34,12 @@ from core.api.events import (
     TelemetryEvent,
 )
 from core.api.views import BenchProgressView, NodeSnapshot
+from tui.console.app_base import ConsoleBase
 from tui.console.history import TelemetryHistory
 from tui.console.host import NODE_ERRORS
 from tui.console.keys import (
     APP_BINDINGS,
     NAMED_SCREEN_KEYS_WIDTH,
-    SCREENS,
     help_sections,
 )
 from tui.console.log_buffer import LogBuffer
@@ -61,7 +57,6 @@ from tui.console.pacing import FramePacer
 from tui.console.screens.base import NodeScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.data import DataScreen
-from tui.console.screens.dialogs import AmountScreen, ConfirmScreen
 from tui.console.screens.governance import GovernanceScreen
 from tui.console.screens.guard import QuitScreen, TooSmallScreen, earning, fits
 from tui.console.screens.help import HelpScreen, HelpSection
@@ -70,7 +65,6 @@ from tui.console.screens.log import LogScreen
 from tui.console.screens.quests import QuestsScreen
 from tui.console.screens.season import SeasonScreen
 from tui.console.screens.wallet import WalletScreen
-from tui.format import omnit_label
 
 SNAPSHOT_INTERVAL = 5.0
 """Seconds between full snapshots; telemetry and log lines arrive as events meanwhile."""
@@ -78,8 +72,6 @@ SNAPSHOT_INTERVAL = 5.0
 # frame costs bandwidth and latency, so one a second is enough to read it.
 MAX_TELEMETRY_HZ = 4.0
 MAX_TELEMETRY_HZ_SSH = 1.0
-MAX_NOTIFICATIONS = 3
-"""Toasts shown at once: a new one pushes out the oldest (a burst must not cover the screen)."""
 
 S = TypeVar("S", bound=Screen[Any])
 
@@ -89,7 +81,7 @@ def over_ssh() -> bool:
     return bool(os.environ.get("SSH_CONNECTION"))
 
 
-class OmniTensorApp(App[int]):
+class OmniTensorApp(ConsoleBase):
     """The live console. Build it with ``make_app``."""
 
     TITLE = "OmniTensor Console"
@@ -108,8 +100,6 @@ class OmniTensorApp(App[int]):
     BINDING_GROUP_TITLE = "Console"
     BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
 
-    snapshot: var[NodeSnapshot | None] = var(None, init=False)
-    """The node's latest state (the last snapshot with later telemetry merged in)."""
     bench: var[BenchProgressView | None] = var(None, init=False)
     """Live benchmark progress while a benchmark runs."""
     connected: var[bool] = var(True, init=False)
@@ -246,54 +236,6 @@ class OmniTensorApp(App[int]):
 
     # -- notifications and screenshots ----------------------------------------------------
 
-    def _on_notify(self, event: Notify) -> None:
-        """Keep at most ``MAX_NOTIFICATIONS`` toasts: the oldest go first."""
-        shown = list(self._notifications)
-        for old in shown[: max(0, len(shown) + 1 - MAX_NOTIFICATIONS)]:
-            self._unnotify(old, refresh=False)
-        super()._on_notify(event)
-
-    def deliver_screenshot(
-        self,
-        filename: str | None = None,
-        path: str | None = None,
-        time_format: str | None = None,
-    ) -> str | None:
-        """Textual's screenshot, saying why when it cannot be taken (not just "failed")."""
-        try:
-            return super().deliver_screenshot(filename, path, time_format)
-        except Exception as exc:  # any reason is shown, never a crash
-            self._screenshot_failed(exc)
-            return None
-
-    @on(events.DeliveryFailed)
-    def _delivery_failed(self, event: events.DeliveryFailed) -> None:
-        if event.name == "screenshot":
-            event.prevent_default()  # Textual's own handler says only "Failed to save"
-            self._screenshot_failed(event.exception)
-
-    def _screenshot_failed(self, exc: BaseException) -> None:
-        reason = str(exc) or type(exc).__name__
-        self.notify(
-            f"Failed to save screenshot: {reason}",
-            title="Screenshot",
-            severity="error",
-            markup=False,
-            timeout=10,
-        )
-
-    @on(Worker.StateChanged)
-    def _worker_failed(self, event: Worker.StateChanged) -> None:
-        """Every worker's unexpected failure, in one place: say it, keep the console up."""
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.notify(
-                f"{type(error).__name__}: {error}",
-                title=f"{event.worker.description or event.worker.name} failed",
-                severity="error",
-                timeout=10,
-            )
-
     @on(NodeLost)
     def _node_lost(self, message: NodeLost) -> None:
         if self.connected:
@@ -417,36 +359,6 @@ class OmniTensorApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.help_sections()))
 
-    def action_stake(self, verb: str = "stake") -> None:
-        """Ask an amount of OMNIT, confirm it, then stake (or unstake) it."""
-        staking = verb == "stake"
-        wallet = self.snapshot.wallet if self.snapshot is not None else None
-        have = ""
-        if wallet is not None:
-            amount = wallet.balance if staking else wallet.staked
-            have = f" ({'balance' if staking else 'staked'} {omnit_label(amount)})"
-        prompt = (
-            f"How much to stake as a security deposit{have}?"
-            if staking
-            else f"How much to unstake{have}? It is released after the unbonding period."
-        )
-
-        def confirm(amount: int | None) -> None:
-            if amount is None:
-                return
-            label = omnit_label(amount)
-            question = f"{'Stake' if staking else 'Unstake'} {label}?"
-            self.push_screen(
-                ConfirmScreen(question, title=verb.capitalize()),
-                lambda yes: self._stake(staking, amount) if yes else None,
-            )
-
-        self.push_screen(AmountScreen(verb.capitalize(), prompt), confirm)
-
-    def _stake(self, staking: bool, amount: int) -> None:
-        request = Stake(amount=amount) if staking else Unstake(amount=amount)
-        self.run_command(request, f"{request.name} {omnit_label(amount)}")
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("show", "screen", "bench", "help") and self.too_small:
             return False  # nothing to show them on; q still quits
@@ -467,41 +379,6 @@ class OmniTensorApp(App[int]):
     def help_sections(self) -> list[HelpSection]:
         """Every binding, grouped by where it works."""
         return help_sections(self.BINDINGS, self.MODES)
-
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """Textual's commands and the console's, each title once (the console's ``Keys``,
-        the list of every binding, replaces Textual's keys panel)."""
-        own = list(self._console_commands())
-        titles = {command.title for command in own}
-        yield from (c for c in super().get_system_commands(screen) if c.title not in titles)
-        yield from own
-
-    def _console_commands(self) -> Iterable[SystemCommand]:
-        for mode, title, key in SCREENS:
-            yield SystemCommand(
-                f"Show {title}", f"Switch to the {title} screen (key {key})", self._shower(mode)
-            )
-        yield SystemCommand(
-            "Run quick benchmark", f"{self.bench_help()} (key b)", self.action_bench
-        )
-        yield SystemCommand(
-            "Stake OMNIT",
-            "Stake an amount as a security deposit (Wallet screen: key k)",
-            lambda: self.action_stake("stake"),
-        )
-        yield SystemCommand(
-            "Unstake OMNIT",
-            "Release an amount of the stake (Wallet screen: key u)",
-            lambda: self.action_stake("unstake"),
-        )
-        yield SystemCommand("Refresh", "Fetch the node's state now", self.request_refresh)
-        yield SystemCommand("Keys", "List every key binding (key ?)", self.action_help)
-
-    def _shower(self, mode: str) -> Any:
-        async def show() -> None:
-            await self.action_show(mode)
-
-        return show
 
 
 def make_app(client: NodeAPI, *, ssh: bool | None = None, attached: bool = False) -> OmniTensorApp:

@@ -8,7 +8,7 @@ from pathlib import Path
 from core.api.events import LogEvent
 from core.node.service import Node
 from tests.tui.console.conftest import Messages, console, settle
-from tui.console.app import MAX_NOTIFICATIONS
+from tui.console.app_base import MAX_NOTIFICATIONS
 from tui.console.log_buffer import LogBuffer
 from tui.console.messages import LogReceived, SnapshotFetched
 from tui.console.screens.log import LogScreen
