@@ -21,16 +21,16 @@ from typing import Any
 
 import aiomqtt
 
-from core.api.events import GameEvent, LinkEvent, LogLevel, WorkEvent
+from core.api.events import GameEvent, LinkEvent, LogLevel
 from core.api.views import LinkState, LinkView, NetworkMode
 from core.errors import CommandError
 from core.identity import short_id
-from core.money import format_omnit
 from core.node.context import NodeContext
 from core.node.game_cache import GameCache
 from core.node.inference_worker import InferenceWorker
 from core.node.outbox import Outbox
 from core.node.pinning import CoordinatorPin
+from core.node.work_receipts import apply_work_receipt, route_challenge
 from core.node.worker import Worker
 from core.protocol import (
     DEFAULT_TOPICS,
@@ -363,7 +363,7 @@ class NetworkLink:
             else:
                 await self.workers[data.worker].accept(data)
         elif isinstance(data, Challenge):
-            await self._route_challenge(data)
+            await route_challenge(self.node, self.workers, data)
         elif isinstance(data, InferTask | QualityRound):
             await self.inference.accept(data)
         elif isinstance(data, RevealCall):
@@ -371,8 +371,8 @@ class NetworkLink:
         elif isinstance(data, Receipt):
             if await self.inference.on_receipt(data):
                 self.game.refresh_soon()  # a fee share or a slash: the wallet changed
-            else:
-                await self._on_receipt(data)
+            elif await apply_work_receipt(self.node, self.workers, data):
+                self.game.refresh_soon()
         elif isinstance(data, Response):
             future = self._requests.pop(data.request_id, None)
             if future is not None and not future.done():
@@ -391,46 +391,3 @@ class NetworkLink:
                 # The coordinator restarted: re-send what it may have lost.
                 self.outbox.flush_soon()
             self.node.publish(LinkEvent(link=self.view()))
-
-    async def _route_challenge(self, challenge: Challenge) -> None:
-        """A challenge goes to the worker (device) its unit was computed on."""
-        store = self.node.store
-        assert store is not None
-        unit = await store.unit(challenge.task_id)
-        if unit is None or unit.worker >= len(self.workers):
-            log.warning("challenge for an unknown unit %s ignored", challenge.task_id)
-            return
-        await self.workers[unit.worker].challenges.put(challenge)
-
-    async def _on_receipt(self, receipt: Receipt) -> None:
-        store = self.node.store
-        assert store is not None
-        settled = await store.apply_receipt(
-            receipt.task_id,
-            accepted=receipt.accepted,
-            reason=receipt.reason,
-            flops=receipt.flops,
-            credited=receipt.credited_base_units,
-            entry_id=receipt.entry_id,
-        )
-        for worker in self.workers:
-            worker.forget(receipt.task_id)
-        if not settled:
-            return
-        if receipt.accepted:
-            await self.node.emit_log(
-                "info",
-                "work",
-                f"unit {receipt.task_id} verified ({receipt.flops / 1e12:.6g} TFLOP): credited "
-                f"{format_omnit(receipt.credited_base_units, exact=True)} OMNIT",
-                {"task_id": receipt.task_id, "credited": receipt.credited_base_units},
-            )
-        else:
-            await self.node.emit_log(
-                "warning",
-                "work",
-                f"unit {receipt.task_id} rejected: {receipt.reason}",
-                {"task_id": receipt.task_id, "reason": receipt.reason},
-            )
-        self.node.publish(WorkEvent(receipt=receipt.task_id))
-        self.game.refresh_soon()
