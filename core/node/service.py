@@ -12,23 +12,17 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core import __version__
 from core.api.commands import Request
 from core.api.events import LogEvent, LogLevel, NodeEvent, TelemetryEvent
 from core.api.views import (
-    NO_LINK,
-    AlertView,
-    BackendInfo,
     BenchmarkResult,
     ModelView,
     NetworkMode,
-    NodeInfo,
     NodeSnapshot,
 )
 from core.config import Config
@@ -41,17 +35,13 @@ from core.node.commands import NodeCommands
 from core.node.devices import WorkDevice, make_devices, probe_devices
 from core.node.frames import TelemetryFrame
 from core.node.guard import GuardConfig, GuardState, ThermalGuard
+from core.node.snapshot import node_snapshot
 from core.node.store import NodeStore
 from core.node.telemetry import GpuSampler
 from core.node.views import (
-    counters_view,
-    cpu_view,
     guard_view,
-    last_benchmark_view,
     model_view,
     telemetry_view,
-    work_view,
-    workers_view,
 )
 
 if TYPE_CHECKING:
@@ -361,54 +351,11 @@ class Node:
     # -- state and commands ----------------------------------------------------------------
 
     async def snapshot(self) -> NodeSnapshot:
-        assert self.store is not None
-        game = self.link.game if self.link is not None else None
-        return NodeSnapshot(
-            node=NodeInfo(
-                id=self.node_id,
-                short_id=short_id(self.node_id),
-                name=self.display_name,
-                version=__version__,
-                pid=os.getpid(),
-                data_dir=str(self.config.data_dir),
-                started_ts=self.started_ts,
-                uptime_s=round(time.monotonic() - self._started_mono, 3),
-            ),
-            backend=BackendInfo(
-                name=self.backend_name,
-                device=self.backend_device,
-                error=self.backend_error,
-                note=self.backend_note,
-            ),
-            telemetry=telemetry_view(self.frame) if self.frame is not None else None,
-            guard=guard_view(self.guard_state) if self.guard_state is not None else None,
-            work=work_view(
-                benchmarking=self.bench.running,
-                progress=self.bench.progress,
-                guard=self.guard_state,
-            ),
-            model=self.model,
-            inference=self.link.inference.view() if self.link is not None else None,
-            cpu=await asyncio.to_thread(cpu_view, self.backend_device),
-            earnings_hourly=await self.store.hourly_credits(time.time()),
-            earnings_daily=await self.store.credits_by_period(time.time(), 86400, 7),
-            alerts=tuple(
-                AlertView(id=a.id, kind=a.kind, message=a.message, since_ts=a.since_ts)
-                for a in self.alerts.active.values()
-            ),
-            workers=workers_view(self.link.workers, self.devices, self.work_paused)
-            if self.link is not None
-            else (),
-            link=self.link.view() if self.link is not None else NO_LINK,
-            counters=counters_view(await self.store.work_counters()),
-            leaderboards=dict(game.leaderboards) if game is not None else {},
-            wallet=game.wallet if game is not None else None,
-            quests=game.quests.quests if game is not None and game.quests is not None else None,
-            season=game.season if game is not None else None,
-            multiplier=game.multipliers if game is not None else None,
-            governance=game.proposals if game is not None else None,
-            last_benchmark=last_benchmark_view(await self.store.last_benchmark()),
-        )
+        return await node_snapshot(self)
+
+    @property
+    def uptime_s(self) -> float:
+        return round(time.monotonic() - self._started_mono, 3)
 
     async def command(self, request: Request[R]) -> R:
         """Answer a command of ``core.api.commands``; CommandError when refused."""

@@ -27,7 +27,7 @@ SnapCompare = Callable[..., bool]
 @pytest.fixture(autouse=True)
 def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     reading = CpuView(name="test CPU", cores=2, load_pct=(25.0, 10.0), temperature_c=None)
-    monkeypatch.setattr("core.node.service.cpu_view", lambda _name: reading)
+    monkeypatch.setattr("core.node.snapshot.cpu_view", lambda _name: reading)
 
 
 @pytest.mark.usefixtures("frozen_time")

@@ -25,7 +25,7 @@ from tui.console.widgets.gpu.card import GpuCard
 def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """The host's CPU load changes every second: a fixed reading."""
     reading = CpuView(name="test CPU", cores=2, load_pct=(25.0, 10.0), temperature_c=None)
-    monkeypatch.setattr("core.node.service.cpu_view", lambda _name: reading)
+    monkeypatch.setattr("core.node.snapshot.cpu_view", lambda _name: reading)
 
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
