@@ -18,6 +18,7 @@ from typing import Any
 
 import aiomqtt
 
+from core.coordinator.data_listing import dataset_listing
 from core.coordinator.data_registry import DataRegistry
 from core.coordinator.data_tasks import DataTasks
 from core.coordinator.governance import GovernanceDesk
@@ -85,7 +86,7 @@ class RequestHandlers:
             "data.offer": lambda s, p: self.datasets.offer(s, p, time.time()),
             "data.put": self.datasets.put,
             "data.commit": lambda s, p: self.datasets.commit(s, p, time.time()),
-            "datasets": lambda s, p: self.datasets.listing(s, p.limit),
+            "datasets": lambda s, p: dataset_listing(self.state, s, p.limit),
             "data.task": lambda s, p: self.data_tasks.take(s, p, time.time()),
             "data.get": lambda s, p: self.data_tasks.get(s, p, time.time()),
             "data.report": lambda s, p: self.data_tasks.report(s, p, time.time()),
