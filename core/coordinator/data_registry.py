@@ -323,6 +323,14 @@ class DataRegistry:
             row = await cur.fetchone()
         return None if row is None else {"contributor": row[0], "upload_id": row[1]}
 
+    async def records(self, dataset_id: int) -> list[tuple[str, str, int]]:
+        """(hash, label, size) of a registered dataset's records, in its order."""
+        async with self.db.execute(
+            "SELECT hash, label, size FROM dataset_records WHERE dataset_id = ? ORDER BY ord",
+            (dataset_id,),
+        ) as cur:
+            return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]
+
     async def blob_slice(self, hash_: str, offset: int, length: int) -> bytes:
         """``length`` bytes of a record from ``offset`` (b"" when the coordinator has none)."""
         async with self.db.execute(

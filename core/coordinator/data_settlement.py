@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from core.coordinator.data_checks import accepted_hashes, report_dict
+from core.coordinator.data_registry import DataRegistry
 from core.coordinator.state import CoordinatorState
 from core.identity import short_id
 from core.money import omnit_text
@@ -26,24 +27,13 @@ DAY_S = 86_400
 
 
 class DataSettlement:
-    def __init__(self, state: CoordinatorState) -> None:
+    def __init__(self, state: CoordinatorState, registry: DataRegistry) -> None:
         self.state = state
+        self.registry = registry
 
     @property
     def db(self) -> aiosqlite.Connection:
         return self.state.store.db
-
-    async def _has_work_on_record(self, node_id: str) -> bool:
-        need = self.state.game.rules.quest_rules.min_verified_units
-        verified, _credited = await self.state.store.verified_since(node_id, 0.0)
-        return verified >= need
-
-    async def _records(self, dataset_id: int) -> list[tuple[str, str, int]]:
-        async with self.db.execute(
-            "SELECT hash, label, size FROM dataset_records WHERE dataset_id = ? ORDER BY ord",
-            (dataset_id,),
-        ) as cur:
-            return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]
 
     async def settle(
         self,
@@ -60,12 +50,12 @@ class DataSettlement:
             row = await cur.fetchone()
         assert row is not None
         name, contributor, count = row[0], row[1], int(row[2])
-        records = await self._records(dataset_id)
+        records = await self.registry.records(dataset_id)
         payable = await self._payable(dataset_id, records, accepted)
         paid = min(len(payable), rules.max_paid_records_per_dataset)
         room_today = rules.max_paid_records_per_day - await self._paid_today(contributor, now)
         paid = min(paid, max(0, room_today))
-        gate = await self._has_work_on_record(contributor)
+        gate = await self.state.has_work_on_record(contributor)
         agreed = {r[0] for r in group}
         report_json = json.dumps(report_dict(accepted))
         validators = [r[1] for r in group]

@@ -47,22 +47,17 @@ class DataTasks:
     def __init__(self, state: CoordinatorState, registry: DataRegistry) -> None:
         self.state = state
         self.registry = registry
-        self.settlement = DataSettlement(state)
+        self.settlement = DataSettlement(state, registry)
         self._lock = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
         return self.state.store.db
 
-    async def _has_work_on_record(self, node_id: str) -> bool:
-        need = self.state.game.rules.quest_rules.min_verified_units
-        verified, _credited = await self.state.store.verified_since(node_id, 0.0)
-        return verified >= need
-
     # -- seats -----------------------------------------------------------------------------
 
     async def take(self, sender: str, params: DataTaskParams, now: float) -> dict[str, Any]:
-        if not await self._has_work_on_record(sender):
+        if not await self.state.has_work_on_record(sender):
             need = self.state.game.rules.quest_rules.min_verified_units
             raise DataError(
                 f"validation tasks go to nodes with verified work on record ({need} work "
@@ -123,7 +118,7 @@ class DataTasks:
         ) as cur:
             row = await cur.fetchone()
         assert row is not None
-        records = await self._records(seat["dataset_id"])
+        records = await self.registry.records(seat["dataset_id"])
         return {
             "task_id": task_id,
             "dataset": row[0],
@@ -142,13 +137,6 @@ class DataTasks:
         if row is None:
             raise DataError(f"no validation task {task_id}")
         return {"dataset_id": row[0], "validator": row[1], "state": row[2], "deadline_ts": row[3]}
-
-    async def _records(self, dataset_id: int) -> list[tuple[str, str, int]]:
-        async with self.db.execute(
-            "SELECT hash, label, size FROM dataset_records WHERE dataset_id = ? ORDER BY ord",
-            (dataset_id,),
-        ) as cur:
-            return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]
 
     async def _expire(self, now: float) -> None:
         async with self.state.store.transaction() as db:
@@ -172,7 +160,7 @@ class DataTasks:
     async def get(self, sender: str, params: DataGetParams, now: float) -> dict[str, Any]:
         """Pieces of the seat's own records, up to MAX_PIECE_BYTES of them per answer."""
         seat = await self._own_open_seat(sender, params.task_id, now)
-        sizes = {h: size for h, _label, size in await self._records(seat["dataset_id"])}
+        sizes = {h: size for h, _label, size in await self.registry.records(seat["dataset_id"])}
         wants: list[tuple[str, int]] = []
         for line in params.want:
             wanted, at = line.split(":")
@@ -201,7 +189,7 @@ class DataTasks:
         report = parse_report(params.report)
         async with self._lock:
             seat = await self._own_open_seat(sender, params.task_id, now)
-            records = await self._records(seat["dataset_id"])
+            records = await self.registry.records(seat["dataset_id"])
             check_report(report, records)
             wrong = await self._spot_check(seat["dataset_id"], report, records)
             if wrong is not None:

@@ -119,9 +119,7 @@ class QualityDesk(MessageDesk[QualityAnswer]):
 
     async def _has_work_on_record(self, node_id: str) -> bool:
         """The quests' sybil gate: rounds (and their board) only for nodes with verified work."""
-        need = self.state.game.rules.quest_rules.min_verified_units
-        verified, _credited = await self.state.store.verified_since(node_id, 0.0)
-        if verified >= need:
+        if await self.state.has_work_on_record(node_id):
             return True
         self.state.node(node_id).next_quality = now_plus(self._interval())
         return False

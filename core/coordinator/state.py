@@ -100,3 +100,10 @@ class CoordinatorState:
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.setdefault(node_id, NodeState())
+
+    async def has_work_on_record(self, node_id: str) -> bool:
+        """The quests' sybil gate, shared by quality rounds and data validation: enough
+        verified work units on record (``min_verified_units``) to be trusted with more."""
+        need = self.game.rules.quest_rules.min_verified_units
+        verified, _credited = await self.store.verified_since(node_id, 0.0)
+        return verified >= need
