@@ -22,14 +22,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from kernels.backend_base import Array, Backend, numpy_backend
+from kernels.data.image_hash import image_signs, phash
 from kernels.data.records import (
     IMAGE_KIND,
     KINDS,
     TEXT_KIND,
-    decode_image,
     integrity_problem,
     label_problem,
     sha256_hex,
@@ -195,7 +194,7 @@ def validate_records(
         problem = _problem(kind, digest, label, data)
         if problem is None and kind == IMAGE_KIND:
             # Decoding is the integrity check and gives the pixels to hash: done once.
-            signs = _image_signs(data)
+            signs = image_signs(data)
             if isinstance(signs, str):
                 problem = signs
             else:
@@ -251,52 +250,6 @@ def _problem(kind: str, digest: str, label: str, data: bytes) -> str | None:
     if problem is None and kind == TEXT_KIND:
         problem = integrity_problem(kind, data)
     return problem
-
-
-def _dct_rows() -> npt.NDArray[np.int64]:
-    # The first 8 rows of the orthonormal 32-point DCT-II, scaled by 2**12 and rounded: an
-    # integer transform is exact on every machine (a float one could round a coefficient
-    # at the median either way on different BLAS builds and flip a bit).
-    k = np.arange(_PHASH_SIZE)
-    rows = np.cos(np.pi * (2 * k[None, :] + 1) * k[:8, None] / (2 * _PHASH_SIZE))
-    rows *= np.sqrt(2 / _PHASH_SIZE)
-    rows[0] /= np.sqrt(2)
-    scaled: npt.NDArray[np.int64] = np.rint(rows * 4096).astype(np.int64)
-    return scaled
-
-
-_PHASH_SIZE = 32
-_DCT_ROWS = _dct_rows()
-
-
-def phash(image: Image.Image) -> int:
-    """The 64-bit perceptual hash of ``image``: grey, shrunk to 32x32 (Lanczos, so smaller
-    copies alias little), 2-D DCT, one bit per lowest-frequency 8x8 coefficient (is it
-    above their median?).
-
-    Integer work only (Pillow's 8-bit resampling is fixed point, the DCT is an integer
-    matrix), so every machine computes the same bits. It survives resizing and JPEG
-    re-encoding; flat (single-colour) images all hash alike.
-    """
-    small = image.convert("L").resize((_PHASH_SIZE, _PHASH_SIZE), Image.Resampling.LANCZOS)
-    pixels = np.asarray(small, dtype=np.int64)
-    coefficients = (_DCT_ROWS @ pixels @ _DCT_ROWS.T).ravel()  # < 2**43: no overflow
-    bits = coefficients > np.median(coefficients)
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
-
-
-def _image_signs(data: bytes) -> npt.NDArray[np.float32] | str:
-    image = decode_image(data)
-    if isinstance(image, str):
-        return image
-    try:
-        value = phash(image)
-    except Exception as err:  # a mode Pillow cannot turn grey: refuse, do not crash
-        return f"cannot hash image ({type(err).__name__})"
-    finally:
-        image.close()
-    bits = np.array([(value >> (63 - i)) & 1 for i in range(64)], dtype=np.float32)
-    return bits * 2 - 1
 
 
 def normalized_text(text: str) -> str:
