@@ -149,6 +149,17 @@ class AccountBook(GameBase):
             f"OMNIT staked"
         )
 
+    @staticmethod
+    async def count_failure(db: aiosqlite.Connection, node_id: str) -> None:
+        """A failure on the node's record with nothing slashed (a validation report the
+        others outvoted or the coordinator's own check contradicted): the streak resets.
+        Inside the caller's transaction."""
+        await db.execute(
+            "INSERT INTO accounts (node_id, failed) VALUES (?, 1) ON CONFLICT (node_id)"
+            " DO UPDATE SET consecutive = 0, failed = failed + 1",
+            (node_id,),
+        )
+
     async def on_failed_work(self, node_id: str, work_id: str, reason: str) -> int:
         """Work proven wrong: slash the deposit (burned, with the reason), reset reputation.
 

@@ -71,11 +71,7 @@ class DataSettlement:
                     "UPDATE data_seats SET state = ? WHERE task_id = ?", (state, task_id)
                 )
                 if state == "disagreed":
-                    await db.execute(
-                        "INSERT INTO accounts (node_id, failed) VALUES (?, 1) ON CONFLICT"
-                        " (node_id) DO UPDATE SET consecutive = 0, failed = failed + 1",
-                        (validator,),
-                    )
+                    await self.state.game.count_failure(db, validator)
                     continue
                 amount = rules.validator_reward * count
                 if amount > 0:

@@ -229,11 +229,7 @@ class DataTasks:
                 " WHERE task_id = ? AND state = 'open'",
                 (report, now, task_id),
             )
-            await db.execute(
-                "INSERT INTO accounts (node_id, failed) VALUES (?, 1) ON CONFLICT"
-                " (node_id) DO UPDATE SET consecutive = 0, failed = failed + 1",
-                (validator,),
-            )
+            await self.state.game.count_failure(db, validator)
             # The seat it took is lost to the dataset: one more validator may take one.
             await db.execute(
                 "UPDATE datasets SET seats_wanted = seats_wanted + 1 WHERE id ="
