@@ -67,6 +67,9 @@ class InboundFilter:
         self._clock = clock
         # (sender, topic) -> [high water, bitmask of seen seqs: bit i is high - i].
         self._streams: dict[tuple[str, str], list[int]] = {}
+        # Streams whose high-water message came from the broker's retained store and whose
+        # live delivery may still follow (a subscription racing the publish delivers both).
+        self._retained_high: set[tuple[str, str]] = set()
         self._mask = (1 << (replay_window + 1)) - 1
 
     @property
@@ -129,8 +132,16 @@ class InboundFilter:
             shift = seq - high
             state[0] = seq
             state[1] = ((seen << shift) | 1) & self._mask if shift <= self.replay_window else 1
+            if retained:
+                self._retained_high.add(key)
+            else:
+                self._retained_high.discard(key)
             return None
         if seq == high and retained:
+            return None
+        if seq == high and key in self._retained_high:
+            # The live twin of the retained copy just delivered: the same message, once.
+            self._retained_high.discard(key)
             return None
         behind = high - seq
         if behind > self.replay_window:

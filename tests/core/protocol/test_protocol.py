@@ -526,6 +526,21 @@ def test_retained_redelivery_of_the_latest_message_is_accepted() -> None:
     assert f.accept(latest, topic=topic) == "replayed seq"
 
 
+def test_the_live_twin_of_a_retained_message_is_accepted_once() -> None:
+    """Subscribing while the coordinator publishes: the broker delivers the retained copy,
+    then the live publication of the same message. Neither is a replay; a third copy is."""
+    f = new_filter()
+    topic = T.node_presence(NODE.node_id)
+    latest = message(NODE, 4)
+    assert f.accept(latest, topic=topic, retained=True) is None
+    assert f.accept(latest, topic=topic) is None
+    assert f.accept(latest, topic=topic) == "replayed seq"
+    # Only the latest retained message has a twin to come: an older seq is a replay.
+    assert f.accept(message(NODE, 9), topic=topic, retained=True) is None
+    assert f.accept(message(NODE, 10), topic=topic) is None
+    assert f.accept(message(NODE, 9), topic=topic) == "replayed seq"
+
+
 def test_high_water_is_loaded_through_the_hook() -> None:
     calls: list[tuple[str, str]] = []
 
