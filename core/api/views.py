@@ -254,6 +254,7 @@ class InferenceRun(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     sentences: int | None = None
     batch_size: int | None = None
     dtype: str | None = None
+    kernels: str | None = None  # "numba 0.68.1", "numpy passes (...)" or "cupy"
     reason: str | None = None
     hint: str | None = None
 

@@ -79,6 +79,7 @@ class InferenceBenchResult:
     backend: str
     device: str
     dtype: str
+    kernels: str  # what runs the elementwise work: "numba 0.68.1", "numpy passes", "cupy"
     sentences: int
     tokens: int
     batch_size: int
@@ -125,11 +126,13 @@ def benchmark_inference(
             if progress is not None:
                 progress((trial + 1) / trials)
         used_workers = encoder.workers
+        kernels = encoder.kernels
     return InferenceBenchResult(
         model=model.name,
         backend=model.backend.name,
         device=model.backend.device,
         dtype=model.dtype,
+        kernels=kernels,
         sentences=len(texts),
         tokens=tokens,
         batch_size=batch_size,

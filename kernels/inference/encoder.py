@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kernels.backend import Array
+from kernels.inference.cpu_fused import FusedKernels, load_fused
 from kernels.inference.model import LayerWeights, Model
 from kernels.inference.pooling import l2_normalize, mean_pool_matrix
 
@@ -121,12 +122,21 @@ class _Scratch:
 class Encoder:
     """Sentence embeddings for batches of token ids; one instance per worker thread."""
 
-    def __init__(self, model: Model, *, pad_attention: bool | None = None) -> None:
+    def __init__(
+        self, model: Model, *, pad_attention: bool | None = None, fused: bool | None = None
+    ) -> None:
+        """``fused``: the Numba kernels for GELU and residual + layer norm (default: on a
+        CPU in float32 when Numba loads); False runs the NumPy passes."""
         self.model = model
         self.xp = model.backend.xp
         self.pad_attention = model.backend.is_cupy if pad_attention is None else pad_attention
+        cpu32 = not model.backend.is_cupy and model.dtype == "float32"
+        self.fused: FusedKernels | None = load_fused() if cpu32 and fused is not False else None
+        if fused and self.fused is None:
+            raise ValueError("fused kernels need NumPy, float32 and Numba")
         self._scratch = _Scratch(self.xp, model.dtype)
         self._f32 = model.dtype != "float32"  # accumulate statistics in float32
+        self._eps = model.config.layer_norm_eps
         self._arange = np.arange(model.config.max_positions, dtype=np.int64)
         width = model.config.hidden_size
         self._inv_width = model.backend.asarray(np.full(width, 1.0 / width, dtype=model.dtype))
@@ -158,6 +168,11 @@ class Encoder:
         pos = self._scratch.get("h", (tokens, m.config.hidden_size))
         xp.take(m.word_embeddings, ids, axis=0, out=x)
         xp.take(m.position_embeddings, positions, axis=0, out=pos)
+        if self.fused is not None:
+            zero = self._scratch.get("zero_bias", (m.config.hidden_size,))
+            zero[...] = 0
+            self.fused.residual_layer_norm(x, zero, pos, m.emb_gamma, m.emb_beta, self._eps)
+            return x
         x += pos
         self._layer_norm(x, m.emb_gamma, m.emb_beta)
         return x
@@ -173,11 +188,19 @@ class Encoder:
             self._attention(qkv, ctx, group)
         # h = LN(x + attention(x)), then x = LN(h + FFN(h)) overwrites x's buffer.
         h = scratch.get("h", x.shape)
+        inter = scratch.get("inter", (tokens, cfg.intermediate_size))
         xp.matmul(ctx, w.w_out, out=h)
+        fused = self.fused
+        if fused is not None:
+            fused.residual_layer_norm(h, w.b_out, x, w.ln1_gamma, w.ln1_beta, self._eps)
+            xp.matmul(h, w.w_in, out=inter)
+            fused.bias_gelu(inter, w.b_in)
+            xp.matmul(inter, w.w_ffn_out, out=x)
+            fused.residual_layer_norm(x, w.b_ffn_out, h, w.ln2_gamma, w.ln2_beta, self._eps)
+            return x
         h += w.b_out
         h += x
         self._layer_norm(h, w.ln1_gamma, w.ln1_beta)
-        inter = scratch.get("inter", (tokens, cfg.intermediate_size))
         xp.matmul(h, w.w_in, out=inter)
         self._bias_gelu(inter, w.b_in)
         xp.matmul(inter, w.w_ffn_out, out=x)

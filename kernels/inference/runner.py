@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kernels.inference.cpu_fused import fused_status
 from kernels.inference.encoder import Encoder
 from kernels.inference.model import Model
 
@@ -93,14 +94,24 @@ class SentenceEncoder:
     """A model with its worker pool; use as a context manager or call :meth:`close`."""
 
     def __init__(
-        self, model: Model, *, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None
+        self,
+        model: Model,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        workers: int | None = None,
+        fused: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
         self.workers = default_workers(model) if workers is None else max(1, workers)
-        self._encoders = [Encoder(model) for _ in range(self.workers)]
+        self._encoders = [Encoder(model, fused=fused) for _ in range(self.workers)]
+        # What runs the elementwise work: "numba 0.68.1", "numpy passes (...)" or "cupy".
+        fused_kernels = self._encoders[0].fused is not None
+        self.kernels = (
+            "cupy" if model.backend.is_cupy else fused_status() if fused_kernels else "numpy passes"
+        )
         self._pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="encoder")
             if self.workers > 1

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from kernels.inference import find_model_dir
 from kernels.inference.bench import make_sentences
+from kernels.inference.cpu_fused import DISABLE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,6 +185,11 @@ def main() -> None:
         default=0,
         help="threads for everyone (ours: workers; torch/BLAS/ORT: intra-op); 0: defaults",
     )
+    parser.add_argument(
+        "--with-numpy-passes",
+        action="store_true",
+        help="also run ours with the fused Numba kernels off (OMNITENSOR_FUSED_KERNELS=0)",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "ot-bench")
     args = parser.parse_args()
 
@@ -215,6 +221,12 @@ def main() -> None:
             [args.st_python, "-c", ST, *common, ""],
         ),
     }
+    if args.with_numpy_passes:
+        off = f"{DISABLE_ENV}=0"
+        contenders["ours, numpy passes"] = (
+            ["env", off, *contenders["ours"][0]],
+            ["env", off, *contenders["ours"][1]],
+        )
     if has_ort:
         contenders["onnxruntime"] = (
             [args.st_python, "-c", ORT, *common, out, str(onnx_path)],

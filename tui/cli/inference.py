@@ -388,7 +388,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
     print(f"model      {result.model} ({result.dtype}) on {result.backend} ({result.device})")
-    print(f"workers    {result.workers}, batch size {result.batch_size}")
+    print(f"workers    {result.workers}, batch size {result.batch_size}, {result.kernels}")
     print(
         f"inference  {result.sentences_per_s:.0f} sentences/s, {result.tokens_per_s:.0f} "
         f"tokens/s ({result.sentences} sentences, {result.tokens} tokens, "

@@ -122,7 +122,10 @@ def format_model(snap: NodeSnapshot) -> str:
     run = last.inference if last is not None else None
     if run is not None and run.available and run.sentences_per_s is not None:
         tokens = f", {run.tokens_per_s:,.0f} tokens/s" if run.tokens_per_s else ""
-        return f"{model.model}: {run.sentences_per_s:,.0f} sentences/s{tokens} (last bench)"
+        kernels = f", {run.kernels}" if run.kernels else ""
+        return (
+            f"{model.model}: {run.sentences_per_s:,.0f} sentences/s{tokens} (last bench{kernels})"
+        )
     return f"{model.model} installed (`omnitensor bench` measures it)"
 
 

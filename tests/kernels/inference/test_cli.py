@@ -151,6 +151,7 @@ def test_bench_inference_and_model_info(tiny_dir: Path) -> None:
     assert figures["sentences"] == 200
     assert figures["tokens"] > figures["sentences"]
     assert figures["sentences_per_s"] > 0
+    assert figures["kernels"].startswith("numba ")  # the fused CPU kernels were used
     info = run(tiny_dir, "model", "info")
     assert info.stdout.split() == ["all-MiniLM-L6-v2", str(tiny_dir)]
 

@@ -28,9 +28,11 @@ TEXTS = [
 ]
 
 
-def test_matches_textbook_forward_pass(tiny_dir: Path) -> None:
+@pytest.mark.parametrize("fused", [True, False], ids=["numba", "numpy"])
+def test_matches_textbook_forward_pass(tiny_dir: Path, fused: bool) -> None:
     model = load_model(tiny_dir, numpy_backend())
-    with SentenceEncoder(model, batch_size=3, workers=2) as encoder:
+    with SentenceEncoder(model, batch_size=3, workers=2, fused=fused) as encoder:
+        assert encoder.kernels.startswith("numba" if fused else "numpy")
         ours = encoder.encode(TEXTS)
     ids = model.tokenizer.encode(TEXTS)
     assert max(len(a) for a in ids) == MAX_TOKENS  # truncation reached

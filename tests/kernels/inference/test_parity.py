@@ -27,13 +27,15 @@ def real_model_dir() -> Path:
         pytest.skip(f"model package not installed ({err})")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_embeddings_match_sentence_transformers(real_model_dir: Path, workers: int) -> None:
+@pytest.mark.parametrize(("workers", "fused"), [(1, True), (2, True), (2, False)])
+def test_embeddings_match_sentence_transformers(
+    real_model_dir: Path, workers: int, fused: bool
+) -> None:
     reference = json.loads(REFERENCE.read_text("utf-8"))
     sentences: list[str] = reference["sentences"]
     expected = np.array(reference["embeddings"], dtype=np.float64)
     model = load_model(real_model_dir, numpy_backend())
-    with SentenceEncoder(model, batch_size=4, workers=workers) as encoder:
+    with SentenceEncoder(model, batch_size=4, workers=workers, fused=fused) as encoder:
         ours = encoder.encode(sentences).astype(np.float64)
         assert encoder.truncated == 2  # the two long sentences
     assert ours.shape == expected.shape == (len(sentences), 384)
