@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ERF_CLAMP", "ERF_P", "ERF_Q", "FusedKernels", "fused_status", "load_fused"]
+__all__ = [
+    "ERF_CLAMP",
+    "ERF_P",
+    "ERF_Q",
+    "FusedKernels",
+    "fused_loaded",
+    "fused_status",
+    "load_fused",
+]
 
 Rows = npt.NDArray[np.float32]
 Vector = npt.NDArray[np.float32]
@@ -72,12 +81,23 @@ class FusedKernels:
 
 def fused_status() -> str:
     """``numba <version>`` when the fused kernels are in use, else why not (one line)."""
-    return _load()[1]
+    with _loading:
+        return _load()[1]
 
 
 def load_fused() -> FusedKernels | None:
     """The compiled kernels, or None (no Numba, disabled, or compilation failed)."""
-    return _load()[0]
+    with _loading:
+        return _load()[0]
+
+
+def fused_loaded() -> bool:
+    """True when this process has loaded the kernels already (no cost to use them)."""
+    with _loading:
+        return _load.cache_info().currsize > 0 and _load()[0] is not None
+
+
+_loading = threading.Lock()  # one compilation, however many encoders start at once
 
 
 @functools.cache
@@ -89,17 +109,21 @@ def _load() -> tuple[FusedKernels | None, str]:
     except ImportError:
         return None, "numpy passes (numba is not installed)"
     try:
-        kernels = _compile(numba)
-    except Exception as exc:  # a broken llvmlite or an unsupported CPU: keep working
-        return None, f"numpy passes (numba failed: {type(exc).__name__}: {exc})"
+        kernels = _compile(numba, cache=True)
+    except Exception:  # no writable cache directory (a read-only install, no home)
+        try:
+            kernels = _compile(numba, cache=False)
+        except Exception as exc:  # a broken llvmlite or an unsupported CPU: keep working
+            return None, f"numpy passes (numba failed: {type(exc).__name__}: {exc})"
     return kernels, f"numba {numba.__version__}"
 
 
-def _compile(numba: Any) -> FusedKernels:
-    # Eager compilation with explicit signatures; cache=True keeps the machine code beside
-    # this file (or in the user's cache directory) so later processes load it in ~0.1 s.
+def _compile(numba: Any, *, cache: bool) -> FusedKernels:
+    # Eager compilation with explicit signatures (~1.4 s); ``cache`` keeps the machine code
+    # beside this file, or in the user's cache directory when this one is read-only, so
+    # later processes load it instead (~0.3 s).
     jit = functools.partial(
-        numba.njit, fastmath=True, error_model="numpy", nogil=True, boundscheck=False, cache=True
+        numba.njit, fastmath=True, error_model="numpy", nogil=True, boundscheck=False, cache=cache
     )
     p0, p1, p2, p3, p4 = (np.float32(c) for c in ERF_P)
     q0, q1, q2, q3, q4, q5, q6 = (np.float32(c) for c in ERF_Q)

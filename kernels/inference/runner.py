@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kernels.inference.cpu_fused import fused_status
+from kernels.inference.cpu_fused import fused_loaded, fused_status, load_fused
 from kernels.inference.encoder import Encoder
 from kernels.inference.model import Model
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "FUSED_MIN_TOKENS",
     "MAX_BATCH_TOKENS",
     "STREAM_CHUNK",
     "SentenceEncoder",
@@ -41,6 +42,10 @@ __all__ = [
 # real tokens only, and ~1,600 rows keep BLAS nearer its peak than ~400 (measured 12-16%
 # faster per core at 128 than at 32 on 13-token sentences).
 DEFAULT_BATCH_SIZE = 128
+# Loading Numba and the fused kernels' cached machine code takes ~0.5 s, about what they save
+# on ~10,000 tokens: a smaller encode call runs the NumPy passes instead of waiting for them
+# (`omnitensor infer "a sentence"` starts in half the time), unless they are loaded already.
+FUSED_MIN_TOKENS = 8192
 # Tokens per forward pass at most: bounds the (sentences, heads, length, length) scores.
 MAX_BATCH_TOKENS = 4096
 _MAX_WORKERS = 8
@@ -106,12 +111,14 @@ class SentenceEncoder:
         self.model = model
         self.batch_size = batch_size
         self.workers = default_workers(model) if workers is None else max(1, workers)
-        self._encoders = [Encoder(model, fused=fused) for _ in range(self.workers)]
-        # What runs the elementwise work: "numba 0.68.1", "numpy passes (...)" or "cupy".
-        fused_kernels = self._encoders[0].fused is not None
-        self.kernels = (
-            "cupy" if model.backend.is_cupy else fused_status() if fused_kernels else "numpy passes"
-        )
+        # Auto (None) on a CPU: the fused kernels wait for a call big enough to repay loading
+        # them (see FUSED_MIN_TOKENS), unless this process has them already.
+        cpu32 = not model.backend.is_cupy and model.dtype == "float32"
+        self._fuse_later = fused is None and cpu32 and not fused_loaded()
+        start_fused = False if self._fuse_later else fused
+        self._encoders = [Encoder(model, fused=start_fused) for _ in range(self.workers)]
+        self.kernels = ""
+        self._name_kernels()
         self._pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="encoder")
             if self.workers > 1
@@ -151,12 +158,28 @@ class SentenceEncoder:
         self.truncated += truncated
         return self.encode_ids(ids)
 
+    def _name_kernels(self) -> None:
+        # What runs the elementwise work: "numba 0.68.1", "numpy passes" or "cupy".
+        fused = self._encoders[0].fused is not None
+        cupy = self.model.backend.is_cupy
+        self.kernels = "cupy" if cupy else fused_status() if fused else "numpy passes"
+
+    def _fuse_if_worth_it(self, tokens: int) -> None:
+        if not self._fuse_later or tokens < FUSED_MIN_TOKENS:
+            return
+        self._fuse_later = False
+        kernels = load_fused()
+        for encoder in self._encoders:
+            encoder.fused = kernels
+        self._name_kernels()
+
     def encode_ids(self, ids: Sequence[npt.NDArray[np.int64]]) -> Embeddings:
         """Embeddings of already tokenized texts, in input order."""
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
         if not ids:
             return out
         lengths = [len(a) for a in ids]
+        self._fuse_if_worth_it(sum(lengths))
         shares = self._shares(plan_batches(lengths, self.batch_size), lengths)
 
         def run(worker: int) -> None:

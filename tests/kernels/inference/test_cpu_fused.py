@@ -12,9 +12,17 @@ import pytest
 
 from kernels.backend import numpy_backend
 from kernels.inference import Encoder, SentenceEncoder, cpu_fused, load_model
-from kernels.inference.cpu_fused import ERF_CLAMP, FusedKernels, fused_status, load_fused
+from kernels.inference.cpu_fused import (
+    ERF_CLAMP,
+    FusedKernels,
+    fused_loaded,
+    fused_status,
+    load_fused,
+)
 from kernels.inference.encoder import gelu_scaled
+from kernels.inference.runner import FUSED_MIN_TOKENS
 from tests.kernels.inference.test_encoder import TEXTS
+from tests.kernels.inference.tiny import MAX_TOKENS
 
 
 @pytest.fixture
@@ -119,10 +127,50 @@ def test_without_numba_the_numpy_passes_run(
         Encoder(model, fused=True)
 
 
+def test_no_writable_cache_compiles_in_memory(
+    fresh_load: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_compile = cpu_fused._compile
+    attempts: list[bool] = []
+
+    def no_cache_dir(numba: object, *, cache: bool) -> FusedKernels:
+        attempts.append(cache)
+        if cache:  # what Numba raises when no cache locator applies
+            raise RuntimeError("cannot cache function 'bias_gelu': no locator available")
+        return real_compile(numba, cache=cache)
+
+    monkeypatch.setattr(cpu_fused, "_compile", no_cache_dir)
+    kernels = load_fused()
+    assert kernels is not None and attempts == [True, False]
+    x = np.zeros((1, 4), np.float32)
+    kernels.bias_gelu(x, np.array([-5, 0, 1, 5], np.float32))
+    np.testing.assert_allclose(x[0], [0, 0, 1 + math.erf(1), 10], atol=1e-6)
+
+
 def test_a_failing_compiler_falls_back(fresh_load: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(numba: object) -> FusedKernels:
+    def broken(numba: object, *, cache: bool) -> FusedKernels:
         raise OSError("libllvmlite.so: cannot open shared object file")
 
     monkeypatch.setattr(cpu_fused, "_compile", broken)
     assert load_fused() is None
     assert fused_status().startswith("numpy passes (numba failed: OSError: libllvmlite.so")
+
+
+def test_auto_waits_for_a_call_worth_loading_them(tiny_dir: Path, fresh_load: None) -> None:
+    model = load_model(tiny_dir, numpy_backend())
+    with SentenceEncoder(model, workers=2) as encoder:
+        small = encoder.encode(TEXTS)
+        assert encoder.kernels == "numpy passes"
+        assert not fused_loaded()
+        texts = ["music " * 40] * (FUSED_MIN_TOKENS // MAX_TOKENS + 1)  # 24 tokens each
+        big = encoder.encode(texts + TEXTS)
+        assert encoder.kernels.startswith("numba ")
+        assert fused_loaded()
+    np.testing.assert_allclose(big[-len(TEXTS) :], small, atol=3e-6)
+    # A new encoder in the same process starts with the kernels already loaded.
+    with SentenceEncoder(model, workers=1) as later:
+        assert later.kernels.startswith("numba ")
+    # Explicitly off stays off.
+    with SentenceEncoder(model, workers=1, fused=False) as off:
+        off.encode(texts)
+        assert off.kernels == "numpy passes"
