@@ -171,7 +171,12 @@ _UNIT_COLUMNS = (
 
 
 class NodeStore(ReplayMarksMixin):
-    """The node's store: its log, benchmarks, work, the outbox and small settings."""
+    """The node's store: its log, benchmarks, work, the outbox and small settings.
+
+    Every read goes through ``consistent()``: on one connection a read between two
+    statements of another task's write transaction would see that transaction half done
+    (or an outbox message that may still roll back). Reads never run inside a transaction.
+    """
 
     migrations = MIGRATIONS
 
@@ -186,10 +191,13 @@ class NodeStore(ReplayMarksMixin):
         return int(cur.lastrowid or 0)
 
     async def recent_events(self, limit: int = 100) -> list[EventRow]:
-        async with self.db.execute(
-            "SELECT id, ts, level, kind, message, data FROM events ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ) as cur:
+        async with (
+            self.consistent() as db,
+            db.execute(
+                "SELECT id, ts, level, kind, message, data FROM events ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ) as cur,
+        ):
             rows = await cur.fetchall()
         return [
             EventRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in reversed(list(rows))
@@ -212,17 +220,23 @@ class NodeStore(ReplayMarksMixin):
         return int(cur.lastrowid or 0)
 
     async def last_benchmark(self) -> BenchmarkRow | None:
-        async with self.db.execute(
-            "SELECT id, ts, backend, device, quick, verified, result FROM benchmarks"
-            " ORDER BY id DESC LIMIT 1"
-        ) as cur:
+        async with (
+            self.consistent() as db,
+            db.execute(
+                "SELECT id, ts, backend, device, quick, verified, result FROM benchmarks"
+                " ORDER BY id DESC LIMIT 1"
+            ) as cur,
+        ):
             r = await cur.fetchone()
         if r is None:
             return None
         return BenchmarkRow(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), json.loads(r[6]))
 
     async def get_setting(self, key: str) -> str | None:
-        async with self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cur:
+        async with (
+            self.consistent() as db,
+            db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cur,
+        ):
             row = await cur.fetchone()
         return None if row is None else str(row[0])
 
@@ -257,19 +271,23 @@ class NodeStore(ReplayMarksMixin):
         return cur.rowcount > 0
 
     async def unit(self, task_id: str) -> ReceivedUnit | None:
-        async with self.db.execute(
-            f"SELECT {_UNIT_COLUMNS} FROM units WHERE task_id = ?", (task_id,)
-        ) as cur:
+        async with (
+            self.consistent() as db,
+            db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE task_id = ?", (task_id,)) as cur,
+        ):
             row = await cur.fetchone()
         return None if row is None else ReceivedUnit(*row)
 
     async def units_to_compute(self, now: float) -> list[ReceivedUnit]:
         """Units received but not committed yet whose deadline has not passed (restarts)."""
-        async with self.db.execute(
-            f"SELECT {_UNIT_COLUMNS} FROM units WHERE status = 'received' AND deadline_ts > ?"
-            " ORDER BY issued_ts",
-            (now,),
-        ) as cur:
+        async with (
+            self.consistent() as db,
+            db.execute(
+                f"SELECT {_UNIT_COLUMNS} FROM units WHERE status = 'received' AND deadline_ts > ?"
+                " ORDER BY issued_ts",
+                (now,),
+            ) as cur,
+        ):
             return [ReceivedUnit(*row) async for row in cur]
 
     async def advance_unit(
@@ -305,10 +323,14 @@ class NodeStore(ReplayMarksMixin):
             )
 
     async def outbox(self, limit: int = 1000) -> list[OutboxRow]:
-        async with self.db.execute(
-            "SELECT id, task_id, stage, topic, payload FROM outbox ORDER BY id LIMIT ?",
-            (limit,),
-        ) as cur:
+        # Never a message whose transaction is still open (it could yet roll back).
+        async with (
+            self.consistent() as db,
+            db.execute(
+                "SELECT id, task_id, stage, topic, payload FROM outbox ORDER BY id LIMIT ?",
+                (limit,),
+            ) as cur,
+        ):
             rows = await cur.fetchall()
         return [OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
@@ -347,11 +369,14 @@ class NodeStore(ReplayMarksMixin):
 
     async def credits_by_period(self, now: float, period_s: int, count: int) -> tuple[int, ...]:
         """Base units credited by receipts in each of the last ``count`` periods, oldest first."""
-        async with self.db.execute(
-            "SELECT CAST((? - receipt_ts) / ? AS INTEGER), COALESCE(SUM(credited), 0)"
-            " FROM units WHERE receipt_ts IS NOT NULL AND receipt_ts > ? GROUP BY 1",
-            (now, period_s, now - count * period_s),
-        ) as cur:
+        async with (
+            self.consistent() as db,
+            db.execute(
+                "SELECT CAST((? - receipt_ts) / ? AS INTEGER), COALESCE(SUM(credited), 0)"
+                " FROM units WHERE receipt_ts IS NOT NULL AND receipt_ts > ? GROUP BY 1",
+                (now, period_s, now - count * period_s),
+            ) as cur,
+        ):
             by_age = {int(age): int(total) async for age, total in cur}
         return tuple(by_age.get(age, 0) for age in range(count - 1, -1, -1))
 

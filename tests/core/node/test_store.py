@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -95,3 +96,38 @@ async def test_hourly_credits_bucket_receipts_by_hour(tmp_path: Path) -> None:
         now = time.time()
         hours = await store.hourly_credits(now + 2 * 3600 + 5)  # receipts two hours ago
     assert len(hours) == 24 and sum(hours) == 60 and hours[-3] == 60
+
+
+async def test_reads_never_see_an_open_transaction(tmp_path: Path) -> None:
+    """A read between two statements of another task's write transaction (one connection)
+    waits for it: it never sees a message that is then rolled back."""
+    async with NodeStore(tmp_path / "node.db") as store:
+        now = time.time()
+        assert await store.add_unit(ReceivedUnit("t1", "work", "00", 8, 8, 8, 8, now, now + 60))
+        written, release = asyncio.Event(), asyncio.Event()
+
+        async def failing_write() -> None:
+            async with store.transaction() as db:
+                await db.execute("UPDATE units SET status = 'committed' WHERE task_id = 't1'")
+                await db.execute(
+                    "INSERT INTO outbox (task_id, stage, topic, payload, created_ts)"
+                    " VALUES ('t1', 'committed', 'x', x'00', 0)"
+                )
+                await db.execute("INSERT INTO kv (key, value) VALUES ('k', 'half')")
+                written.set()
+                await release.wait()
+                raise RuntimeError("disk full")  # rolls the transaction back
+
+        writer = asyncio.create_task(failing_write())
+        await asyncio.wait_for(written.wait(), 5)
+        reads = asyncio.gather(store.outbox(), store.get_setting("k"), store.work_counters())
+        await asyncio.sleep(0.05)
+        assert not reads.done()  # waiting for the transaction, not reading through it
+        release.set()
+        with pytest.raises(RuntimeError, match="disk full"):
+            await writer
+        outbox, setting, counters = await reads
+        assert outbox == []
+        assert setting is None
+        assert counters["outbox.pending"] == 0
+        assert counters["work.submitted"] == 0
