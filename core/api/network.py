@@ -97,8 +97,12 @@ class Wallet(msgspec.Struct, frozen=True, kw_only=True):
     balance: int
     entries: tuple[LedgerEntry, ...]
     rejected: tuple[RejectedWork, ...]
-    earned_today: int
+    earned_today: int  # everything earned since 00:00 UTC (work, liveness, quests, awards)
     work: WorkCounts
+    # Pay for work and liveness in each of the last 24 hours and 7 days, oldest first (from
+    # the whole ledger; empty from a coordinator older than this field).
+    work_hourly: tuple[int, ...] = ()
+    work_daily: tuple[int, ...] = ()
 
 
 class StakeResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -342,7 +342,9 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     alerts: tuple[AlertView, ...] = ()
     cpu: CpuView | None = None
     earnings_hourly: tuple[int, ...] = ()
-    """Base units credited by work receipts per hour over the last 24 h, oldest first."""
+    """Base units of pay for work and liveness per hour over the last 24 h, oldest first:
+    the coordinator's ledger (``Wallet.work_hourly``), or this node's unit receipts before
+    its first wallet answer."""
     earnings_daily: tuple[int, ...] = ()
     """The same per day over the last 7 days, oldest first."""
     link: LinkView

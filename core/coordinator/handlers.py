@@ -264,8 +264,9 @@ class RequestHandlers:
 
     async def _wallet_query(self, sender: str, params: WalletParams) -> Any:
         limit = params.limit
-        entries = await self.state.store.entries(sender, limit)
-        today = time.time() - time.time() % 86400
+        store = self.state.store
+        entries = await store.entries(sender, limit)
+        now = time.time()
         account = await self.state.game.account(sender)
         return {
             "staked": account.staked,
@@ -281,7 +282,10 @@ class RequestHandlers:
             "balance": await self.state.store.balance(sender),
             "entries": [e.to_dict() for e in entries],
             "rejected": await self.state.store.rejected_work(sender, limit),
-            "earned_today": sum(e.amount for e in entries if e.ts >= today and e.amount > 0),
+            # From the whole ledger: a busy node has thousands of entries a day, not ``limit``.
+            "earned_today": await store.earned_since(sender, now - now % 86400),
+            "work_hourly": await store.work_earned_by_period(sender, now, 3600, 24),
+            "work_daily": await store.work_earned_by_period(sender, now, 86400, 7),
             "work": await self.state.store.work_counts(sender),
         }
 

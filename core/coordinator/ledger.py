@@ -22,6 +22,13 @@ from core.sqlite import SqliteStore
 # "grant": the starter balance the local network and devnet give a new node.
 MINT_KINDS = frozenset({"reward", "liveness", "quest", "award", "grant"})
 BURN_KINDS = frozenset({"burn", "slash"})
+# What an account earned: pay for work (units, inference seats, data validation), liveness,
+# a job's fee share, quests and awards. Not a grant (a starter balance), a refund (one's own
+# fee back) nor stake moving between available and staked.
+EARNED_KINDS = ("reward", "liveness", "job-fee", "quest", "award")
+# Pay for work and for being there: a steady stream, so its hourly rate can be charted and
+# watched for drops (quests and awards come in lumps).
+WORK_KINDS = ("reward", "liveness", "job-fee")
 
 
 class SupplyCapReached(Exception):
@@ -177,6 +184,29 @@ class LedgerStore(SqliteStore):
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def earned_since(self, account: str, since: float) -> int:
+        """Base units ``account`` earned (``EARNED_KINDS``) since ``since``."""
+        async with self.db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = ? AND ts >= ?"
+            f" AND kind IN ({', '.join('?' * len(EARNED_KINDS))})",
+            (account, since, *EARNED_KINDS),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def work_earned_by_period(
+        self, account: str, now: float, period_s: int, count: int
+    ) -> tuple[int, ...]:
+        """Base units of ``WORK_KINDS`` in each of the last ``count`` periods, oldest first."""
+        async with self.db.execute(
+            "SELECT CAST((? - ts) / ? AS INTEGER), COALESCE(SUM(amount), 0) FROM ledger"
+            " WHERE account = ? AND ts > ? AND ts <= ?"
+            f" AND kind IN ({', '.join('?' * len(WORK_KINDS))}) GROUP BY 1",
+            (now, period_s, account, now - count * period_s, now, *WORK_KINDS),
+        ) as cur:
+            by_age = {int(age): int(total) async for age, total in cur}
+        return tuple(by_age.get(age, 0) for age in range(count - 1, -1, -1))
 
     async def entries(self, account: str, limit: int = 200) -> list[LedgerEntry]:
         async with self.db.execute(

@@ -313,4 +313,9 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (proposal_id, node_id)
     );
     """,
+    # 8: what an account earned today and per hour or day (the wallet) is a range of its
+    # ledger by time: a covering index, not a scan of every entry it ever had.
+    """
+    CREATE INDEX ledger_account_ts ON ledger (account, ts, kind, amount);
+    """,
 )

@@ -118,16 +118,15 @@ class AlertMonitor:
                     )
 
     def _earnings_drop(self, x: AlertInputs) -> str | None:
-        """The last hour's earnings against the 24 h hourly average (work credits only)."""
+        """The last hour's pay for work against its 24 h hourly average (the ledger's
+        ``work_hourly``: a busy node has thousands of entries a day, more than a page)."""
         pct = self.config.earnings_drop_percent
         if pct <= 0 or x.wallet is None or x.now - x.up_since < 2 * HOUR:
             return None
-        earned = [e for e in x.wallet.entries if e.amount > 0 and e.kind in ("reward", "job-fee")]
-        if not earned or min(e.ts for e in earned) > x.now - 24 * HOUR:
-            return None  # not a day of history in view: nothing to compare with
-        day = sum(e.amount for e in earned if e.ts >= x.now - 24 * HOUR)
-        hour = sum(e.amount for e in earned if e.ts >= x.now - HOUR)
-        average = day / 24
+        hourly = x.wallet.work_hourly
+        if len(hourly) < 24 or hourly[0] <= 0:
+            return None  # not a day of earning in view (or an older coordinator): no baseline
+        hour, average = hourly[-1], sum(hourly) / len(hourly)
         if average <= 0 or hour * 100 >= pct * average:
             return None
         return f"earned {hour / average:.0%} of the 24 h hourly average in the last hour"

@@ -22,6 +22,7 @@ from core.node.views import (
 )
 
 if TYPE_CHECKING:
+    from core.api.network import Wallet
     from core.api.views import ModelView
     from core.config import Config
     from core.node.alerts import AlertMonitor
@@ -94,8 +95,7 @@ async def node_snapshot(node: Node) -> NodeSnapshot:
         model=node.model,
         inference=node.link.inference.view() if node.link is not None else None,
         cpu=await asyncio.to_thread(cpu_view, node.backend_device),
-        earnings_hourly=await node.store.hourly_credits(time.time()),
-        earnings_daily=await node.store.credits_by_period(time.time(), 86400, 7),
+        **await _earnings(node.store, game.wallet if game is not None else None),
         alerts=tuple(
             AlertView(id=a.id, kind=a.kind, message=a.message, since_ts=a.since_ts)
             for a in node.alerts.active.values()
@@ -113,3 +113,15 @@ async def node_snapshot(node: Node) -> NodeSnapshot:
         governance=game.proposals if game is not None else None,
         last_benchmark=last_benchmark_view(await node.store.last_benchmark()),
     )
+
+
+async def _earnings(store: NodeStore, wallet: Wallet | None) -> dict[str, tuple[int, ...]]:
+    """Work pay per hour (24 h) and per day (7 d): the coordinator's ledger, which counts
+    every kind of work; before its first answer, the receipts this node holds (units only)."""
+    if wallet is not None and wallet.work_hourly and wallet.work_daily:
+        return {"earnings_hourly": wallet.work_hourly, "earnings_daily": wallet.work_daily}
+    now = time.time()
+    return {
+        "earnings_hourly": await store.hourly_credits(now),
+        "earnings_daily": await store.credits_by_period(now, 86400, 7),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,31 @@ def test_property_never_over_cap_never_twice(
         path.unlink()
 
     asyncio.run(run())
+
+
+async def test_earnings_by_time_read_the_whole_ledger(tmp_path: Path) -> None:
+    """What the wallet shows as earned today and charts per hour: every entry in the range,
+    not a page of the newest (a busy node gets a receipt every few seconds)."""
+    now = time.time()
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        for i in range(300):  # one receipt every 10 s for 50 minutes: three wallet pages
+            await store.add_entry(
+                account=ALICE, amount=10, kind="reward", reason="u", ts=now - i * 10
+            )
+        await store.add_entry(
+            account=ALICE, amount=1000, kind="job-fee", reason="f", ts=now - 18001
+        )
+        await store.add_entry(account=ALICE, amount=7, kind="quest", reason="q", ts=now - 60)
+        await store.add_entry(account=ALICE, amount=5000, kind="grant", reason="g", ts=now - 30)
+        await store.add_entry(
+            account=ALICE, amount=11, kind="reward", reason="old", ts=now - 8 * 86400
+        )
+        await store.add_entry(account=BOB, amount=99, kind="reward", reason="bob", ts=now - 5)
+        # Earned: work, fee shares and quests; a grant is a starter balance, not earnings.
+        assert await store.earned_since(ALICE, now - 3600) == 300 * 10 + 7
+        assert await store.earned_since(ALICE, now - 86400) == 300 * 10 + 7 + 1000
+        hourly = await store.work_earned_by_period(ALICE, now, 3600, 24)
+        assert len(hourly) == 24 and hourly[-1] == 3000  # the last hour, newest last
+        assert hourly[-6] == 1000 and sum(hourly) == 4000  # 5 h 0 min 1 s ago; no quest
+        daily = await store.work_earned_by_period(ALICE, now, 86400, 7)
+        assert daily == (0, 0, 0, 0, 0, 0, 4000)  # 8 days ago is out of the window

@@ -13,7 +13,7 @@ import pytest
 
 from core.api.commands import GetLog
 from core.api.events import TelemetryEvent
-from core.api.network import ExactProgress, LedgerEntry, Quest, QuestProgress, Wallet
+from core.api.network import ExactProgress, Quest, QuestProgress, Wallet
 from core.config import AlertConfig, load_config
 from core.errors import ConfigError
 from core.node.alerts import AlertInputs, AlertMonitor
@@ -58,23 +58,15 @@ def _quest(deadline: float) -> Quest:
     )
 
 
+def _wallet(hourly: tuple[int, ...]) -> Wallet:
+    return cast(Wallet, SimpleNamespace(work_hourly=hourly))  # only work_hourly is read
+
+
 def test_quest_expiring_and_earnings_drop() -> None:
     now = 100 * HOUR
     monitor = AlertMonitor(AlertConfig(quest_hours=6, earnings_drop_percent=50))
-    day = [
-        LedgerEntry(
-            id=i,
-            ts=now - 24 * HOUR + i * HOUR,
-            amount=10**9,
-            kind="reward",
-            reason="work",
-            category="gpu-contributors",
-            season="2026-Q4",
-            ref=None,
-        )
-        for i in range(23)  # a credit an hour for a day, none in the last hour
-    ]
-    wallet = cast(Wallet, SimpleNamespace(entries=tuple(day)))  # only entries are read
+    # An OMNIT an hour for a day (thousands of ledger entries on a busy node), none last hour.
+    wallet = _wallet((10**9,) * 23 + (0,))
     inputs = AlertInputs(
         now=now, quests=[_quest(now + 2 * HOUR), _quest(now + 20 * HOUR)], wallet=wallet
     )
@@ -82,6 +74,23 @@ def test_quest_expiring_and_earnings_drop() -> None:
     kinds = sorted(a.kind for a in raised)
     assert kinds == ["earnings-low", "quest-expiring"]
     assert "ends in 2.0 h" in next(a.message for a in raised if a.kind == "quest-expiring")
+    low = next(a for a in raised if a.kind == "earnings-low")
+    assert low.message == "earned 0% of the 24 h hourly average in the last hour"
+
+
+@pytest.mark.parametrize(
+    ("hourly", "alert"),
+    [
+        ((10**9,) * 23 + (6 * 10**8,), False),  # 60% of the average: above the 50% line
+        ((10**9,) * 23 + (4 * 10**8,), True),
+        ((0,) + (10**9,) * 22 + (0,), False),  # earning for less than a day: no baseline
+        ((), False),  # a coordinator that does not send work_hourly
+    ],
+)
+def test_earnings_drop_threshold(hourly: tuple[int, ...], alert: bool) -> None:
+    monitor = AlertMonitor(AlertConfig(earnings_drop_percent=50))
+    raised, _ = monitor.evaluate(AlertInputs(now=100 * HOUR, wallet=_wallet(hourly)))
+    assert [a.kind for a in raised] == (["earnings-low"] if alert else [])
 
 
 async def test_the_owner_command_gets_the_alert_as_json(tmp_path: Path) -> None:

@@ -138,4 +138,11 @@ async def test_coordinator_answers_are_decoded_at_the_node(
         answers["wallet"] = wallet
         got = await node.command(GetWallet())
         assert got.balance == 5 and (await node.snapshot()).wallet == got
+        # No per-hour pay from this coordinator: the charts fall back to this node's receipts.
+        assert (await node.snapshot()).earnings_hourly == (0,) * 24
+        hourly, daily = list(range(24)), [0, 0, 0, 0, 0, 0, 276]
+        answers["wallet"] = {**wallet, "work_hourly": hourly, "work_daily": daily}
+        await node.command(GetWallet())
+        snap = await node.snapshot()
+        assert snap.earnings_hourly == tuple(hourly) and snap.earnings_daily == tuple(daily)
         node.link = None
