@@ -109,8 +109,11 @@ class InferenceWorker:
     def _load(self) -> Any:
         from kernels.backend import select_backend
         from kernels.inference import SentenceEncoder, find_model_dir, load_model
+        from kernels.inference.cpu_fused import load_fused
 
         model = load_model(find_model_dir(self.node.config.model_dir), select_backend())
+        if not model.backend.is_cupy:
+            load_fused()  # a node encodes all day: the fused CPU kernels from its first task
         return SentenceEncoder(model)
 
     async def encode(self, texts: Sequence[str]) -> Vectors:

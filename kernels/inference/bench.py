@@ -113,7 +113,8 @@ def benchmark_inference(
     texts = make_sentences(sentences)
     best = float("inf")
     tokens = 0
-    load_fused()  # the kernels a busy node runs, whatever this run's size (see runner.py)
+    if not model.backend.is_cupy and model.dtype == "float32":
+        load_fused()  # the kernels a busy node runs, whatever this run's size (see runner.py)
     with SentenceEncoder(model, batch_size=batch_size, workers=workers) as encoder:
         encoder.encode(texts[: max(1, min(len(texts), 4 * batch_size))])
         for trial in range(trials):

@@ -241,7 +241,9 @@ def load_model(
         )
 
     def put(a: npt.NDArray[np.float32]) -> Array:
-        return backend.asarray(np.ascontiguousarray(a, dtype=dtype))
+        # C-contiguous and writable: the fused CPU kernels' signatures take nothing else (a
+        # loader that handed out read-only memory maps would otherwise fail there).
+        return backend.asarray(np.require(a, dtype=dtype, requirements=["C", "W"]))
 
     h = config.hidden_size
     pos = weights.get("embeddings.position_embeddings.weight", (config.max_positions, h))

@@ -43,8 +43,9 @@ __all__ = [
 # faster per core at 128 than at 32 on 13-token sentences).
 DEFAULT_BATCH_SIZE = 128
 # Loading Numba and the fused kernels' cached machine code takes ~0.5 s, about what they save
-# on ~10,000 tokens: a smaller encode call runs the NumPy passes instead of waiting for them
-# (`omnitensor infer "a sentence"` starts in half the time), unless they are loaded already.
+# on ~10,000 tokens: an encoder runs the NumPy passes until it has seen this many tokens
+# (`omnitensor infer "a sentence"` starts in half the time), or until someone else in the
+# process has loaded them (long-lived owners such as the node load them up front).
 FUSED_MIN_TOKENS = 8192
 # Tokens per forward pass at most: bounds the (sentences, heads, length, length) scores.
 MAX_BATCH_TOKENS = 4096
@@ -115,6 +116,7 @@ class SentenceEncoder:
         # them (see FUSED_MIN_TOKENS), unless this process has them already.
         cpu32 = not model.backend.is_cupy and model.dtype == "float32"
         self._fuse_later = fused is None and cpu32 and not fused_loaded()
+        self._fuse_tried = fused is None and cpu32 and not self._fuse_later
         start_fused = False if self._fuse_later else fused
         self._encoders = [Encoder(model, fused=start_fused) for _ in range(self.workers)]
         self.kernels = ""
@@ -159,15 +161,21 @@ class SentenceEncoder:
         return self.encode_ids(ids)
 
     def _name_kernels(self) -> None:
-        # What runs the elementwise work: "numba 0.68.1", "numpy passes" or "cupy".
+        # What runs the elementwise work: "numba 0.68.1", "cupy", "numpy passes" (not loaded
+        # yet, or turned off by the caller) or "numpy passes (why the kernels cannot load)".
         fused = self._encoders[0].fused is not None
         cupy = self.model.backend.is_cupy
-        self.kernels = "cupy" if cupy else fused_status() if fused else "numpy passes"
+        tried = self._fuse_tried and not fused
+        self.kernels = "cupy" if cupy else fused_status() if fused or tried else "numpy passes"
 
     def _fuse_if_worth_it(self, tokens: int) -> None:
-        if not self._fuse_later or tokens < FUSED_MIN_TOKENS:
+        # Called before the workers start on a call: never a switch in the middle of one.
+        if not self._fuse_later:
+            return
+        if self.tokens_seen + tokens < FUSED_MIN_TOKENS and not fused_loaded():
             return
         self._fuse_later = False
+        self._fuse_tried = True
         kernels = load_fused()
         for encoder in self._encoders:
             encoder.fused = kernels

@@ -33,7 +33,7 @@ def fresh_load() -> Iterator[None]:
     cpu_fused._load.cache_clear()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def kernels() -> FusedKernels:
     loaded = load_fused()
     # Numba is a declared dependency: its absence here is a broken install, not a skip.
@@ -114,10 +114,10 @@ def test_without_numba_the_numpy_passes_run(
 ) -> None:
     real_import = importlib.import_module
 
-    def no_numba(name: str) -> object:
+    def no_numba(name: str, package: str | None = None) -> object:
         if name == "numba":
             raise ModuleNotFoundError("No module named 'numba'")
-        return real_import(name)
+        return real_import(name, package)
 
     monkeypatch.setattr(importlib, "import_module", no_numba)
     assert fused_status() == "numpy passes (numba is not installed)"
@@ -147,6 +147,38 @@ def test_no_writable_cache_compiles_in_memory(
     np.testing.assert_allclose(x[0], [0, 0, 1 + math.erf(1), 10], atol=1e-6)
 
 
+def test_a_numba_that_fails_to_import_falls_back(
+    tiny_dir: Path, fresh_load: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_import = importlib.import_module
+
+    def broken_llvmlite(name: str, package: str | None = None) -> object:
+        if name == "numba":  # what llvmlite raises when its shared library will not load
+            raise OSError("Could not find/load shared object file 'libllvmlite.so'")
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", broken_llvmlite)
+    assert load_fused() is None
+    assert fused_status() == (
+        "numpy passes (numba failed to import: OSError: "
+        "Could not find/load shared object file 'libllvmlite.so')"
+    )
+    model = load_model(tiny_dir, numpy_backend())
+    with SentenceEncoder(model, workers=1) as encoder:
+        encoder.encode(["music " * 40] * (FUSED_MIN_TOKENS // MAX_TOKENS + 1))
+        assert encoder.kernels == fused_status()  # tried, fell back, says why
+
+
+def test_numba_with_its_jit_disabled_is_not_used(
+    fresh_load: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numba
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    assert load_fused() is None
+    assert fused_status() == "numpy passes (NUMBA_DISABLE_JIT is set)"
+
+
 def test_a_failing_compiler_falls_back(fresh_load: None, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(numba: object, *, cache: bool) -> FusedKernels:
         raise OSError("libllvmlite.so: cannot open shared object file")
@@ -156,21 +188,39 @@ def test_a_failing_compiler_falls_back(fresh_load: None, monkeypatch: pytest.Mon
     assert fused_status().startswith("numpy passes (numba failed: OSError: libllvmlite.so")
 
 
-def test_auto_waits_for_a_call_worth_loading_them(tiny_dir: Path, fresh_load: None) -> None:
+def test_auto_waits_for_enough_tokens_to_repay_loading_them(
+    tiny_dir: Path, fresh_load: None
+) -> None:
     model = load_model(tiny_dir, numpy_backend())
+    line = "music " * 40  # 24 tokens in the tiny model
     with SentenceEncoder(model, workers=2) as encoder:
         small = encoder.encode(TEXTS)
         assert encoder.kernels == "numpy passes"
         assert not fused_loaded()
-        texts = ["music " * 40] * (FUSED_MIN_TOKENS // MAX_TOKENS + 1)  # 24 tokens each
-        big = encoder.encode(texts + TEXTS)
-        assert encoder.kernels.startswith("numba ")
-        assert fused_loaded()
-    np.testing.assert_allclose(big[-len(TEXTS) :], small, atol=3e-6)
+        # Many small calls (a node's tasks, a stream's chunks) add up to the threshold.
+        before = encoder.tokens_seen
+        while encoder.kernels == "numpy passes":
+            before = encoder.tokens_seen
+            encoder.encode([line] * 16)
+        # It switched on the call that took the count to the threshold, not before.
+        assert before < FUSED_MIN_TOKENS <= before + 16 * 24 == encoder.tokens_seen
+        assert encoder.kernels.startswith("numba ") and fused_loaded()
+        assert all(worker.fused is not None for worker in encoder._encoders)
+        np.testing.assert_allclose(encoder.encode(TEXTS), small, atol=3e-6)
     # A new encoder in the same process starts with the kernels already loaded.
     with SentenceEncoder(model, workers=1) as later:
         assert later.kernels.startswith("numba ")
     # Explicitly off stays off.
     with SentenceEncoder(model, workers=1, fused=False) as off:
-        off.encode(texts)
+        off.encode([line] * (FUSED_MIN_TOKENS // 24 + 1))
         assert off.kernels == "numpy passes"
+
+
+def test_auto_takes_kernels_someone_else_loaded(tiny_dir: Path, fresh_load: None) -> None:
+    model = load_model(tiny_dir, numpy_backend())
+    with SentenceEncoder(model, workers=2) as encoder:
+        assert encoder.kernels == "numpy passes"
+        load_fused()  # e.g. the node's inference worker, or a benchmark
+        encoder.encode(["dog"])
+        assert encoder.kernels.startswith("numba ")
+        assert all(worker.fused is not None for worker in encoder._encoders)

@@ -95,19 +95,21 @@ def test_gelu_is_the_exact_erf_gelu() -> None:
     assert np.abs(ours - exact).max() < 5e-6
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize("batch_size", [1, 4, 64])
-def test_batch_size_does_not_change_results(tiny_dir: Path, batch_size: int) -> None:
+def test_batch_size_does_not_change_results(tiny_dir: Path, batch_size: int, fused: bool) -> None:
     model = load_model(tiny_dir, numpy_backend())
-    with SentenceEncoder(model, batch_size=8, workers=1) as base:
+    with SentenceEncoder(model, batch_size=8, workers=1, fused=fused) as base:
         expected = base.encode(TEXTS)
-    with SentenceEncoder(model, batch_size=batch_size, workers=2) as encoder:
+    with SentenceEncoder(model, batch_size=batch_size, workers=2, fused=fused) as encoder:
         np.testing.assert_allclose(encoder.encode(TEXTS), expected, atol=2e-6)
 
 
-def test_stream_yields_in_order_and_counts_truncation(tiny_dir: Path) -> None:
+@pytest.mark.parametrize("fused", [True, False], ids=["numba", "numpy"])
+def test_stream_yields_in_order_and_counts_truncation(tiny_dir: Path, fused: bool) -> None:
     model = load_model(tiny_dir, numpy_backend())
     chunks: list[int] = []
-    with SentenceEncoder(model, batch_size=2, workers=2) as encoder:
+    with SentenceEncoder(model, batch_size=2, workers=2, fused=fused) as encoder:
         pairs = list(encoder.encode_stream(iter(TEXTS), chunk_size=4, on_chunk=chunks.append))
         assert encoder.truncated == 1
         expected = encoder.encode(TEXTS)
