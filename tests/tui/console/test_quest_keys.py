@@ -26,6 +26,7 @@ from tui.console.messages import CommandFinished, SnapshotFetched
 from tui.console.screens.dialogs import AmountScreen, ConfirmScreen
 from tui.console.screens.quests import QuestsScreen
 from tui.console.widgets.quests.model import number, percent
+from tui.format import omnit_label
 
 OMNIT = 10**9
 
@@ -169,6 +170,12 @@ async def test_stake_by_dialog_from_the_wallet(
         await settle(pilot, lambda: "balance " in screen_text(app))
         await pilot.press("k")
         await settle(pilot, lambda: isinstance(app.screen, AmountScreen))
+        # What can be staked: the available OMNIT, not the balance that holds the stake too.
+        wallet = replay.result("wallet")
+        assert wallet["available"] == wallet["balance"] - wallet["staked"]
+        dialog = app.screen
+        assert isinstance(dialog, AmountScreen)
+        assert f"(available {omnit_label(wallet['available'])})" in dialog.prompt, dialog.prompt
         app.screen.query_one(Input).value = "ten"
         await pilot.press("enter")
         await settle(pilot, lambda: "is not an amount of OMNIT" in screen_text(app))
