@@ -199,6 +199,9 @@ async def test_season_and_wallet(
         # 100 staked, slashed by a tenth when a unit failed verification.
         assert "staked 90 OMNIT" in text and wallet["staked"] == 90 * OMNIT
         assert f"balance {omnit_amount(wallet['balance'], exact=True)} OMNIT" in text
+        # The balance holds the stake: what is left to spend is named too.
+        assert wallet["available"] == wallet["balance"] - wallet["staked"]
+        assert f"available {omnit_amount(wallet['available'], exact=True)} OMNIT" in text
         assert f"reputation {wallet['reputation']}" in text
         assert slash["amount"] == -10 * OMNIT and signed_omnit(slash["amount"]) in text
         assert "slashed 1/10 of the stake" in text

@@ -187,7 +187,7 @@ async def test_stake_by_dialog_from_the_wallet(
         await wait_for_commands(app)
         staked = await messages.wait(CommandFinished, named("stake"))
         assert staked.ok and staked.request == Stake(amount=10 * OMNIT)
-        assert staked.summary().startswith("staked 100 OMNIT")
+        assert staked.summary().startswith("staked 100 OMNIT · available ")
     assert ("stake", {"amount": 10 * OMNIT}) in replay.calls
 
 
