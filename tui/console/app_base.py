@@ -108,8 +108,9 @@ class ConsoleBase(App[int]):
         wallet = self.snapshot.wallet if self.snapshot is not None else None
         have = ""
         if wallet is not None:
-            amount = wallet.balance if staking else wallet.staked
-            have = f" ({'balance' if staking else 'staked'} {omnit_label(amount)})"
+            # What can be staked is what is available: the balance holds the stake too.
+            amount = wallet.available if staking else wallet.staked
+            have = f" ({'available' if staking else 'staked'} {omnit_label(amount)})"
         prompt = (
             f"How much to stake as a security deposit{have}?"
             if staking

@@ -119,5 +119,6 @@ class CommandFinished(Message, bubble=False):
         if isinstance(result, QuestAccepted | QuestStarted | QuestClaimed | VoteCast):
             return result.message
         if isinstance(result, StakeResult):
-            return f"staked {omnit_label(result.staked)} · balance {omnit_label(result.balance)}"
+            # The answer's balance is what is left to spend: "available", as the wallet says.
+            return f"staked {omnit_label(result.staked)} · available {omnit_label(result.balance)}"
         return "done"

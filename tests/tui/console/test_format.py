@@ -6,16 +6,19 @@ import time
 from typing import Any
 
 import msgspec
+import pytest
 
 from core.api.network import ExactProgress, MultiplierEvent, MultiplierEvents, Quest, QuestProgress
 from core.api.views import (
     BenchProgressView,
+    CpuView,
     LinkView,
     WorkBenchmarking,
     WorkIdle,
     WorkPaused,
 )
 from core.node.fake_nvml import FakeGpu, FakeNvml
+from core.node.service import Node
 from core.node.telemetry import GpuSampler
 from core.node.views import telemetry_view
 from tui.console.history import TelemetryHistory
@@ -24,6 +27,7 @@ from tui.console.widgets.gpu.metric import history_cells
 from tui.console.widgets.node.summary import (
     link_text,
     multiplier_banner,
+    overview_text,
     upcoming_events,
     work_text,
 )
@@ -103,6 +107,27 @@ def test_work_and_multiplier_lines() -> None:
     assert banner is not None and "x3 rewards" in banner.plain and "(2h 00m left)" in banner.plain
     none_yet = MultiplierEvents(factor="1", active=(), upcoming=())
     assert upcoming_events(none_yet).plain == "events none announced"
+
+
+async def test_cpu_bench_line_while_the_first_benchmark_runs(
+    no_gpu_node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a result yet the line offers b; while the first run goes it says so (b would
+    be refused: a benchmark is already running), as the work line above shows its progress."""
+    reading = CpuView(name="test CPU", cores=2, load_pct=(25.0, 10.0))
+    monkeypatch.setattr("core.node.snapshot.cpu_view", lambda _name: reading)
+    snapshot = await no_gpu_node.snapshot()
+    assert snapshot.last_benchmark is None and isinstance(snapshot.work, WorkIdle)
+
+    def bench_line(text: str) -> str:
+        return next(line for line in text.splitlines() if line.startswith("bench "))
+
+    assert bench_line(overview_text(snapshot, now=0.0).plain).endswith("not run yet (b)")
+    running = msgspec.structs.replace(
+        snapshot, work=WorkBenchmarking(progress=BenchProgressView(stage="gemm", fraction=0.5))
+    )
+    line = bench_line(overview_text(running, now=0.0).plain)
+    assert line.endswith("first run in progress") and "(b)" not in line
 
 
 def _quest(id: str, state: Any, current: float, reward: int = 0) -> Quest:

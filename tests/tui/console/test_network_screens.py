@@ -199,6 +199,9 @@ async def test_season_and_wallet(
         # 100 staked, slashed by a tenth when a unit failed verification.
         assert "staked 90 OMNIT" in text and wallet["staked"] == 90 * OMNIT
         assert f"balance {omnit_amount(wallet['balance'], exact=True)} OMNIT" in text
+        # The balance holds the stake: what is left to spend is named too.
+        assert wallet["available"] == wallet["balance"] - wallet["staked"]
+        assert f"available {omnit_amount(wallet['available'], exact=True)} OMNIT" in text
         assert f"reputation {wallet['reputation']}" in text
         assert slash["amount"] == -10 * OMNIT and signed_omnit(slash["amount"]) in text
         assert "slashed 1/10 of the stake" in text
@@ -526,6 +529,24 @@ async def test_data_screen_from_the_recorded_registry(
         assert "contributed 1 dataset(s), 0 records paid" in text
         assert "earned from data 0 OMNIT" in text
         assert "omnitensor contribute-data --validation" in text
+        assert "no datasets on the network yet" not in text
+
+
+async def test_data_screen_says_when_the_registry_is_empty(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    """A network with no datasets yet: the screen says so rather than an empty table."""
+    empty = {**replay.result("datasets", limit=100), "datasets": [], "tasks": []}
+    replay.overrides["datasets"] = lambda params: empty
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
+    async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+        await messages.wait(SnapshotFetched)
+        await pilot.press("7")
+        await settle(pilot, lambda: "contributed 0 dataset(s)" in screen_text(app))
+        text = screen_text(app)
+        assert "no datasets on the network yet" in text
+        assert "omnitensor contribute-data --dataset NAME --path PATH" in text
+        assert not app.screen.query_one("#datasets").display
 
 
 async def test_data_screen_offline_says_why(node: Node, messages: Messages) -> None:

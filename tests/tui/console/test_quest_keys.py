@@ -26,6 +26,7 @@ from tui.console.messages import CommandFinished, SnapshotFetched
 from tui.console.screens.dialogs import AmountScreen, ConfirmScreen
 from tui.console.screens.quests import QuestsScreen
 from tui.console.widgets.quests.model import number, percent
+from tui.format import omnit_label
 
 OMNIT = 10**9
 
@@ -169,6 +170,12 @@ async def test_stake_by_dialog_from_the_wallet(
         await settle(pilot, lambda: "balance " in screen_text(app))
         await pilot.press("k")
         await settle(pilot, lambda: isinstance(app.screen, AmountScreen))
+        # What can be staked: the available OMNIT, not the balance that holds the stake too.
+        wallet = replay.result("wallet")
+        assert wallet["available"] == wallet["balance"] - wallet["staked"]
+        dialog = app.screen
+        assert isinstance(dialog, AmountScreen)
+        assert f"(available {omnit_label(wallet['available'])})" in dialog.prompt, dialog.prompt
         app.screen.query_one(Input).value = "ten"
         await pilot.press("enter")
         await settle(pilot, lambda: "is not an amount of OMNIT" in screen_text(app))
@@ -180,7 +187,7 @@ async def test_stake_by_dialog_from_the_wallet(
         await wait_for_commands(app)
         staked = await messages.wait(CommandFinished, named("stake"))
         assert staked.ok and staked.request == Stake(amount=10 * OMNIT)
-        assert staked.summary().startswith("staked 100 OMNIT")
+        assert staked.summary().startswith("staked 100 OMNIT · available ")
     assert ("stake", {"amount": 10 * OMNIT}) in replay.calls
 
 

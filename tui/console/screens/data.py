@@ -25,6 +25,8 @@ from tui.console.widgets.common.unavailable import Unavailable
 from tui.format import date_time, omnit_label
 
 NO_DATA = "waiting for the datasets from the network"
+# In place of an empty table: the registry answered and holds nothing yet.
+NO_DATASETS = "no datasets on the network yet (contribute one with the command below)"
 DATA_SECONDS = 10.0
 HOW_TO = (
     "contribute: omnitensor contribute-data --dataset NAME --path PATH\n"
@@ -83,6 +85,7 @@ class DataScreen(NodeScreen):
                 "Dataset", "Kind", "Records", "Accepted", "State", "Contributor", "Validators"
             )
             yield datasets
+            yield Static(NO_DATASETS, id="datasets-empty", markup=False)
             tasks: DataTable[str] = DataTable(id="data-tasks", cursor_type="row")
             tasks.add_columns("Task", "Dataset", "Records", "State", "Deadline")
             yield tasks
@@ -144,6 +147,8 @@ class DataScreen(NodeScreen):
                 validators_cell(dataset),
                 key=dataset.name,
             )
+        table.display = bool(listing.datasets)
+        self.query_one("#datasets-empty").display = not listing.datasets
         tasks = self.query_one("#data-tasks", DataTable)
         tasks.clear()
         for task in listing.tasks:

@@ -43,10 +43,15 @@ def reason_width(total: int, other_columns: Sequence[Sequence[str]]) -> int:
 
 
 def wallet_summary(wallet: Wallet) -> Content:
-    """Balance, stake, reputation and today's earnings on one line."""
+    """Balance, stake, reputation and today's earnings on one line; what is available too
+    when some of the balance is staked (or unbonding): the balance holds the stake."""
+    available: tuple[Content | str | tuple[str, str], ...] = ()
+    if wallet.available != wallet.balance:
+        available = ("  ·  ", ("available ", "$text-muted"), omnit_label(wallet.available))
     return Content.assemble(
         ("balance ", "$text-muted"),
         (omnit_label(wallet.balance), "bold"),
+        *available,
         "  ·  ",
         ("staked ", "$text-muted"),
         omnit_label(wallet.staked),

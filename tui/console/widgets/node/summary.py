@@ -235,11 +235,13 @@ def overview_text(snapshot: NodeSnapshot, now: float | None = None) -> Content:
         temp = f"{cpu.temperature_c:.0f}°C" if cpu.temperature_c is not None else "n/a"
         power = f"{cpu.power_w:.0f} W" if cpu.power_w is not None else "n/a"
         last = snapshot.last_benchmark
-        bench = (
-            f"fp32 {last.gemm.fp32.tflops:.3f} TFLOPS, {last.bandwidth.gbps:.1f} GB/s"
-            if last is not None
-            else "not run yet (b)"
-        )
+        if last is not None:
+            bench = f"fp32 {last.gemm.fp32.tflops:.3f} TFLOPS, {last.bandwidth.gbps:.1f} GB/s"
+        elif isinstance(snapshot.work, WorkBenchmarking):
+            # The first run (the work line shows its progress): b would only be refused.
+            bench = "first run in progress"
+        else:
+            bench = "not run yet (b)"
         lines.append(
             Content.assemble(
                 ("cpu      ", "$text-muted"),
