@@ -197,3 +197,26 @@ def test_quest_time_to_finish_at_the_pace_seen() -> None:
     # 0.25 per 600 s; 0.5 left: 1,200 s (binary fractions: no float rounding).
     assert eta_text((0.0, 0.25), 600.0, 0.5, 1.0) == "about 20m 00s to finish at this pace"
     assert eta_text((0.0, 0.1), 600.0, 1.0, 1.0) == ""
+
+
+def test_account_line_reads_the_ledgers_hours_not_a_page_of_entries() -> None:
+    """A busy node's newest 100 entries are a few minutes: the last hour and the 24 h
+    average come from the coordinator's per-hour sums when it sends them."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from core.api.views import NodeSnapshot
+    from tui.console.widgets.node.summary import account_text
+
+    omnit = 10**9
+    wallet = SimpleNamespace(
+        available=5 * omnit, staked=omnit, entries=(), work_hourly=(omnit,) * 23 + (2 * omnit,)
+    )
+    snap = cast(NodeSnapshot, SimpleNamespace(wallet=wallet, earnings_hourly=()))
+    text = account_text(snap, time.time()).plain
+    assert "last hour 2 OMNIT" in text and "24 h average 1 OMNIT/h" in text
+    young = SimpleNamespace(**{**vars(wallet), "work_hourly": (0,) * 20 + (omnit,) * 4})
+    text = account_text(
+        cast(NodeSnapshot, SimpleNamespace(wallet=young, earnings_hourly=())), 0
+    ).plain
+    assert "last hour 1 OMNIT" in text and "24 h average n/a" in text  # not a day of earning

@@ -280,13 +280,15 @@ def account_text(snapshot: NodeSnapshot, now: float) -> Content:
     wallet = snapshot.wallet
     if wallet is None:
         return Content.assemble(("account  ", "$text-muted"), ("not available yet", "$text-muted"))
-    earned = [e for e in wallet.entries if e.amount > 0 and e.kind in ("reward", "job-fee")]
-    hour = sum(e.amount for e in earned if e.ts >= now - 3600)
-    day = [e for e in earned if e.ts >= now - 86400]
-    covers_day = bool(earned) and min(e.ts for e in earned) <= now - 86400
-    per_hour_day = (
-        f"{omnit_label(sum(e.amount for e in day) // 24, exact=False)}/h" if covers_day else "n/a"
-    )
+    hourly = wallet.work_hourly
+    if len(hourly) == 24:  # the coordinator's ledger, whole (a page of entries is minutes)
+        hour, day_total, covers_day = hourly[-1], sum(hourly), hourly[0] > 0
+    else:  # an older coordinator: the newest page of entries
+        earned = [e for e in wallet.entries if e.amount > 0 and e.kind in ("reward", "job-fee")]
+        hour = sum(e.amount for e in earned if e.ts >= now - 3600)
+        day_total = sum(e.amount for e in earned if e.ts >= now - 86400)
+        covers_day = bool(earned) and min(e.ts for e in earned) <= now - 86400
+    per_hour_day = f"{omnit_label(day_total // 24, exact=False)}/h" if covers_day else "n/a"
     return Content.assemble(
         ("account  ", "$text-muted"),
         f"available {omnit_label(wallet.available, exact=False)} · staked "
