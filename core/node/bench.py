@@ -111,7 +111,9 @@ class Benchmarks:
             "bench",
             f"benchmark done: fp32 {view.gemm.fp32.tflops:.3f} TFLOPS, "
             f"{fp16}, {view.bandwidth.gbps:.1f} GB/s, "
-            f"verified {view.verified}",
+            "verified"
+            if view.verified
+            else "NOT verified (the results did not check out)",
             {"result": result},
         )
         node.publish(BenchDoneEvent(result=view))

@@ -62,7 +62,12 @@ def add_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     board = sub.add_parser("leaderboard", parents=[common], help="show a leaderboard")
-    board.add_argument("--category", default="gpu-contributors", choices=BOARDS)
+    board.add_argument(
+        "--category",
+        default="gpu-contributors",
+        choices=BOARDS,
+        help="which board (default: gpu-contributors; data-validators-monthly: this month's)",
+    )
     board.add_argument("--top", type=int, default=3, metavar="N", help="rows (default 3)")
     board.add_argument("--season", metavar="S", help="season (e.g. 2026-Q4) or month")
     sub.add_parser("wallet", parents=[common], help="this node's balance and ledger entries")

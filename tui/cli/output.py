@@ -211,6 +211,10 @@ def format_wallet(wallet: Wallet) -> str:
     balance = wallet.balance
     lines = [
         f"balance   {_omnit(balance, exact=True)} OMNIT",
+        # As the console's wallet shows it: what can be staked or spent, and what cannot.
+        f"available {_omnit(wallet.available, exact=True)} OMNIT"
+        f" · staked {_omnit(wallet.staked, exact=True)} OMNIT",
+        f"today     +{_omnit(wallet.earned_today, exact=True)} OMNIT earned (since 00:00 UTC)",
         f"work      {wallet.work.accepted} verified, {wallet.work.rejected} rejected",
         f"entries   {len(wallet.entries)} (newest first)",
     ]

@@ -65,6 +65,9 @@ def test_amounts_are_spoken_in_omnit(tmp_path: Path) -> None:
     done = run_cli("wallet", "--data-dir", data)
     assert done.returncode == 0, done.stderr
     assert re.match(r"balance   [0-9.]+ OMNIT\n", done.stdout) and "base unit" not in done.stdout
+    # Staked and available, as the console's wallet shows them.
+    assert re.search(r"^available [0-9.]+ OMNIT · staked 0 OMNIT$", done.stdout, re.M)
+    assert re.search(r"^today     \+[0-9.]+ OMNIT earned", done.stdout, re.M)
 
 
 def _closed_port() -> int:

@@ -64,7 +64,7 @@ def test_wallet_quests_and_events_escape_what_the_network_sent() -> None:
         "earned_today": 1,
         "work": {"accepted": 0, "rejected": 1},
     }
-    assert_inert(format_wallet(msgspec.convert(wallet, Wallet)), 6)
+    assert_inert(format_wallet(msgspec.convert(wallet, Wallet)), 8)
     quest = {
         "id": "q1",
         "title": FORGED,

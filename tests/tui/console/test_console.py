@@ -172,6 +172,7 @@ async def test_bench_from_the_keyboard_with_progress(node: Node, messages: Messa
         # NumPy has no fp16 BLAS: no "fp16 0.000 TFLOPS" that reads as a broken device.
         done_lines = [e.message for e in app.log_entries if "benchmark done" in e.message]
         assert "fp16 n/a on numpy (no fp16 BLAS)" in done_lines[-1]
+        assert done_lines[-1].endswith(" GB/s, verified")  # words, not a Python "True"
 
 
 class NoSuchCommand(Request[None], frozen=True, kw_only=True):

@@ -556,3 +556,31 @@ async def test_data_screen_offline_says_why(node: Node, messages: Messages) -> N
         await pilot.press("7")
         await settle(pilot, lambda: "not available yet:" in screen_text(app))
         assert "not on a network" in screen_text(app)
+
+
+async def test_monthly_board_says_month_and_counts_one_node(
+    networked_node: Node, replay: ReplayedCoordinator, messages: Messages
+) -> None:
+    board = synthetic_board(replay, 1, 0, networked_node.node_id)  # one node, not this one
+
+    def answer(params: dict[str, Any]) -> Any:
+        result = board(params)
+        if params.get("category") == "data-validators-monthly":
+            result = {**result, "season": "2026-12"}  # a monthly board's period is a month
+        return result
+
+    replay.overrides["leaderboard"] = answer
+    app = make_app(LocalNodeClient(networked_node), ssh=False)
+    async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
+        await messages.wait(SnapshotFetched)
+        await pilot.press("4")
+        await settle(pilot, lambda: "1 node " in screen_text(app))
+        assert "season 20" in screen_text(app)
+        for _ in range(3):  # to "Validators of the month"
+            await pilot.press("right")
+        await settle(pilot, lambda: "month 2026-12" in screen_text(app))
+        assert "season 2026-12" not in screen_text(app)
+        await pilot.press("m")
+        # The notification names the tab as the screen shows it, not the category's id.
+        wanted = "This node is not ranked on Validators of the month yet."
+        await settle(pilot, lambda: any(n.message == wanted for n in app._notifications))

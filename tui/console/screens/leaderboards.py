@@ -71,7 +71,8 @@ class LeaderboardsScreen(NodeScreen):
     def action_jump_to_me(self) -> None:
         view = self.active_view
         if not view.table.jump_to_own():
-            self.notify(f"This node is not ranked on {view.category} yet.", timeout=3)
+            title = dict(CATEGORIES).get(view.category, view.category)
+            self.notify(f"This node is not ranked on {title} yet.", timeout=3)
             return
         view.table.focus()
 

@@ -68,11 +68,14 @@ class LeaderboardView(Vertical):
             if event.own_rank is not None and event.total
             else Content("not ranked on this board yet")
         )
+        # A monthly board's period is a month ("2026-12"), a season's a quarter ("2026-Q4").
+        period = "season " if event.season is None or "Q" in event.season else "month "
+        nodes = f"{event.total:,} node{'s' if event.total != 1 else ''}"
         status = Content.assemble(
-            ("season ", "$text-muted"),
+            (period, "$text-muted"),
             na(event.season),
             "  ·  ",
-            f"{event.total:,} nodes" if event.total else "nobody on this board yet",
+            nodes if event.total else "nobody on this board yet",
             "  ·  ",
             rank,
         )
