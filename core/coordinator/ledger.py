@@ -169,8 +169,9 @@ class LedgerStore(SqliteStore):
         return int(row[0]), int(row[1])
 
     async def balance(self, account: str) -> int:
+        """What the ledger holds for ``account`` (the sum of its entries, kept running)."""
         async with self.db.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = ?", (account,)
+            "SELECT owned FROM account_owned WHERE account = ?", (account,)
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0

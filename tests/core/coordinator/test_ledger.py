@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import aiosqlite
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -174,3 +175,45 @@ async def test_earnings_by_time_read_the_whole_ledger(tmp_path: Path) -> None:
         assert hourly[-6] == 1000 and sum(hourly) == 4000  # 5 h 0 min 1 s ago; no quest
         daily = await store.work_earned_by_period(ALICE, now, 86400, 7)
         assert daily == (0, 0, 0, 0, 0, 0, 4000)  # 8 days ago is out of the window
+
+
+async def _ledger_sums(store: CoordinatorStore) -> dict[str, int]:
+    async with store.db.execute("SELECT account, SUM(amount) FROM ledger GROUP BY account") as cur:
+        return {str(account): int(total) async for account, total in cur}
+
+
+async def test_balance_is_a_running_total_whichever_code_inserts(tmp_path: Path) -> None:
+    async with CoordinatorStore(tmp_path / "c.db") as store:
+        await store.upsert_node(ALICE, name="alice")
+        for i in range(20):  # the batched verdict path writes ledger rows itself
+            await store.record_verdicts([(verdict(ALICE, f"w{i}", 100 + i), None)])
+        await store.add_entry(account=ALICE, amount=parse_omnit(2), kind="award", reason="a")
+        await store.add_entry(account=ALICE, amount=-parse_omnit(1), kind="escrow", reason="e")
+        await store.add_entry(account=BOB, amount=7, kind="reward", reason="b")
+        await store.add_entry(account=BOB, amount=-3, kind="slash", reason="s")
+        with pytest.raises(SupplyCapReached):  # rolled back: no running total moves either
+            await store.add_entry(account=BOB, amount=MAX_SUPPLY, kind="reward", reason="x")
+        sums = await _ledger_sums(store)
+        assert sums[BOB] == 4 and sums[ALICE] == sum(range(100, 120)) + parse_omnit(1)
+        for account, total in sums.items():
+            assert await store.balance(account) == total
+        assert await store.balance("c" * 64) == 0  # no entries at all
+
+
+async def test_upgrade_totals_the_ledger_already_there(tmp_path: Path) -> None:
+    from core.coordinator.schema import MIGRATIONS
+
+    path = tmp_path / "c.db"
+    old = CoordinatorStore(path)
+    old._db = await aiosqlite.connect(path)
+    await old.migrate(MIGRATIONS[:7])  # a coordinator from before the running totals
+    await old.db.executemany(
+        "INSERT INTO ledger (ts, account, amount, kind, reason) VALUES (?, ?, ?, 'reward', 'r')",
+        [(1.0, ALICE, 5), (2.0, ALICE, 6), (3.0, BOB, 9)],
+    )
+    await old.db.commit()
+    await old.close()
+    async with CoordinatorStore(path) as store:
+        assert await store.balance(ALICE) == 11 and await store.balance(BOB) == 9
+        await store.add_entry(account=ALICE, amount=1, kind="reward", reason="after")
+        assert await store.balance(ALICE) == 12 == (await _ledger_sums(store))[ALICE]
