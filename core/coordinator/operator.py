@@ -41,7 +41,7 @@ async def announce_event(
     NoCoordinatorStore when there is none there; EventError when the game's rules refuse the
     event (too soon, above the cap...).
     """
-    path = _store_path(data_dir)
+    path = store_path(data_dir)
     now = time.time() if now is None else now
     event = MultiplierEvent(
         id=f"ev-{int(now)}-{secrets.token_hex(3)}",
@@ -73,7 +73,7 @@ async def propose(
     NoCoordinatorStore when there is none there; GovernanceError when the proposal is refused
     (no title, fewer than two options, duplicates, a window that ends before it starts...).
     """
-    path = _store_path(data_dir)
+    path = store_path(data_dir)
     now = time.time() if now is None else now
     async with CoordinatorStore(path) as store:
         return await GovernanceBook(store).add_proposal(
@@ -81,7 +81,7 @@ async def propose(
         )
 
 
-def _store_path(data_dir: Path) -> Path:
+def store_path(data_dir: Path) -> Path:
     path = data_dir / STORE_FILE
     if not path.exists():
         raise NoCoordinatorStore(f"no coordinator store at {path}")

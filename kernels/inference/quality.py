@@ -254,7 +254,10 @@ def _refused(known: int, reason: str) -> RoundScore:
 def _parse(data: object, *, with_answer: bool) -> Question:
     if not isinstance(data, Mapping):
         raise BadQuestion(f"a question must be an object, got {type(data).__name__}")
-    allowed = {"id", "query", "candidates"} | ({"answer", "margin"} if with_answer else set())
+    # "consensus": where an answer came from when the network's votes supplied it (a note).
+    allowed = {"id", "query", "candidates"} | (
+        {"answer", "margin", "consensus"} if with_answer else set()
+    )
     extra = sorted(str(key) for key in data if key not in allowed)
     if extra:
         raise BadQuestion(f"unexpected field {extra[0]!r}")

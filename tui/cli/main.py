@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_jobs_parser(sub, common)
     data.add_data_parsers(sub, common)
     operator.add_announce_parser(sub, common)
+    operator.add_consensus_parser(sub, common)
     governance.add_governance_parsers(sub, common)
     node.add_bench_parser(sub, common)
     selftest.add_parser(sub, common)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -67,6 +68,31 @@ def add_announce_parser(
     announce.add_argument("--title", dest="event_name", default=None, help="display name")
 
 
+def add_consensus_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    consensus = sub.add_parser(
+        "quality-consensus",
+        parents=[common],
+        help="(network operator) trusted nodes' answers to the quality bank's unknown questions",
+    )
+    consensus.add_argument(
+        "--min-votes", type=int, default=5, help="voters a question needs (default 5)"
+    )
+    consensus.add_argument(
+        "--min-share", default="3/4", help="share of them on one answer (default 3/4)"
+    )
+    consensus.add_argument(
+        "--bank", type=Path, help="the bank the coordinator runs (default: the shipped one)"
+    )
+    consensus.add_argument(
+        "--write-bank",
+        type=Path,
+        metavar="OUT",
+        help="write the bank with the agreed answers filled in (for --quality-bank)",
+    )
+
+
 def run(args: argparse.Namespace, config: Config, as_json: bool) -> int | None:
     """Run an operator command; None when ``args`` names another command."""
     if args.command == "coordinator":
@@ -75,6 +101,8 @@ def run(args: argparse.Namespace, config: Config, as_json: bool) -> int | None:
         return asyncio.run(_devnet(args, config, as_json))
     if args.command == "announce":
         return asyncio.run(_announce(args))
+    if args.command == "quality-consensus":
+        return asyncio.run(_quality_consensus(args, as_json))
     return None
 
 
@@ -176,3 +204,74 @@ async def _announce(args: argparse.Namespace) -> int:
         raise ConfigError(f"announce refused: {exc}") from None
     print(f"announced {event.name} x{factor} from {date_time_seconds(start)} for {args.hours:g} h")
     return 0
+
+
+async def _quality_consensus(args: argparse.Namespace, as_json: bool) -> int:
+    import json
+    from fractions import Fraction
+
+    from core.coordinator.operator import NoCoordinatorStore
+    from core.coordinator.quality_consensus import tally_unknown_votes
+    from kernels.inference import InferenceError
+    from kernels.inference.quality import default_bank_path, load_bank
+
+    try:
+        min_share = Fraction(args.min_share)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"quality-consensus: bad --min-share {args.min_share!r}") from None
+    if not 0 < min_share <= 1 or args.min_votes < 1:
+        raise ConfigError("quality-consensus: --min-share must be in (0, 1], --min-votes >= 1")
+    try:
+        bank_path = args.bank or default_bank_path()
+        bank = await asyncio.to_thread(load_bank, bank_path)
+        tallies = await tally_unknown_votes(coordinator_dir(args))
+    except NoCoordinatorStore as exc:
+        raise ConfigError(f"quality-consensus: {exc} (use --data-dir)") from None
+    except InferenceError as exc:
+        raise ConfigError(f"quality-consensus: {exc}") from None
+    unknown = {q.id for q in bank if q.answer is None}
+    tallies = [t for t in tallies if t.question_id in unknown]  # votes on this bank's questions
+    agreed = {t.question_id: t for t in tallies if t.agreed(args.min_votes, min_share) is not None}
+    if as_json:
+        rows = [
+            {
+                "id": t.question_id,
+                "voters": t.voters,
+                "counts": {str(k): v for k, v in sorted(t.counts.items())},
+                "agreed": t.agreed(args.min_votes, min_share),
+            }
+            for t in tallies
+        ]
+        print(json.dumps({"unknown": len(unknown), "questions": rows}, indent=2))
+    else:
+        for t in tallies:
+            answer, count = t.top
+            verdict = "agreed" if t.question_id in agreed else "open"
+            print(f"{t.question_id}  {t.voters:3d} voters  answer {answer} ({count}/{t.voters})"
+                  f"  {verdict}")  # fmt: skip
+        print(
+            f"{len(tallies)} of {len(unknown)} unknown questions voted on, {len(agreed)} agreed "
+            f"(at least {args.min_votes} voters, {min_share} of them on one answer)"
+        )
+    if args.write_bank is not None:
+        await asyncio.to_thread(_write_bank, Path(bank_path), args.write_bank, agreed)
+        try:  # what was written loads as a bank
+            await asyncio.to_thread(load_bank, args.write_bank)
+        except InferenceError as exc:
+            raise ConfigError(f"quality-consensus: wrote an unusable bank: {exc}") from None
+        if not as_json:
+            print(f"wrote {args.write_bank}: {len(agreed)} more known questions")
+    return 0
+
+
+def _write_bank(source: Path, out: Path, agreed: dict[str, Any]) -> None:
+    import json
+
+    from core.coordinator.quality_consensus import bank_with_answers
+
+    raw = json.loads(source.read_text(encoding="utf-8"))
+    text = json.dumps(bank_with_answers(raw, agreed), ensure_ascii=False, indent=1) + "\n"
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"quality-consensus: cannot write {out}: {exc.strerror}") from None
