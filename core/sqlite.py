@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import aiosqlite
 
@@ -63,6 +63,16 @@ class SqliteStore:
         (SQLite isolates connections, not statements on one): they wait for it to end."""
         async with self._write_lock:
             yield self.db
+
+    async def read_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one read, taken between write transactions (``consistent``)."""
+        async with self.consistent() as db, db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def read_row(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row of one read (None when there is none), as ``read_rows``."""
+        async with self.consistent() as db, db.execute(sql, params) as cur:
+            return await cur.fetchone()
 
     @property
     def db(self) -> aiosqlite.Connection:

@@ -173,9 +173,10 @@ _UNIT_COLUMNS = (
 class NodeStore(ReplayMarksMixin):
     """The node's store: its log, benchmarks, work, the outbox and small settings.
 
-    Every read goes through ``consistent()``: on one connection a read between two
-    statements of another task's write transaction would see that transaction half done
-    (or an outbox message that may still roll back). Reads never run inside a transaction.
+    Every read goes through ``read_rows``/``read_row`` (``consistent()``): on one connection a
+    read between two statements of another task's write transaction would see that
+    transaction half done (or an outbox message that may still roll back). Reads never run
+    inside a transaction.
     """
 
     migrations = MIGRATIONS
@@ -191,14 +192,10 @@ class NodeStore(ReplayMarksMixin):
         return int(cur.lastrowid or 0)
 
     async def recent_events(self, limit: int = 100) -> list[EventRow]:
-        async with (
-            self.consistent() as db,
-            db.execute(
-                "SELECT id, ts, level, kind, message, data FROM events ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
+        rows = await self.read_rows(
+            "SELECT id, ts, level, kind, message, data FROM events ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
         return [
             EventRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in reversed(list(rows))
         ]
@@ -220,24 +217,16 @@ class NodeStore(ReplayMarksMixin):
         return int(cur.lastrowid or 0)
 
     async def last_benchmark(self) -> BenchmarkRow | None:
-        async with (
-            self.consistent() as db,
-            db.execute(
-                "SELECT id, ts, backend, device, quick, verified, result FROM benchmarks"
-                " ORDER BY id DESC LIMIT 1"
-            ) as cur,
-        ):
-            r = await cur.fetchone()
+        r = await self.read_row(
+            "SELECT id, ts, backend, device, quick, verified, result FROM benchmarks"
+            " ORDER BY id DESC LIMIT 1"
+        )
         if r is None:
             return None
         return BenchmarkRow(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), json.loads(r[6]))
 
     async def get_setting(self, key: str) -> str | None:
-        async with (
-            self.consistent() as db,
-            db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cur,
-        ):
-            row = await cur.fetchone()
+        row = await self.read_row("SELECT value FROM kv WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
     async def set_setting(self, key: str, value: str) -> None:
@@ -271,24 +260,19 @@ class NodeStore(ReplayMarksMixin):
         return cur.rowcount > 0
 
     async def unit(self, task_id: str) -> ReceivedUnit | None:
-        async with (
-            self.consistent() as db,
-            db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE task_id = ?", (task_id,)) as cur,
-        ):
-            row = await cur.fetchone()
+        row = await self.read_row(
+            f"SELECT {_UNIT_COLUMNS} FROM units WHERE task_id = ?", (task_id,)
+        )
         return None if row is None else ReceivedUnit(*row)
 
     async def units_to_compute(self, now: float) -> list[ReceivedUnit]:
         """Units received but not committed yet whose deadline has not passed (restarts)."""
-        async with (
-            self.consistent() as db,
-            db.execute(
-                f"SELECT {_UNIT_COLUMNS} FROM units WHERE status = 'received' AND deadline_ts > ?"
-                " ORDER BY issued_ts",
-                (now,),
-            ) as cur,
-        ):
-            return [ReceivedUnit(*row) async for row in cur]
+        rows = await self.read_rows(
+            f"SELECT {_UNIT_COLUMNS} FROM units WHERE status = 'received' AND deadline_ts > ?"
+            " ORDER BY issued_ts",
+            (now,),
+        )
+        return [ReceivedUnit(*row) for row in rows]
 
     async def advance_unit(
         self,
@@ -324,14 +308,9 @@ class NodeStore(ReplayMarksMixin):
 
     async def outbox(self, limit: int = 1000) -> list[OutboxRow]:
         # Never a message whose transaction is still open (it could yet roll back).
-        async with (
-            self.consistent() as db,
-            db.execute(
-                "SELECT id, task_id, stage, topic, payload FROM outbox ORDER BY id LIMIT ?",
-                (limit,),
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
+        rows = await self.read_rows(
+            "SELECT id, task_id, stage, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+        )
         return [OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
     async def apply_receipt(
@@ -369,32 +348,25 @@ class NodeStore(ReplayMarksMixin):
 
     async def credits_by_period(self, now: float, period_s: int, count: int) -> tuple[int, ...]:
         """Base units credited by receipts in each of the last ``count`` periods, oldest first."""
-        async with (
-            self.consistent() as db,
-            db.execute(
-                "SELECT CAST((? - receipt_ts) / ? AS INTEGER), COALESCE(SUM(credited), 0)"
-                " FROM units WHERE receipt_ts IS NOT NULL AND receipt_ts > ? GROUP BY 1",
-                (now, period_s, now - count * period_s),
-            ) as cur,
-        ):
-            by_age = {int(age): int(total) async for age, total in cur}
+        rows = await self.read_rows(
+            "SELECT CAST((? - receipt_ts) / ? AS INTEGER), COALESCE(SUM(credited), 0)"
+            " FROM units WHERE receipt_ts IS NOT NULL AND receipt_ts > ? GROUP BY 1",
+            (now, period_s, now - count * period_s),
+        )
+        by_age = {int(age): int(total) for age, total in rows}
         return tuple(by_age.get(age, 0) for age in range(count - 1, -1, -1))
 
     async def work_counters(self) -> dict[str, int]:
         # One read between write transactions: a unit acknowledged and its outbox entry
         # gone are one change (apply_receipt), never seen half done.
-        async with (
-            self.consistent() as db,
-            db.execute(
-                "SELECT (SELECT COUNT(*) FROM units WHERE status != 'received'),"
-                " (SELECT COUNT(*) FROM units WHERE status IN ('accepted', 'rejected')),"
-                " (SELECT COUNT(*) FROM outbox),"
-                " (SELECT COUNT(*) FROM units WHERE status = 'rejected'),"
-                " (SELECT COALESCE(SUM(credited), 0) FROM units),"
-                " (SELECT COALESCE(SUM(flops), 0) FROM units WHERE status = 'accepted')"
-            ) as cur,
-        ):
-            row = await cur.fetchone()
+        row = await self.read_row(
+            "SELECT (SELECT COUNT(*) FROM units WHERE status != 'received'),"
+            " (SELECT COUNT(*) FROM units WHERE status IN ('accepted', 'rejected')),"
+            " (SELECT COUNT(*) FROM outbox),"
+            " (SELECT COUNT(*) FROM units WHERE status = 'rejected'),"
+            " (SELECT COALESCE(SUM(credited), 0) FROM units),"
+            " (SELECT COALESCE(SUM(flops), 0) FROM units WHERE status = 'accepted')"
+        )
         assert row is not None
         return {
             "work.submitted": int(row[0]),
